@@ -1,0 +1,3 @@
+from jaq.cli import main
+
+raise SystemExit(main())
