@@ -1,0 +1,517 @@
+"""The compiler's schedule: (layer, accelerator, tiling) -> instruction program, and its golden walker.
+
+The program is the one of docs/execution-model.md section 4:
+
+    SET_LAYER
+    for g in range(G):                       # groups outermost
+      for the 5 tile loops in the tiling's loop order (outermost first; B has one iteration):
+        1. STORE_OUT the previous out tile   if the out tile (g, oc, oh, ow) changed (not on the first iteration)
+        2. LOAD_ACT                          if the act tile (g, ic, oh, ow) changed (or first iteration)
+        3. LOAD_WGT                          if the wgt tile (g, ic, oc) changed (or first)
+        4. LOAD_PSUM                         if the out tile changed (or first) and ic > 0
+        5. COMPUTE (acc = ic > 0)
+    STORE_OUT the last out tile
+    END
+
+Every instruction record carries everything the RTL controller needs, explicitly (no field has to be derived
+from another instruction): tile indices, tile extents (c', m', h', w' and the input extents ih', iw'), the
+off-chip element address of the first element, the strides between runs, the run length, beats per run and the
+total beats. Off-chip memory is element-addressed per tensor (docs section 2):
+
+* activations (padded input): ``[IH][IW][in_ch]``, element (y, x, ch) at ``(y*IW + x)*in_ch + ch``;
+* outputs / partial sums (32-bit): ``[OH][OW][out_ch]``, element (y, x, ch) at ``(y*OW + x)*out_ch + ch``;
+* weights: pre-arranged per tile by :func:`arrange_weights`: tiles in (g, oc-tile, ic-tile) order, each tile
+  ``[m'][K][K][c']`` contiguous; ``LoadWgt.dram_base`` is the tile's first element.
+
+A run covers ``run_len`` consecutive elements and costs ``beats_per_run = ceil(run_len / E_b)`` beats; runs are
+visited in row-major order of their 2-D index (act: input row, input column; out: output row, output column;
+wgt: (oc, kh, kw) with a single stride). Each run starts on a fresh buffer line; the run with index ``r`` starts
+at buffer line ``r * beats_per_run`` (single buffering: every tile sits at line 0 of its buffer).
+
+:func:`walk` executes the program abstractly and returns the golden counters (cycles and every access count)
+that both the analytical model (:mod:`jaq.hw.model`) and the RTL's performance counters must reproduce exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from jaq.errors import JaqError
+from jaq.hw import timing as T
+from jaq.hw.records import DATAFLOWS, Accelerator, Layer, Tiling
+
+# ----------------------------------------------------------------------------------------------------------------
+# Instruction records
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetLayer:
+    """Layer constants for the whole program. ``pf`` lanes per vector; ``e_act``/``e_wgt``/``e_out`` elements per
+    beat; ``rs_passes``/``rs_q``/``rs_last_rows`` the row-stationary geometry (unused by WS/OS)."""
+
+    kind: str
+    in_ch: int
+    out_ch: int
+    groups: int
+    cg: int  # input channels per group
+    mg: int  # output channels per group
+    in_h: int
+    in_w: int
+    out_h: int
+    out_w: int
+    kernel: int
+    stride: int
+    act_bits: int
+    wgt_bits: int
+    act_signed: bool
+    dataflow: str
+    pe_x: int
+    pe_y: int
+    pf: int
+    e_act: int
+    e_wgt: int
+    e_out: int
+    bus_bits: int
+    dram_latency: int
+    pipeline_depth: int
+    rs_passes: int
+    rs_q: int
+    rs_last_rows: int
+    t_ic: int
+    t_oc: int
+    t_oh: int
+    t_ow: int
+    n_ic: int
+    n_oc: int
+    n_oh: int
+    n_ow: int
+    loop_order: tuple[str, ...]
+    op: str = "SET_LAYER"
+
+
+@dataclass(frozen=True)
+class LoadAct:
+    """Load the activation tile (g, ic, oh, ow): ih' x iw' runs of c' channels. Run (y, x) starts at
+    ``dram_base + y*row_stride + x*col_stride`` (elements) and at buffer line ``(y*iw + x)*beats_per_run``."""
+
+    g: int
+    ic: int
+    oh: int
+    ow: int
+    c: int
+    h: int
+    w: int
+    ih: int
+    iw: int
+    dram_base: int
+    row_stride: int
+    col_stride: int
+    run_len: int
+    n_runs: int
+    beats_per_run: int
+    beats: int
+    op: str = "LOAD_ACT"
+
+
+@dataclass(frozen=True)
+class LoadWgt:
+    """Load the weight tile (g, ic, oc): m'*K*K runs of c' weights, contiguous (run r at ``dram_base + r*c'``),
+    buffer line ``r*beats_per_run``; run r = (oc_local*K + kh)*K + kw."""
+
+    g: int
+    ic: int
+    oc: int
+    c: int
+    m: int
+    dram_base: int
+    run_stride: int
+    run_len: int
+    n_runs: int
+    beats_per_run: int
+    beats: int
+    op: str = "LOAD_WGT"
+
+
+@dataclass(frozen=True)
+class LoadPsum:
+    """Load a partial-sum tile (g, oc, oh, ow) back into the output buffer: h' x w' runs of m' 32-bit words;
+    run (y, x) at ``dram_base + y*row_stride + x*col_stride``, buffer line ``(y*w + x)*beats_per_run``."""
+
+    g: int
+    oc: int
+    oh: int
+    ow: int
+    m: int
+    h: int
+    w: int
+    dram_base: int
+    row_stride: int
+    col_stride: int
+    run_len: int
+    n_runs: int
+    beats_per_run: int
+    beats: int
+    op: str = "LOAD_PSUM"
+
+
+@dataclass(frozen=True)
+class StoreOut:
+    """Store the out tile (g, oc, oh, ow) (same addressing as :class:`LoadPsum`). ``final`` is True when the tile
+    holds complete sums (its last contribution had the last ic index), False for a partial sum."""
+
+    g: int
+    oc: int
+    oh: int
+    ow: int
+    m: int
+    h: int
+    w: int
+    dram_base: int
+    row_stride: int
+    col_stride: int
+    run_len: int
+    n_runs: int
+    beats_per_run: int
+    beats: int
+    final: bool
+    op: str = "STORE_OUT"
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Run the array on the resident tiles: extents c', m', h', w', ``cv = ceil(c'/pf)`` channel vectors;
+    ``acc`` False: the first contribution overwrites the OBUF words (ic == 0), True: accumulate. ``steps`` is
+    the dataflow's step count (docs section 5), given for the controller's convenience."""
+
+    g: int
+    ic: int
+    oc: int
+    oh: int
+    ow: int
+    c: int
+    m: int
+    h: int
+    w: int
+    cv: int
+    acc: bool
+    steps: int
+    op: str = "COMPUTE"
+
+
+@dataclass(frozen=True)
+class End:
+    op: str = "END"
+
+
+Instruction = SetLayer | LoadAct | LoadWgt | LoadPsum | StoreOut | Compute | End
+OPS: tuple[str, ...] = ("SET_LAYER", "LOAD_ACT", "LOAD_WGT", "LOAD_PSUM", "STORE_OUT", "COMPUTE", "END")
+
+
+@dataclass
+class Program:
+    """An instruction program for one layer. ``instructions[0]`` is SET_LAYER, the last one END."""
+
+    layer: Layer
+    accel: Accelerator
+    tiling: Tiling
+    instructions: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.instructions)
+
+    def __iter__(self) -> Iterator:
+        return iter(self.instructions)
+
+    def counts_by_op(self) -> dict[str, int]:
+        out = {op: 0 for op in OPS}
+        for ins in self.instructions:
+            out[ins.op] += 1
+        return out
+
+    def listing(self, limit: int | None = None) -> str:
+        """A readable listing, one instruction per line (``limit``: at most that many lines, then a summary)."""
+        lines = [f"# layer {self.layer.name or self.layer.kind}: {self.layer.to_dict()}",
+                 f"# tiling {self.tiling.to_dict()}  dataflow {self.accel.dataflow}  "
+                 f"PE {self.accel.pe_y}x{self.accel.pe_x}  W={self.accel.dram_bits_per_cycle} "
+                 f"L={self.accel.dram_latency_cycles}"]
+        for i, ins in enumerate(self.instructions):
+            if limit is not None and i >= limit:
+                lines.append(f"... {len(self.instructions) - limit} more instructions")
+                break
+            d = asdict(ins)
+            op = d.pop("op")
+            if op == "SET_LAYER":
+                keep = ("kernel", "stride", "act_bits", "wgt_bits", "pf", "e_act", "e_wgt", "e_out", "groups",
+                        "cg", "mg", "dataflow", "pipeline_depth")
+                d = {k: d[k] for k in keep}
+            body = " ".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in d.items())
+            lines.append(f"{i:6d}  {op:<9s} {body}")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Compiler
+# ----------------------------------------------------------------------------------------------------------------
+def _extent(dim: int, tile: int, idx: int) -> int:
+    return min(tile, dim - idx * tile)
+
+
+def check_tiling(layer: Layer, accel: Accelerator, tiling: Tiling) -> None:
+    """Raise :class:`JaqError` naming the field if ``tiling`` is illegal for ``layer`` on ``accel`` (section 3)."""
+    dims = {"t_ic": layer.in_ch_per_group, "t_oc": layer.out_ch_per_group, "t_oh": layer.out_h,
+            "t_ow": layer.out_w}
+    for n, d in dims.items():
+        t = getattr(tiling, n)
+        if t > d:
+            raise JaqError(f"tile {t} larger than its dimension {d}; use at most {d}", f"tiling.{n}")
+    W = accel.dram_bits_per_cycle
+    e_a, e_w, e_o = (T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS))
+    act, wgt, out = T.footprints(tiling.t_ic, tiling.t_oc, tiling.t_oh, tiling.t_ow, layer.kernel, layer.stride,
+                                 e_a, e_w, e_o)
+    for name, need, kb in (("act", act, accel.act_buf_kb), ("wgt", wgt, accel.wgt_buf_kb),
+                           ("out", out, accel.out_buf_kb)):
+        have = T.buffer_lines(kb, W)
+        if need > have:
+            raise JaqError(f"the {name} tile needs {need} lines of {W} bits but the {name} buffer has {have} "
+                           f"({kb} KB); use smaller tiles or a larger buffer", f"tiling ({name}_buf_kb)")
+
+
+def weight_tile_bases(layer: Layer, tiling: Tiling) -> np.ndarray:
+    """Element address of each weight tile in the pre-arranged weight array, shape (G, n_oc, n_ic); tiles are
+    stored in (g, oc-tile, ic-tile) order, each ``m' * K * K * c'`` elements."""
+    n = tiling.counts(layer)
+    G, K = layer.groups, layer.kernel
+    Cg, Mg = layer.in_ch_per_group, layer.out_ch_per_group
+    bases = np.zeros((G, n["OC"], n["IC"]), dtype=np.int64)
+    addr = 0
+    for g in range(G):
+        for oc in range(n["OC"]):
+            m = _extent(Mg, tiling.t_oc, oc)
+            for ic in range(n["IC"]):
+                c = _extent(Cg, tiling.t_ic, ic)
+                bases[g, oc, ic] = addr
+                addr += m * K * K * c
+    return bases
+
+
+def arrange_weights(weights: np.ndarray, layer: Layer, tiling: Tiling) -> tuple[np.ndarray, np.ndarray]:
+    """Lay out integer weights for off-chip memory, per tile (docs section 2).
+
+    ``weights``: integer array ``[out_ch][in_ch/groups][K][K]`` (PyTorch's conv layout; fc: ``[out][in]`` or
+    ``[out][in][1][1]``). Returns ``(flat, bases)``: ``flat`` the 1-D array of ``out_ch*Cg*K*K`` elements (same
+    dtype), tiles in (g, oc-tile, ic-tile) order, each ``[m'][kh][kw][c']``; ``bases`` the (G, n_oc, n_ic) array
+    of each tile's first element (what ``LoadWgt.dram_base`` holds)."""
+    w = np.asarray(weights)
+    K, Cg, Mg, G = layer.kernel, layer.in_ch_per_group, layer.out_ch_per_group, layer.groups
+    if w.ndim == 2:
+        w = w.reshape(w.shape[0], w.shape[1], 1, 1)
+    if w.shape != (layer.out_ch, Cg, K, K):
+        raise JaqError(f"weights have shape {w.shape}, expected {(layer.out_ch, Cg, K, K)}", "weights")
+    bases = weight_tile_bases(layer, tiling)
+    n = tiling.counts(layer)
+    flat = np.empty(layer.out_ch * Cg * K * K, dtype=w.dtype)
+    for g in range(G):
+        for oc in range(n["OC"]):
+            o0 = g * Mg + oc * tiling.t_oc
+            m = _extent(Mg, tiling.t_oc, oc)
+            for ic in range(n["IC"]):
+                c0 = ic * tiling.t_ic
+                c = _extent(Cg, tiling.t_ic, ic)
+                blk = w[o0:o0 + m, c0:c0 + c, :, :].transpose(0, 2, 3, 1)  # [m'][kh][kw][c']
+                b = int(bases[g, oc, ic])
+                flat[b:b + blk.size] = blk.reshape(-1)
+    return flat, bases
+
+
+def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling) -> Program:
+    """Compile one layer into its instruction program (raises :class:`JaqError` for an illegal tiling)."""
+    check_tiling(layer, accel, tiling)
+    n = tiling.counts(layer)
+    K, S, G = layer.kernel, layer.stride, layer.groups
+    Cg, Mg = layer.in_ch_per_group, layer.out_ch_per_group
+    W = accel.dram_bits_per_cycle
+    e_a, e_w, e_o = (T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS))
+    pf = T.fusion_factor(layer.act_bits, layer.wgt_bits)
+    passes, q, last_rows = T.rs_geometry(K, S, accel.pe_y)
+    params = T.ComputeParams(K, S, accel.pe_x, accel.pe_y, pf)
+    step_terms = T.compute_terms(accel.dataflow, params)["steps"]
+    IW, OW = layer.in_w, layer.out_w
+    prog = Program(layer, accel, tiling)
+    ins = prog.instructions
+    ins.append(SetLayer(
+        kind=layer.kind, in_ch=layer.in_ch, out_ch=layer.out_ch, groups=G, cg=Cg, mg=Mg, in_h=layer.in_h,
+        in_w=IW, out_h=layer.out_h, out_w=OW, kernel=K, stride=S, act_bits=layer.act_bits,
+        wgt_bits=layer.wgt_bits, act_signed=layer.act_signed, dataflow=accel.dataflow, pe_x=accel.pe_x,
+        pe_y=accel.pe_y, pf=pf, e_act=e_a, e_wgt=e_w, e_out=e_o, bus_bits=W,
+        dram_latency=accel.dram_latency_cycles, pipeline_depth=T.pipeline_depth(accel.dataflow),
+        rs_passes=passes, rs_q=q, rs_last_rows=last_rows, t_ic=tiling.t_ic, t_oc=tiling.t_oc,
+        t_oh=tiling.t_oh, t_ow=tiling.t_ow, n_ic=n["IC"], n_oc=n["OC"], n_oh=n["OH"], n_ow=n["OW"],
+        loop_order=tiling.loop_order))
+    wbases = weight_tile_bases(layer, tiling)
+    order = tiling.loop_order
+    ranges = [range(n[d]) for d in order]
+
+    def out_instr(cls, key, **extra):
+        g, oc, oh, ow = key
+        m, h, w = _extent(Mg, tiling.t_oc, oc), _extent(layer.out_h, tiling.t_oh, oh), _extent(OW, tiling.t_ow, ow)
+        bpr = T.ceil_div(m, e_o)
+        base = (oh * tiling.t_oh * OW + ow * tiling.t_ow) * layer.out_ch + g * Mg + oc * tiling.t_oc
+        return cls(g=g, oc=oc, oh=oh, ow=ow, m=m, h=h, w=w, dram_base=base, row_stride=OW * layer.out_ch,
+                   col_stride=layer.out_ch, run_len=m, n_runs=h * w, beats_per_run=bpr,
+                   beats=T.out_tile_beats(m, h, w, e_o), **extra)
+
+    prev_act = prev_wgt = prev_out = None
+    prev_out_final = False
+    for g in range(G):
+        for idx in itertools.product(*ranges):
+            pos = dict(zip(order, idx))
+            ic, oc, oh, ow = pos["IC"], pos["OC"], pos["OH"], pos["OW"]
+            c = _extent(Cg, tiling.t_ic, ic)
+            m = _extent(Mg, tiling.t_oc, oc)
+            h = _extent(layer.out_h, tiling.t_oh, oh)
+            w = _extent(OW, tiling.t_ow, ow)
+            act_key, wgt_key, out_key = (g, ic, oh, ow), (g, ic, oc), (g, oc, oh, ow)
+            out_changed = out_key != prev_out
+            if out_changed and prev_out is not None:
+                ins.append(out_instr(StoreOut, prev_out, final=prev_out_final))
+            if act_key != prev_act:
+                ih, iw = T.in_extent(h, K, S), T.in_extent(w, K, S)
+                base = (oh * tiling.t_oh * S * IW + ow * tiling.t_ow * S) * layer.in_ch + g * Cg + ic * tiling.t_ic
+                ins.append(LoadAct(g=g, ic=ic, oh=oh, ow=ow, c=c, h=h, w=w, ih=ih, iw=iw, dram_base=base,
+                                   row_stride=IW * layer.in_ch, col_stride=layer.in_ch, run_len=c, n_runs=ih * iw,
+                                   beats_per_run=T.ceil_div(c, e_a),
+                                   beats=T.act_tile_beats(c, h, w, K, S, e_a)))
+            if wgt_key != prev_wgt:
+                ins.append(LoadWgt(g=g, ic=ic, oc=oc, c=c, m=m, dram_base=int(wbases[g, oc, ic]), run_stride=c,
+                                   run_len=c, n_runs=m * K * K, beats_per_run=T.ceil_div(c, e_w),
+                                   beats=T.wgt_tile_beats(c, m, K, e_w)))
+            if out_changed and ic > 0:
+                ins.append(out_instr(LoadPsum, out_key))
+            steps = T.sum_terms(step_terms, c, m, h, w)
+            ins.append(Compute(g=g, ic=ic, oc=oc, oh=oh, ow=ow, c=c, m=m, h=h, w=w, cv=T.ceil_div(c, pf),
+                               acc=ic > 0, steps=steps))
+            prev_act, prev_wgt, prev_out = act_key, wgt_key, out_key
+            prev_out_final = ic == n["IC"] - 1
+    ins.append(out_instr(StoreOut, prev_out, final=prev_out_final))
+    ins.append(End())
+    return prog
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Golden walker
+# ----------------------------------------------------------------------------------------------------------------
+#: Counter names walk() returns (the model's ``accesses`` use the same names). Units in the names:
+#: ``*_vectors`` fusion-unit operands, ``*_lines`` W-bit buffer lines, ``*_words`` 32-bit words, ``*_beats``
+#: W-bit off-chip transfers, ``*_bits`` bits, ``cycles*`` core cycles, ``n_*`` instruction counts.
+COUNTERS: tuple[str, ...] = (
+    "cycles", "macs", "fu_active_cycles", "compute_steps",
+    "act_buf_rd_vectors", "wgt_buf_rd_vectors", "out_buf_rd_words", "out_buf_wr_words",
+    "act_buf_wr_lines", "wgt_buf_wr_lines", "out_buf_wr_lines", "out_buf_rd_lines",
+    "act_buf_rd_bits", "act_buf_wr_bits", "wgt_buf_rd_bits", "wgt_buf_wr_bits", "out_buf_rd_bits",
+    "out_buf_wr_bits",
+    "dram_rd_beats", "dram_wr_beats", "dram_rd_bits", "dram_wr_bits",
+    "act_load_beats", "wgt_load_beats", "psum_load_beats", "store_beats",
+    "n_set_layer", "n_load_act", "n_load_wgt", "n_load_psum", "n_store_out", "n_compute", "n_end",
+    "cycles_set_layer", "cycles_load_act", "cycles_load_wgt", "cycles_load_psum", "cycles_store_out",
+    "cycles_compute", "cycles_end",
+)
+
+
+def derive_counters(c: dict) -> dict:
+    """Fill the derived counters (bits, DRAM totals, cycles) from the primary ones, in place; ints or tensors.
+
+    Primary: the ``n_*`` counts, the four ``*_beats`` volumes, the compute counters and the layer's bit widths
+    under the keys ``_act_vec_bits``, ``_wgt_vec_bits``, ``_bus_bits``, ``_latency``, ``_depth`` (removed)."""
+    W, L, D = c.pop("_bus_bits"), c.pop("_latency"), c.pop("_depth")
+    avb, wvb = c.pop("_act_vec_bits"), c.pop("_wgt_vec_bits")
+    c["act_buf_wr_lines"] = c["act_load_beats"]
+    c["wgt_buf_wr_lines"] = c["wgt_load_beats"]
+    c["out_buf_wr_lines"] = c["psum_load_beats"]
+    c["out_buf_rd_lines"] = c["store_beats"]
+    c["act_buf_rd_bits"] = c["act_buf_rd_vectors"] * avb
+    c["wgt_buf_rd_bits"] = c["wgt_buf_rd_vectors"] * wvb
+    c["act_buf_wr_bits"] = c["act_buf_wr_lines"] * W
+    c["wgt_buf_wr_bits"] = c["wgt_buf_wr_lines"] * W
+    c["out_buf_rd_bits"] = c["out_buf_rd_words"] * T.OUT_BITS + c["out_buf_rd_lines"] * W
+    c["out_buf_wr_bits"] = c["out_buf_wr_words"] * T.OUT_BITS + c["out_buf_wr_lines"] * W
+    c["dram_rd_beats"] = c["act_load_beats"] + c["wgt_load_beats"] + c["psum_load_beats"]
+    c["dram_wr_beats"] = c["store_beats"]
+    c["dram_rd_bits"] = c["dram_rd_beats"] * W
+    c["dram_wr_bits"] = c["dram_wr_beats"] * W
+    c["cycles_set_layer"] = c["n_set_layer"] * T.set_layer_cycles()
+    c["cycles_end"] = c["n_end"] * T.end_cycles()
+    c["cycles_load_act"] = c["n_load_act"] * T.load_cycles(0, L) + c["act_load_beats"]
+    c["cycles_load_wgt"] = c["n_load_wgt"] * T.load_cycles(0, L) + c["wgt_load_beats"]
+    c["cycles_load_psum"] = c["n_load_psum"] * T.load_cycles(0, L) + c["psum_load_beats"]
+    c["cycles_store_out"] = c["n_store_out"] * T.store_cycles(0) + c["store_beats"]
+    c["cycles_compute"] = c["n_compute"] * T.compute_cycles(0, D) + c["compute_steps"]
+    c["cycles"] = (c["cycles_set_layer"] + c["cycles_load_act"] + c["cycles_load_wgt"] + c["cycles_load_psum"]
+                   + c["cycles_store_out"] + c["cycles_compute"] + c["cycles_end"])
+    return c
+
+
+def walk(program: Program, layer: Layer | None = None, accel: Accelerator | None = None) -> dict[str, int]:
+    """Golden counts of ``program``: executes it instruction by instruction (pure Python ints) and returns every
+    counter of :data:`COUNTERS`. Cycles add each instruction's own cost from :mod:`jaq.hw.timing`."""
+    layer = layer or program.layer
+    accel = accel or program.accel
+    W, L = accel.dram_bits_per_cycle, accel.dram_latency_cycles
+    D = T.pipeline_depth(accel.dataflow)
+    pf = T.fusion_factor(layer.act_bits, layer.wgt_bits)
+    params = T.ComputeParams(layer.kernel, layer.stride, accel.pe_x, accel.pe_y, pf)
+    terms = T.compute_terms(accel.dataflow, params)
+    c = {k: 0 for k in COUNTERS}
+    cyc = 0
+    for ins in program.instructions:
+        op = ins.op
+        if op == "SET_LAYER":
+            c["n_set_layer"] += 1
+            cyc += T.set_layer_cycles()
+        elif op == "END":
+            c["n_end"] += 1
+            cyc += T.end_cycles()
+        elif op == "LOAD_ACT":
+            c["n_load_act"] += 1
+            c["act_load_beats"] += ins.beats
+            cyc += T.load_cycles(ins.beats, L)
+        elif op == "LOAD_WGT":
+            c["n_load_wgt"] += 1
+            c["wgt_load_beats"] += ins.beats
+            cyc += T.load_cycles(ins.beats, L)
+        elif op == "LOAD_PSUM":
+            c["n_load_psum"] += 1
+            c["psum_load_beats"] += ins.beats
+            cyc += T.load_cycles(ins.beats, L)
+        elif op == "STORE_OUT":
+            c["n_store_out"] += 1
+            c["store_beats"] += ins.beats
+            cyc += T.store_cycles(ins.beats)
+        elif op == "COMPUTE":
+            c["n_compute"] += 1
+            k = {name: T.sum_terms(ts, ins.c, ins.m, ins.h, ins.w) for name, ts in terms.items()}
+            assert k["steps"] == ins.steps
+            c["compute_steps"] += k["steps"]
+            c["act_buf_rd_vectors"] += k["act_vectors"]
+            c["wgt_buf_rd_vectors"] += k["wgt_vectors"]
+            c["out_buf_rd_words"] += k["out_words"]
+            c["out_buf_wr_words"] += k["out_words"]
+            c["fu_active_cycles"] += k["fu_active"]
+            c["macs"] += k["macs"]
+            cyc += T.compute_cycles(k["steps"], D)
+        else:  # pragma: no cover
+            raise ValueError(f"unknown instruction {op}")
+    c.update(_act_vec_bits=T.act_vector_bits(layer.act_bits, layer.wgt_bits),
+             _wgt_vec_bits=T.wgt_vector_bits(layer.act_bits, layer.wgt_bits), _bus_bits=W, _latency=L, _depth=D)
+    derive_counters(c)
+    assert c["cycles"] == cyc, (c["cycles"], cyc)
+    return c
+
+
+def walk_layers(layers: Sequence[Layer], accel: Accelerator, tilings: Sequence[Tiling]) -> list[dict[str, int]]:
+    """:func:`walk` of each layer's compiled program."""
+    return [walk(compile_layer(l, accel, t)) for l, t in zip(layers, tilings)]

@@ -1,0 +1,359 @@
+"""Per-instruction cost functions of the native execution model (docs/execution-model.md, sections 1-5).
+
+This module is the ONE place where the formulas live. The program walker (:func:`jaq.hw.schedule.walk`), the
+vectorised estimator (:mod:`jaq.hw.model`), the scalar reference (:mod:`jaq.hw.batchtile`) and the RTL
+generator's tests all import it. Every function works on Python ``int`` values (exact integer arithmetic) and
+on torch tensors (float, broadcasting; integer rounding is *straight-through*: the value is exactly the rounded
+one, the gradient is that of the unrounded expression), so the same code serves the golden walker and the
+differentiable model.
+
+Units: cycles, elements, beats (one ``W``-bit off-chip transfer), lines (one ``W``-bit buffer line), vectors
+(one fusion-unit operand: ``pf`` activations or ``pf`` weights), words (one 32-bit accumulator).
+
+Dataflow counters are written as *sums of separable terms*: ``value(c', m', h', w') = sum_t coef_t *
+f_ic,t(c') * f_oc,t(m') * f_oh,t(h') * f_ow,t(w')``. A single tile evaluates the product; the closed form of
+a whole layer sums each factor over that dimension's tiles (full tiles plus one edge tile) and multiplies the
+sums, which is exact because the loop nest visits the full Cartesian grid of tiles (docs section 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from jaq.hw.records import DATAFLOWS
+
+# ----------------------------------------------------------------------------------------------------------------
+# Fixed micro-architectural constants (cycles). The RTL implements exactly these.
+# ----------------------------------------------------------------------------------------------------------------
+#: Cycles every instruction spends being issued (decode + dispatch), before its body.
+ISSUE_CYCLES = 1
+#: STORE_OUT: cycles of output-buffer read latency before the first beat leaves (writes are posted).
+STORE_READ_LATENCY = 1
+#: COMPUTE fill/drain per dataflow: buffer read, fusion-unit multiply, reduction, accumulate write.
+PIPELINE_DEPTH = {"WS": 4, "OS": 4, "RS": 4}
+#: Width in bits of an output / partial-sum element (32-bit accumulators).
+OUT_BITS = 32
+#: Bits of a fusion unit's product sum: a fusion unit is 16 2-bit BitBricks -> 64 bit-products per cycle.
+FU_BITBRICK_BITS = 64
+
+Num = Any  # int | float | torch.Tensor
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# int / tensor dispatching arithmetic
+# ----------------------------------------------------------------------------------------------------------------
+def is_tensor(*xs) -> bool:
+    return any(isinstance(x, torch.Tensor) for x in xs)
+
+
+def ste_ceil(x: torch.Tensor) -> torch.Tensor:
+    """ceil(x) in value, identity in gradient."""
+    if not x.requires_grad:
+        return torch.ceil(x)
+    return x + (torch.ceil(x) - x).detach()
+
+
+def ste_floor(x: torch.Tensor) -> torch.Tensor:
+    """floor(x) in value, identity in gradient."""
+    if not x.requires_grad:
+        return torch.floor(x)
+    return x + (torch.floor(x) - x).detach()
+
+
+def ceil_div(a: Num, b: Num) -> Num:
+    """ceil(a / b): exact integer division for ints, straight-through ceil for tensors."""
+    if is_tensor(a, b):
+        return ste_ceil(a / b)
+    return -(-a // b)
+
+
+def floor_div(a: Num, b: Num) -> Num:
+    """floor(a / b): exact integer division for ints, straight-through floor for tensors."""
+    if is_tensor(a, b):
+        return ste_floor(a / b)
+    return a // b
+
+
+def minimum(a: Num, b: Num) -> Num:
+    if is_tensor(a, b):
+        a_t, b_t = _as_tensors(a, b)
+        return torch.minimum(a_t, b_t)
+    return min(a, b)
+
+
+def maximum(a: Num, b: Num) -> Num:
+    if is_tensor(a, b):
+        a_t, b_t = _as_tensors(a, b)
+        return torch.maximum(a_t, b_t)
+    return max(a, b)
+
+
+def where(cond: Num, a: Num, b: Num) -> Num:
+    """``a if cond else b`` elementwise."""
+    if is_tensor(cond, a, b):
+        ref = next(x for x in (a, b, cond) if isinstance(x, torch.Tensor) and x.is_floating_point()) \
+            if any(isinstance(x, torch.Tensor) and x.is_floating_point() for x in (a, b, cond)) else None
+        dt = ref.dtype if ref is not None else torch.float64
+        dev = next(x for x in (a, b, cond) if isinstance(x, torch.Tensor)).device
+        a_t = a if isinstance(a, torch.Tensor) else torch.tensor(a, dtype=dt, device=dev)
+        b_t = b if isinstance(b, torch.Tensor) else torch.tensor(b, dtype=dt, device=dev)
+        c_t = cond if isinstance(cond, torch.Tensor) else torch.tensor(bool(cond), device=dev)
+        return torch.where(c_t, a_t, b_t)
+    return a if cond else b
+
+
+def _as_tensors(a: Num, b: Num):
+    ref = a if isinstance(a, torch.Tensor) else b
+    a_t = a if isinstance(a, torch.Tensor) else torch.tensor(a, dtype=ref.dtype, device=ref.device)
+    b_t = b if isinstance(b, torch.Tensor) else torch.tensor(b, dtype=ref.dtype, device=ref.device)
+    return a_t, b_t
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Section 1-2: packing and beats
+# ----------------------------------------------------------------------------------------------------------------
+def fusion_factor(act_bits: Num, wgt_bits: Num) -> Num:
+    """pf = floor(8/a) * floor(8/w): MACs per fusion unit per cycle (BitFusion, Sharma et al. ISCA 2018)."""
+    return floor_div(8, act_bits) * floor_div(8, wgt_bits)
+
+
+def elems_per_beat(bus_bits: Num, elem_bits: Num) -> Num:
+    """E_b = W / b elements of ``b`` bits per ``W``-bit beat (W is a multiple of 32, b in {2,4,8,32})."""
+    return floor_div(bus_bits, elem_bits)
+
+
+def act_vector_bits(act_bits: Num, wgt_bits: Num) -> Num:
+    """Bits of one activation vector: pf * a (= 64/w for the supported bit widths)."""
+    return fusion_factor(act_bits, wgt_bits) * act_bits
+
+
+def wgt_vector_bits(act_bits: Num, wgt_bits: Num) -> Num:
+    """Bits of one weight vector: pf * w (= 64/a)."""
+    return fusion_factor(act_bits, wgt_bits) * wgt_bits
+
+
+def in_extent(out_extent: Num, kernel: Num, stride: Num) -> Num:
+    """Input rows (columns) an output tile of ``out_extent`` rows needs: (h'-1)S + K."""
+    return (out_extent - 1) * stride + kernel
+
+
+def act_tile_beats(c: Num, h: Num, w: Num, kernel: Num, stride: Num, e_act: Num) -> Num:
+    """LOAD_ACT beats: ih' * iw' runs (one per input pixel) of c' elements each, ceil(c'/E_a) beats per run."""
+    return in_extent(h, kernel, stride) * in_extent(w, kernel, stride) * ceil_div(c, e_act)
+
+
+def wgt_tile_beats(c: Num, m: Num, kernel: Num, e_wgt: Num) -> Num:
+    """LOAD_WGT beats: m' * K^2 runs (one per (oc, kh, kw)) of c' elements each."""
+    return m * kernel * kernel * ceil_div(c, e_wgt)
+
+
+def out_tile_beats(m: Num, h: Num, w: Num, e_out: Num) -> Num:
+    """LOAD_PSUM / STORE_OUT beats: h' * w' runs (one per output pixel) of m' 32-bit elements each."""
+    return h * w * ceil_div(m, e_out)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Section 5: instruction cycle costs (issue + body)
+# ----------------------------------------------------------------------------------------------------------------
+def set_layer_cycles() -> int:
+    """SET_LAYER: issue only (body 0)."""
+    return ISSUE_CYCLES
+
+
+def end_cycles() -> int:
+    """END: issue only (body 0); the controller raises ``done`` after it."""
+    return ISSUE_CYCLES
+
+
+def load_cycles(beats: Num, latency: Num) -> Num:
+    """LOAD_ACT / LOAD_WGT / LOAD_PSUM: issue + L + beats (one request per cycle, last datum L cycles later)."""
+    return ISSUE_CYCLES + latency + beats
+
+
+def store_cycles(beats: Num) -> Num:
+    """STORE_OUT: issue + one cycle of buffer read latency + one beat per cycle (writes posted)."""
+    return ISSUE_CYCLES + STORE_READ_LATENCY + beats
+
+
+def pipeline_depth(dataflow: Any) -> Num:
+    """Fill/drain cycles D of one COMPUTE. ``dataflow``: "WS"/"OS"/"RS", an index 0..2, or a tensor of indices."""
+    if isinstance(dataflow, torch.Tensor):
+        table = torch.tensor([float(PIPELINE_DEPTH[d]) for d in DATAFLOWS], dtype=torch.float64,
+                             device=dataflow.device)
+        return table[dataflow.long()]
+    if isinstance(dataflow, int):
+        dataflow = DATAFLOWS[dataflow]
+    return PIPELINE_DEPTH[dataflow]
+
+
+def compute_cycles(steps: Num, depth: Num) -> Num:
+    """COMPUTE: issue + steps + D."""
+    return ISSUE_CYCLES + steps + depth
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Section 5: per-dataflow compute steps and buffer accesses as separable terms
+# ----------------------------------------------------------------------------------------------------------------
+#: Counters every dataflow defines per COMPUTE (names used by walk() and the model).
+COMPUTE_COUNTERS: tuple[str, ...] = ("steps", "act_vectors", "wgt_vectors", "out_words", "fu_active", "macs")
+
+Factor = Callable[[Num], Num]
+
+
+def _one(x: Num) -> Num:
+    return 1
+
+
+def _ident(x: Num) -> Num:
+    return x
+
+
+@dataclass(frozen=True)
+class Term:
+    """``coef * ic(c') * oc(m') * oh(h') * ow(w')``; a factor of ``None`` is the constant 1."""
+
+    coef: Num
+    ic: Factor | None = None
+    oc: Factor | None = None
+    oh: Factor | None = None
+    ow: Factor | None = None
+
+    def at(self, c: Num, m: Num, h: Num, w: Num) -> Num:
+        v = self.coef
+        for f, x in ((self.ic, c), (self.oc, m), (self.oh, h), (self.ow, w)):
+            if f is not None:
+                v = v * f(x)
+        return v
+
+
+@dataclass(frozen=True)
+class ComputeParams:
+    """What the per-dataflow formulas need besides the tile extents (ints or broadcastable tensors)."""
+
+    kernel: Num
+    stride: Num
+    pe_x: Num  # X columns
+    pe_y: Num  # rows Y
+    pf: Num
+
+
+def _cv(pf: Num) -> Factor:
+    return lambda c: ceil_div(c, pf)
+
+
+def ws_terms(p: ComputeParams) -> dict[str, list[Term]]:
+    """Weight stationary: rows <- channel vectors, columns <- output channels (docs section 5)."""
+    k2 = p.kernel * p.kernel
+    cv = _cv(p.pf)
+    mx = lambda m: ceil_div(m, p.pe_x)  # noqa: E731
+    cvy = lambda c: ceil_div(ceil_div(c, p.pf), p.pe_y)  # noqa: E731
+    return {
+        # K^2 * ceil(m'/X) * (cv + ceil(cv/Y) * h' * w')
+        "steps": [Term(k2, cv, mx), Term(k2, cvy, mx, _ident, _ident)],
+        "act_vectors": [Term(k2, cv, mx, _ident, _ident)],
+        "wgt_vectors": [Term(k2, cv, _ident)],
+        "out_words": [Term(k2, cvy, _ident, _ident, _ident)],
+        "fu_active": [Term(k2, cv, _ident, _ident, _ident)],
+        "macs": [Term(k2, _ident, _ident, _ident, _ident)],
+    }
+
+
+def os_terms(p: ComputeParams) -> dict[str, list[Term]]:
+    """Output stationary: rows <- output channels, columns <- output columns (docs section 5)."""
+    k2 = p.kernel * p.kernel
+    cv = _cv(p.pf)
+    my = lambda m: ceil_div(m, p.pe_y)  # noqa: E731
+    wx = lambda w: ceil_div(w, p.pe_x)  # noqa: E731
+    return {
+        # h' * ceil(w'/X) * (ceil(m'/Y) * K^2 * cv + m')
+        "steps": [Term(k2, cv, my, _ident, wx), Term(1, None, _ident, _ident, wx)],
+        "act_vectors": [Term(k2, cv, my, _ident, _ident)],
+        "wgt_vectors": [Term(k2, cv, _ident, _ident, wx)],
+        "out_words": [Term(1, None, _ident, _ident, _ident)],
+        "fu_active": [Term(k2, cv, _ident, _ident, _ident)],
+        "macs": [Term(k2, _ident, _ident, _ident, _ident)],
+    }
+
+
+def rs_geometry(kernel: Num, stride: Num, pe_y: Num) -> tuple[Num, Num, Num]:
+    """Row stationary: (P passes over kernel rows, q output-channel replicas, kernel rows of the last pass)."""
+    passes = ceil_div(kernel, pe_y)
+    q = maximum(1, floor_div(pe_y, kernel))
+    last_rows = kernel - (passes - 1) * pe_y
+    return passes, q, last_rows
+
+
+def rs_input_rows(h: Num, rows_k: Num, stride: Num, pe_x: Num) -> Num:
+    """Distinct input rows read per step, summed over the ceil(h'/X) blocks of output rows of a tile of h' rows,
+    for a pass of ``rows_k`` kernel rows: a block of x output rows touches (x-1)S + rows_k input rows when
+    S <= rows_k (overlapping windows), else rows_k * x."""
+    nb = ceil_div(h, pe_x)
+    return where(stride <= rows_k, stride * h + nb * (rows_k - stride), rows_k * h)
+
+
+def rs_terms(p: ComputeParams) -> dict[str, list[Term]]:
+    """Row stationary (Eyeriss-like): rows <- (kernel row, oc replica), columns <- output rows (docs section 5)."""
+    k2 = p.kernel * p.kernel
+    passes, q, last_rows = rs_geometry(p.kernel, p.stride, p.pe_y)
+    full_rows = minimum(p.kernel, p.pe_y)
+    cv = _cv(p.pf)
+    mq = lambda m: ceil_div(m, q)  # noqa: E731
+    hx = lambda h: ceil_div(h, p.pe_x)  # noqa: E731
+
+    def f_in(h):
+        return (passes - 1) * rs_input_rows(h, full_rows, p.stride, p.pe_x) + \
+            rs_input_rows(h, last_rows, p.stride, p.pe_x)
+
+    return {
+        # P * ceil(m'/q) * ceil(h'/X) * w' * K * cv
+        "steps": [Term(passes * p.kernel, cv, mq, hx, _ident)],
+        "act_vectors": [Term(p.kernel, cv, mq, f_in, _ident)],
+        "wgt_vectors": [Term(k2, cv, _ident, hx, _ident)],
+        "out_words": [Term(passes, None, _ident, _ident, _ident)],
+        "fu_active": [Term(k2, cv, _ident, _ident, _ident)],
+        "macs": [Term(k2, _ident, _ident, _ident, _ident)],
+    }
+
+
+DATAFLOW_TERMS = {"WS": ws_terms, "OS": os_terms, "RS": rs_terms}
+
+
+def compute_terms(dataflow: str | int, p: ComputeParams) -> dict[str, list[Term]]:
+    """The separable terms of every counter in :data:`COMPUTE_COUNTERS` for one dataflow."""
+    if isinstance(dataflow, int):
+        dataflow = DATAFLOWS[dataflow]
+    return DATAFLOW_TERMS[dataflow](p)
+
+
+def compute_counts(dataflow: str | int, p: ComputeParams, c: Num, m: Num, h: Num, w: Num) -> dict[str, Num]:
+    """Counters of ONE COMPUTE instruction with tile extents (c', m', h', w'). ``out_words`` counts the 32-bit
+    OBUF words read and also the words written (read-modify-write; with ``acc`` clear the read value is
+    replaced by zero but the read still happens)."""
+    return {k: sum_terms(ts, c, m, h, w) for k, ts in compute_terms(dataflow, p).items()}
+
+
+def sum_terms(terms: list[Term], c: Num, m: Num, h: Num, w: Num) -> Num:
+    total = 0
+    for t in terms:
+        total = total + t.at(c, m, h, w)
+    return total
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Section 3: legality
+# ----------------------------------------------------------------------------------------------------------------
+def buffer_lines(capacity_kb: Num, bus_bits: Num) -> Num:
+    """Lines of ``W`` bits in a buffer of ``capacity_kb`` KB (1 KB = 1024 B): capacity*8192/W, floored."""
+    return floor_div(capacity_kb * 8192, bus_bits)
+
+
+def footprints(t_ic: Num, t_oc: Num, t_oh: Num, t_ow: Num, kernel: Num, stride: Num,
+               e_act: Num, e_wgt: Num, e_out: Num) -> tuple[Num, Num, Num]:
+    """Buffer lines the full tiles need: (act, wgt, out) (docs section 3)."""
+    act = act_tile_beats(t_ic, t_oh, t_ow, kernel, stride, e_act)
+    wgt = wgt_tile_beats(t_ic, t_oc, kernel, e_wgt)
+    out = out_tile_beats(t_oc, t_oh, t_ow, e_out)
+    return act, wgt, out
