@@ -1,0 +1,528 @@
+"""BitFusion-compatible mode of the cost model: reproduces BitFusion's published analytical simulator.
+
+The native model (``jaq.hw.model``, docs/execution-model.md) counts exactly what the generated RTL does. This
+module instead restates the analytical model of BitFusion's public simulator so that the project's numbers can
+be checked against an independent, published implementation:
+
+* Sharma et al., "Bit Fusion: Bit-Level Dynamically Composable Architecture for Accelerating Deep Neural
+  Networks", ISCA 2018.
+* github.com/hsharma35/bitfusion: ``simulator/accelerator.py`` (fusion-unit throughput, compute cycles),
+  ``optimizer/optimizer.py`` (``get_stats_fast``: tile footprints, double buffering, promotion, DRAM traffic,
+  fill/drain/stall cycles, on-chip access order; ``_optimize_for_order``: the tiling search),
+  ``simulator/stats.py`` (energy), ``simulator/simulator.py`` (buffer banking, CACTI look-ups, core energy and
+  area), ``sram/cacti_sweep.csv`` (the CACTI 45 nm figures below). The facts are restated here and in
+  docs/cost-model.md; no code of that repository is used.
+
+Mapping of the project's records onto the simulator (docs/cost-model.md, "Mapping"):
+
+* array: ``N`` rows = ``pe_y`` (each row a slice of the input channels), ``M`` columns = ``pe_x`` (output
+  channels). ``pf = floor(8/max(a,2)) * floor(8/max(w,2))`` MACs per fusion unit per cycle, fused along input
+  channels.
+* loops: the simulator's (B, OW, OH, IC, OC) tile loops are our ``LOOP_DIMS`` one to one (B has one tile;
+  ``t_ic``/``t_oc`` are per group). The simulator's square output ``O`` becomes ``out_h`` x ``out_w``; its
+  search ties the OH and OW tiles (same power of two, each clamped to its dimension), evaluation takes them
+  separately. Tiles larger than their dimension are clamped to it (as the simulator's search does).
+* groups: a grouped/depthwise layer is ``groups`` independent convolutions of ``in_ch/groups`` ->
+  ``out_ch/groups`` channels run one after the other; every count (cycles incl. fill/drain, accesses, energy)
+  is the per-group count times ``groups``. (The simulator has no grouped convolution.)
+* the simulator's im2col path (used there for a network's first layer) is not modelled: every layer takes the
+  channel-wise path.
+* accelerator: buffers ``act_buf_kb``/``wgt_buf_kb``/``out_buf_kb`` x 1024 bytes (IBUF/WBUF/OBUF), off-chip
+  ``dram_bits_per_cycle`` = the simulator's ``if_width``; ``dataflow`` and ``dram_latency_cycles`` are not used.
+
+Units: cycles (core clock), bits for every access count, pJ for energy, mm² for area, bytes for buffers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from jaq.errors import JaqError
+from jaq.hw.batch import DTYPE, AccelBatch, CostBatch, LayerBatch, TileBatch
+from jaq.hw.records import LOOP_DIMS, LOOP_ORDERS, TILE_EXP_MAX, Accelerator, Cost, Layer, Tiling
+
+# ---------------------------------------------------------------------------------------------------------------
+# Constants (BitFusion's 45 nm, 500 MHz figures; see docs/cost-model.md for the table with sources)
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Highest and lowest precision of a fusion unit (bits); pf = floor(PMAX/max(a,PMIN)) * floor(PMAX/max(w,PMIN)).
+PMAX, PMIN = 8, 2
+#: Partial sums and outputs are 32-bit words (optimizer.py, ``oprec = 32``).
+OUT_BITS = 32
+#: Off-chip energy, pJ per bit read or written (stats.py, ``dram_cost = 15e-3`` nJ/bit).
+DRAM_PJ_PER_BIT = 15.0
+#: Core dynamic energy per fusion unit per cycle, pJ: 235.104 pJ/cycle for the 16x32 array of bf_e_conf,
+#: scaled from a synthesized 4x4 BitFusion array (simulator.py scales the 4x4 figures by N*M/16).
+E_CORE_PJ_PER_FU = 235.104 / 512
+#: Area of one BitFusion fusion unit (8-bit max / 2-bit min), um², 45 nm, 500 MHz (synthesized 4x4 array / 16).
+FU_AREA_UM2 = 1734.6
+#: SRAM word width of WBUF and IBUF banks (pmax*pmax/pmin bits) and of OBUF banks (32 bits).
+BUF_WORD_BITS = {"wgt": PMAX * PMAX // PMIN, "act": PMAX * PMAX // PMIN, "out": OUT_BITS}
+#: CACTI port setting per buffer as the simulator queries it (0 for WBUF and IBUF, 1 for OBUF).
+BUF_PORT = {"wgt": 0, "act": 0, "out": 1}
+
+#: CACTI 6.5, 45 nm, one bank with a 32-bit (4-byte) word: (bank bytes, read-write port, read pJ/bit,
+#: write pJ/bit, area mm²). From hsharma35/bitfusion sram/cacti_sweep.csv (per-access nJ / 32 bits).
+CACTI_45NM: tuple[tuple[int, int, float, float, float], ...] = (
+    (128, 0, 0.02137, 0.02892, 0.001499),
+    (512, 1, 0.03316, 0.07308, 0.007603),
+    (1024, 0, 0.03541, 0.10300, 0.008824),
+    (2048, 0, 0.05947, 0.11370, 0.015132),
+    (4096, 0, 0.10717, 0.13469, 0.030061),
+    (4096, 1, 0.12448, 0.15785, 0.048574),
+    (8192, 0, 0.19974, 0.17383, 0.057506),
+    (16384, 0, 0.31193, 0.26315, 0.108577),
+)
+#: Largest bank the table covers; a larger bank is split into table-sized sub-banks (see :func:`sram_bank_costs`).
+CACTI_MAX_BANK = 16384
+
+#: Dependencies of the operand footprints on the tile loops (optimizer.py ``tile_deps``), columns act, wgt, out,
+#: rows in LOOP_DIMS order (B, IC, OC, OH, OW).
+_DEPS = {"B": (1, 0, 1), "IC": (1, 1, 0), "OC": (0, 1, 1), "OH": (1, 0, 1), "OW": (1, 0, 1)}
+_DEP_TABLE = torch.tensor([_DEPS[d] for d in LOOP_DIMS], dtype=torch.bool)
+_ORDER_TABLE = torch.tensor([[LOOP_DIMS.index(d) for d in o] for o in LOOP_ORDERS], dtype=torch.long)
+
+#: On-chip access orders the simulator chooses between per tile (``sram_order`` in the accesses).
+SRAM_ORDERS = ("IS", "OS", "WS")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Configuration record
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BitFusionConfig:
+    """An accelerator as BitFusion's simulator describes it (its ``.ini`` files), validated on wide ranges.
+
+    rows: N, fusion-unit rows (input channels; our ``pe_y``). cols: M, columns (output channels; ``pe_x``).
+    wbuf_bytes / ibuf_bytes / obuf_bytes: weight / input / output buffer capacities in bytes (each double
+    buffered: a tile may use half). if_width: off-chip bits per cycle. clock_mhz: core clock in MHz.
+
+    The project's :class:`~jaq.hw.Accelerator` admits only the paper's search space (PE 3..64, buffers 64..528
+    KB); BitFusion's own configuration ``bf_e_conf`` (IBUF 32 KB, OBUF 16 KB) lies outside it, hence this record.
+    """
+
+    rows: int = 16
+    cols: int = 32
+    wbuf_bytes: int = 65536
+    ibuf_bytes: int = 32768
+    obuf_bytes: int = 16384
+    if_width: int = 192
+    clock_mhz: float = 500.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, where: str = "bitfusion.") -> None:
+        for n, lo, hi in (("rows", 1, 1024), ("cols", 1, 1024), ("wbuf_bytes", 64, 1 << 30),
+                          ("ibuf_bytes", 64, 1 << 30), ("obuf_bytes", 64, 1 << 30), ("if_width", 1, 1 << 16)):
+            v = getattr(self, n)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise JaqError(f"expected an integer, got {v!r}", f"{where}{n}")
+            if not lo <= v <= hi:
+                raise JaqError(f"{v} out of range {lo}..{hi}", f"{where}{n}")
+        c = self.clock_mhz
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c <= 10_000:
+            raise JaqError(f"{c!r} must be a clock in MHz in (0, 10000]", f"{where}clock_mhz")
+
+    @classmethod
+    def from_accelerator(cls, acc: Accelerator) -> "BitFusionConfig":
+        """N = pe_y, M = pe_x, buffers KB x 1024, if_width = dram_bits_per_cycle."""
+        return cls(rows=acc.pe_y, cols=acc.pe_x, wbuf_bytes=acc.wgt_buf_kb * 1024, ibuf_bytes=acc.act_buf_kb * 1024,
+                   obuf_bytes=acc.out_buf_kb * 1024, if_width=acc.dram_bits_per_cycle, clock_mhz=acc.clock_mhz)
+
+    def to_accel_batch(self, device=None) -> AccelBatch:
+        """One-row :class:`AccelBatch` (buffers in KB, possibly fractional; dataflow WS, latency 0: unused)."""
+        t = lambda v: torch.tensor([float(v)], dtype=DTYPE, device=device)  # noqa: E731
+        return AccelBatch(pe_x=t(self.cols), pe_y=t(self.rows), act_buf_kb=t(self.ibuf_bytes / 1024),
+                          wgt_buf_kb=t(self.wbuf_bytes / 1024), out_buf_kb=t(self.obuf_bytes / 1024),
+                          dataflow=torch.zeros(1, dtype=torch.long, device=device), clock_mhz=t(self.clock_mhz),
+                          dram_bits_per_cycle=t(self.if_width), dram_latency_cycles=t(0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "bitfusion.") -> "BitFusionConfig":
+        if not isinstance(d, Mapping):
+            raise JaqError("expected a mapping of BitFusion configuration fields", where.rstrip("."))
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise JaqError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}",
+                           f"{where}{unknown[0]}")
+        obj = object.__new__(cls)
+        for k in known:
+            object.__setattr__(obj, k, d.get(k, cls.__dataclass_fields__[k].default))
+        obj.validate(where)
+        return obj
+
+
+#: BitFusion's ``bf_e_conf.ini`` (the configuration of its paper's comparison with Eyeriss), the reference case.
+BF_E_CONF = BitFusionConfig()
+
+
+def as_bitfusion_config(acc: "BitFusionConfig | Accelerator") -> BitFusionConfig:
+    if isinstance(acc, BitFusionConfig):
+        return acc
+    if isinstance(acc, Accelerator):
+        return BitFusionConfig.from_accelerator(acc)
+    raise TypeError(f"expected a BitFusionConfig or an Accelerator, got {type(acc).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Helpers: straight-through integer ops (exact values forward, identity gradients backward)
+# ---------------------------------------------------------------------------------------------------------------
+
+def _ceil(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.ceil(x) - x).detach()
+
+
+def _floor(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.floor(x) - x).detach()
+
+
+def _cdiv(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return _ceil(a / b)
+
+
+def _loglog_interp(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear interpolation of log(y) over log(x); the end segments extend beyond the table."""
+    lx, lxs, lys = torch.log(x), torch.log(xs), torch.log(ys)
+    i = torch.searchsorted(lxs, lx.detach().contiguous()).clamp(1, len(xs) - 1)
+    x0, x1, y0, y1 = lxs[i - 1], lxs[i], lys[i - 1], lys[i]
+    return torch.exp(y0 + (lx - x0) * (y1 - y0) / (x1 - x0))
+
+
+def _table(port: int, col: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = sorted(r for r in CACTI_45NM if r[1] == port)
+    return (torch.tensor([float(r[0]) for r in rows], dtype=DTYPE, device=device),
+            torch.tensor([float(r[col]) for r in rows], dtype=DTYPE, device=device))
+
+
+def sram_bank_costs(bank_bytes: torch.Tensor, port: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(read pJ/bit, write pJ/bit, area mm²) of one SRAM bank of ``bank_bytes`` bytes (32-bit words, 45 nm).
+
+    Exact CACTI figures at the table's sizes (:data:`CACTI_45NM`). Between them: piecewise-linear in log-log
+    over the port-0 rows; port-1 figures are the port-0 curve times the measured port-1/port-0 ratio (at 512 B
+    and 4 KB, log-interpolated between and held beyond). Below 128 B: the 128 B-1 KB log-log slope extended.
+    Above 16 KB the bank is split into ``ceil(bytes/16 KB)`` equal sub-banks (BitFusion's way of staying inside
+    the CACTI sweep): energy per bit of one sub-bank, area of all of them.
+    """
+    dev = bank_bytes.device
+    bank_bytes = bank_bytes.to(DTYPE)
+    n_sub = torch.clamp(torch.ceil(bank_bytes.detach() / CACTI_MAX_BANK), min=1.0)
+    sub = bank_bytes / n_sub
+    out = []
+    for col in (2, 3, 4):
+        xs0, ys0 = _table(0, col, dev)
+        v = _loglog_interp(sub, xs0, ys0)
+        if port == 1:
+            xs1, ys1 = _table(1, col, dev)
+            ratio_pts = ys1 / _loglog_interp(xs1, xs0, ys0)
+            r = _loglog_interp(sub.clamp(float(xs1[0]), float(xs1[-1])), xs1, ratio_pts)
+            v = v * r
+        out.append(v)
+    rd, wr, area = out
+    return rd, wr, area * n_sub
+
+
+def buffer_costs(accels: AccelBatch) -> dict[str, dict[str, torch.Tensor]]:
+    """Per buffer (``act``, ``wgt``, ``out``): banks, bank bytes, read/write pJ per bit, total area mm².
+
+    Banking as BitFusion's simulator: WBUF one bank per fusion unit (N*M), IBUF one bank per row (N), OBUF one
+    bank per column (M).
+    """
+    N, M = accels.pe_y, accels.pe_x
+    res = {}
+    for name, kb, banks in (("wgt", accels.wgt_buf_kb, N * M), ("act", accels.act_buf_kb, N),
+                            ("out", accels.out_buf_kb, M)):
+        bank_bytes = kb * 1024 / banks
+        rd, wr, area = sram_bank_costs(bank_bytes, BUF_PORT[name])
+        res[name] = {"banks": banks, "bank_bytes": bank_bytes, "rd_pj_bit": rd, "wr_pj_bit": wr,
+                     "area_mm2": area * banks}
+    return res
+
+
+def area_bitfusion(accels: AccelBatch) -> dict[str, torch.Tensor]:
+    """Area in mm² by component (``core``, ``wgt_buf``, ``act_buf``, ``out_buf``) and ``total``."""
+    b = buffer_costs(accels)
+    core = accels.pe_x * accels.pe_y * FU_AREA_UM2 * 1e-6
+    d = {"core": core, "wgt_buf": b["wgt"]["area_mm2"], "act_buf": b["act"]["area_mm2"],
+         "out_buf": b["out"]["area_mm2"]}
+    d["total"] = d["core"] + d["wgt_buf"] + d["act_buf"] + d["out_buf"]
+    return d
+
+
+def perf_factor(act_bits: torch.Tensor, wgt_bits: torch.Tensor) -> torch.Tensor:
+    """MACs per fusion unit per cycle: floor(8/max(a,2)) * floor(8/max(w,2)) (accelerator.py)."""
+    return (_floor(PMAX / torch.clamp(act_bits, min=PMIN)) * _floor(PMAX / torch.clamp(wgt_bits, min=PMIN)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The estimator
+# ---------------------------------------------------------------------------------------------------------------
+
+def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch) -> CostBatch:
+    """BitFusion's analytical cost of each (layer, accelerator, tiling) row, vectorised over rows.
+
+    Per row (``get_stats_fast`` semantics, per group; every extensive count is then multiplied by ``groups``):
+
+    * tile footprints in bits: act ``((ow-1)S+K)((oh-1)S+K) * ic * a``; wgt ``ceil(K²ic/(N pf))*N pf * oc * w``;
+      out ``ow*oh*ceil(oc/M)*M * 32``. Legal iff each fits in half its buffer (double buffering).
+    * promotion: walking the tile loops from the innermost out, an operand's volume is multiplied by the trip
+      count of every loop it depends on while it still fits in half its buffer (it stays resident: the largest
+      such volume is its "first tile"), and by the trip count of every loop once it no longer fits (refetch).
+      The final volumes are the DRAM reads (act + wgt + out partial sums) and writes (out).
+    * compute cycles ``T * ceil(oc/M) * oh*ow * K² * ceil(ic/(N pf))`` (T tiles); fill ``ceil(first tiles/
+      if_width)``; drain ``ceil(first out tile/if_width)``; stall ``max(0, ceil(middle DRAM bits/if_width) -
+      compute)``; cycles = compute + stall + fill + drain.
+    * on-chip accesses: per tile the cheapest of input-, output- and weight-stationary access orders (by the
+      simulator's bit-count estimate; ties IS, then OS) plus the buffer fills and drains from DRAM.
+    * energy pJ: compute cycles x N*M x E_FU + buffer bits x CACTI pJ/bit + DRAM bits x 15.
+
+    Returns a :class:`CostBatch`; ``accesses`` hold bit counts (``*_bits``) and cycle parts (``compute_cycles``,
+    ``fill_cycles``, ``drain_cycles``, ``stall_cycles``, ``memory_cycles``), ``tiles``, ``macs`` and
+    ``sram_order`` (index into :data:`SRAM_ORDERS`).
+    """
+    dev = layers.in_ch.device
+    N, M = accels.pe_y, accels.pe_x
+    a, w = layers.act_bits, layers.wgt_bits
+    K, S, G = layers.kernel, layers.stride, layers.groups
+    C, Mo = layers.in_ch / G, layers.out_ch / G
+    OH, OW = layers.out_h, layers.out_w
+    ic, oc = torch.minimum(tiles.t_ic, C), torch.minimum(tiles.t_oc, Mo)
+    oh, ow = torch.minimum(tiles.t_oh, OH), torch.minimum(tiles.t_ow, OW)
+    n_ic, n_oc, n_oh, n_ow = _cdiv(C, ic), _cdiv(Mo, oc), _cdiv(OH, oh), _cdiv(OW, ow)
+    one = torch.ones_like(n_ic)
+
+    pf = perf_factor(a, w)
+    npf = N * pf
+    KK = K * K
+    oc_pad = _cdiv(oc, M) * M
+
+    # first-tile footprints (bits) and half-buffer capacities (bits)
+    act = ((ow - 1) * S + K) * ((oh - 1) * S + K) * ic * a
+    wgt = _cdiv(KK * ic, npf) * npf * oc * w
+    out = ow * oh * oc_pad * OUT_BITS
+    vols = torch.stack([act, wgt, out], 1)
+    half = torch.stack([accels.act_buf_kb, accels.wgt_buf_kb, accels.out_buf_kb], 1) * (1024 * 8 / 2)
+    half = half.expand_as(vols)
+    legal = (vols.detach() <= half).all(1)
+
+    # promotion through the loop nest, innermost loop first
+    counts = torch.stack([one, n_ic, n_oc, n_oh, n_ow], 1)
+    order = _ORDER_TABLE.to(dev)[tiles.loop_order.long()]
+    deps = _DEP_TABLE.to(dev)
+    first = vols
+    promoted = torch.ones_like(vols, dtype=torch.bool)
+    for j in range(len(LOOP_DIMS) - 1, -1, -1):
+        d = order[:, j]
+        n = counts.gather(1, d[:, None])
+        dep = deps[d]
+        vols = torch.where(~promoted | dep, vols * n, vols)
+        fits = (vols.detach() <= half)
+        first = torch.where(promoted & dep & fits, vols, first)
+        promoted = promoted & ~(dep & ~fits)
+    act_fill, wgt_fill, out_fill = vols.unbind(1)
+
+    dram_rd = act_fill + wgt_fill + out_fill
+    dram_wr = out_fill
+    ifw = accels.dram_bits_per_cycle
+    first_in = first.sum(1)
+    last_out = first[:, 2]
+    fill = _cdiv(first_in, ifw)
+    drain = _cdiv(last_out, ifw)
+    middle = dram_rd + dram_wr - first_in - last_out
+    memory = _cdiv(middle, ifw)
+    T = n_ic * n_oc * n_oh * n_ow
+    compute = T * _cdiv(oc, M) * oh * ow * KK * _cdiv(ic, npf)
+    stall = torch.clamp(memory - compute, min=0.0)
+    cycles = compute + stall + fill + drain
+
+    # on-chip access order per tile (the simulator's estimate of each order's bits)
+    is_loop, os_loop, ws_loop = oc_pad, _cdiv(ic, npf) * npf * KK, oh * ow
+    e_is = os_loop * ws_loop * (a + is_loop * (w + OUT_BITS))
+    e_os = is_loop * ws_loop * (OUT_BITS + os_loop * (a + w))
+    e_ws = os_loop * is_loop * (w + ws_loop * (a + OUT_BITS))
+    e_min = torch.minimum(torch.minimum(e_is, e_os), e_ws)
+    sel_is = e_is == e_min
+    sel_os = ~sel_is & (e_os == e_min)
+    sel_ws = ~sel_is & ~sel_os
+    pix = oh * ow
+    red = KK * ic  # reduction length of one output (per tile)
+    act_rd = T * red * pix * a * torch.where(sel_ws, oc, torch.where(sel_os, oc, one))
+    wgt_rd = T * red * oc * w * torch.where(sel_ws, one, pix)
+    out_rw = T * oc * pix * OUT_BITS * torch.where(sel_os, one, red)
+    sram_order = torch.where(sel_is, 0, torch.where(sel_os, 1, 2))
+
+    bufs = buffer_costs(accels)
+    acc = {
+        "act_buf_rd_bits": act_rd, "act_buf_wr_bits": act_fill,
+        "wgt_buf_rd_bits": wgt_rd, "wgt_buf_wr_bits": wgt_fill,
+        "out_buf_rd_bits": out_rw + dram_wr, "out_buf_wr_bits": out_rw + out_fill,
+        "dram_rd_bits": dram_rd, "dram_wr_bits": dram_wr,
+        "compute_cycles": compute, "fill_cycles": fill, "drain_cycles": drain, "stall_cycles": stall,
+        "memory_cycles": memory, "tiles": T,
+    }
+    acc = {k: v * G for k, v in acc.items()}
+    acc["macs"] = G * Mo * OH * OW * C * KK
+    acc["sram_order"] = sram_order.to(DTYPE)
+    cycles = cycles * G
+    energy = {
+        "mac": acc["compute_cycles"] * N * M * E_CORE_PJ_PER_FU,
+        "act_buf_rd": acc["act_buf_rd_bits"] * bufs["act"]["rd_pj_bit"],
+        "act_buf_wr": acc["act_buf_wr_bits"] * bufs["act"]["wr_pj_bit"],
+        "wgt_buf_rd": acc["wgt_buf_rd_bits"] * bufs["wgt"]["rd_pj_bit"],
+        "wgt_buf_wr": acc["wgt_buf_wr_bits"] * bufs["wgt"]["wr_pj_bit"],
+        "out_buf_rd": acc["out_buf_rd_bits"] * bufs["out"]["rd_pj_bit"],
+        "out_buf_wr": acc["out_buf_wr_bits"] * bufs["out"]["wr_pj_bit"],
+        "dram": (acc["dram_rd_bits"] + acc["dram_wr_bits"]) * DRAM_PJ_PER_BIT,
+    }
+    area = area_bitfusion(accels)["total"]
+    n = len(layers)
+    return CostBatch(cycles=cycles, energy_pj=energy, area_mm2=area.expand(n) if area.shape[0] == 1 else area,
+                     accesses=acc, legal=legal, clock_mhz=accels.clock_mhz.expand(n)
+                     if accels.clock_mhz.shape[0] == 1 else accels.clock_mhz)
+
+
+def cost_from_batch(cb: CostBatch, i: int) -> Cost:
+    """Row ``i`` of a :class:`CostBatch` as a :class:`Cost` record (integer counts rounded)."""
+    cycles = int(round(float(cb.cycles[i])))
+    clock = float(cb.clock_mhz[i])
+    return Cost(cycles=cycles, latency_ms=cycles / (clock * 1e3),
+                energy_pj={k: float(v[i]) for k, v in cb.energy_pj.items()}, area_mm2=float(cb.area_mm2[i]),
+                accesses={k: int(round(float(v[i]))) for k, v in cb.accesses.items()}, legal=bool(cb.legal[i]))
+
+
+def _batches(layers: Sequence[Layer], cfg: BitFusionConfig, tilings: Sequence[Tiling]):
+    lb = LayerBatch.from_layers(layers)
+    ab = cfg.to_accel_batch().expand_to(len(layers))
+    tb = TileBatch.from_tilings(tilings)
+    return lb, ab, tb
+
+
+def estimate_bitfusion_one(layer: Layer, acc: "BitFusionConfig | Accelerator", tiling: Tiling) -> Cost:
+    """Cost of one layer under one tiling in BitFusion mode (see :func:`estimate_bitfusion`)."""
+    cfg = as_bitfusion_config(acc)
+    return cost_from_batch(estimate_bitfusion(*_batches([layer], cfg, [tiling])), 0)
+
+
+def check_tiling_fits(layer: Layer, acc: "BitFusionConfig | Accelerator", tiling: Tiling,
+                      where: str = "tiling") -> None:
+    """Raise a one-line :class:`JaqError` naming the buffer when ``tiling`` does not fit (half-buffer rule)."""
+    cfg = as_bitfusion_config(acc)
+    K, S = layer.kernel, layer.stride
+    ic, oc = min(tiling.t_ic, layer.in_ch_per_group), min(tiling.t_oc, layer.out_ch_per_group)
+    oh, ow = min(tiling.t_oh, layer.out_h), min(tiling.t_ow, layer.out_w)
+    pf = (PMAX // max(layer.act_bits, PMIN)) * (PMAX // max(layer.wgt_bits, PMIN))
+    npf = cfg.rows * pf
+    need = {"IBUF": (((ow - 1) * S + K) * ((oh - 1) * S + K) * ic * layer.act_bits, cfg.ibuf_bytes),
+            "WBUF": (math.ceil(K * K * ic / npf) * npf * oc * layer.wgt_bits, cfg.wbuf_bytes),
+            "OBUF": (ow * oh * math.ceil(oc / cfg.cols) * cfg.cols * OUT_BITS, cfg.obuf_bytes)}
+    for buf, (bits, cap) in need.items():
+        if bits > cap * 8 / 2:
+            raise JaqError(f"tile needs {bits:,} bits of {buf} but half of its {cap:,} bytes is {cap * 4:,} bits "
+                           f"(double buffering); use smaller tiles", where)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The tiling search (BitFusion's: all 120 orders x power-of-two tiles, min cycles then min energy)
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class BitFusionChoice:
+    """The chosen tiling of one layer, its cost and the objective value it won with (field names as
+    ``jaq.hw.batchtile.TileChoice``). ``objective`` is cycles (lexicographic search) or the weighted objective."""
+
+    tiling: Tiling
+    cost: Cost
+    objective: float
+
+
+def _pow2_tiles(dim: int, unit: int = 1) -> list[int]:
+    """``min(2^k * unit, dim)`` for k = 0..ceil(log2(ceil(dim/unit))), capped at 2^TILE_EXP_MAX, deduplicated."""
+    m = math.ceil(dim / unit)
+    kmax = math.ceil(math.log2(m)) if m > 1 else 0
+    vals = sorted({min((1 << k) * unit, dim, 1 << TILE_EXP_MAX) for k in range(kmax + 1)})
+    return vals
+
+
+def candidate_tilings(layer: Layer, acc: "BitFusionConfig | Accelerator") -> TileBatch:
+    """BitFusion's search space for one layer: 120 loop orders x OH=OW power-of-two tiles x IC power-of-two tiles
+    x OC tiles of 2^k columns (each clamped to its dimension). Orders vary slowest."""
+    cfg = as_bitfusion_config(acc)
+    o_exp = _pow2_tiles(max(layer.out_h, layer.out_w))
+    sp = sorted({(min(t, layer.out_h), min(t, layer.out_w)) for t in o_exp})
+    ics = _pow2_tiles(layer.in_ch_per_group)
+    ocs = _pow2_tiles(layer.out_ch_per_group, cfg.cols)
+    combos = torch.tensor([(i, o, h, w_) for (h, w_) in sp for i in ics for o in ocs], dtype=DTYPE)
+    n_orders = len(LOOP_ORDERS)
+    c = combos.repeat(n_orders, 1)
+    lo = torch.arange(n_orders, dtype=torch.long).repeat_interleave(len(combos))
+    return TileBatch(t_ic=c[:, 0], t_oc=c[:, 1], t_oh=c[:, 2], t_ow=c[:, 3], loop_order=lo)
+
+
+def _segment_min(keys: torch.Tensor, seg: torch.Tensor, n: int) -> torch.Tensor:
+    out = torch.full((n,), math.inf, dtype=keys.dtype)
+    return out.scatter_reduce(0, seg, keys, reduce="amin", include_self=True)
+
+
+def search_bitfusion(layers: Sequence[Layer], acc: "BitFusionConfig | Accelerator",
+                     weights: tuple[float, float, float] | None = None) -> list[BitFusionChoice]:
+    """Best tiling of every layer in BitFusion mode, all layers' candidates evaluated in one batch.
+
+    ``weights=None``: BitFusion's objective, minimum cycles and then minimum energy (ties: lowest loop-order
+    index, then smallest spatial, IC, OC tiles). ``weights=(lE, lL, lA)``: minimum of
+    ``lE*energy_mJ + lL*latency_ms + lA*area_mm2`` (the paper's Eq. 9 in these units; area is the same for every
+    tiling). Raises :class:`JaqError` naming the layer when no tiling fits.
+    """
+    cfg = as_bitfusion_config(acc)
+    if not layers:
+        return []
+    cands = [candidate_tilings(l, cfg) for l in layers]
+    sizes = torch.tensor([len(c) for c in cands])
+    seg = torch.arange(len(layers)).repeat_interleave(sizes)
+    tb = TileBatch(**{f.name: torch.cat([getattr(c, f.name) for c in cands]) for f in fields(TileBatch)})
+    lb = LayerBatch.from_layers(layers).index(seg)
+    ab = cfg.to_accel_batch().expand_to(len(seg))
+    with torch.no_grad():
+        cb = estimate_bitfusion(lb, ab, tb)
+    inf = torch.tensor(math.inf, dtype=DTYPE)
+    energy = cb.energy_total_pj
+    if weights is None:
+        k1 = torch.where(cb.legal, cb.cycles, inf)
+        m1 = _segment_min(k1, seg, len(layers))
+        k2 = torch.where(k1 == m1[seg], energy, inf)
+        m2 = _segment_min(k2, seg, len(layers))
+        win = (k2 == m2[seg]) & torch.isfinite(k2)
+        objective = cb.cycles
+    else:
+        lE, lL, lA = (float(x) for x in weights)
+        objective = lE * energy * 1e-9 + lL * cb.latency_ms + lA * cb.area_mm2
+        k1 = torch.where(cb.legal, objective, inf)
+        m1 = _segment_min(k1, seg, len(layers))
+        win = (k1 == m1[seg]) & torch.isfinite(k1)
+    idx = torch.where(win, torch.arange(len(seg), dtype=DTYPE), inf)
+    best = _segment_min(idx, seg, len(layers))
+    out = []
+    for li, b in enumerate(best.tolist()):
+        if not math.isfinite(b):
+            raise JaqError(f"no tiling fits the buffers (IBUF {cfg.ibuf_bytes:,} B, WBUF {cfg.wbuf_bytes:,} B, "
+                           f"OBUF {cfg.obuf_bytes:,} B, each half usable); use larger buffers",
+                           f"layers[{li}]")
+        b = int(b)
+        t = Tiling(int(tb.t_ic[b]), int(tb.t_oc[b]), int(tb.t_oh[b]), int(tb.t_ow[b]),
+                   LOOP_ORDERS[int(tb.loop_order[b])])
+        out.append(BitFusionChoice(tiling=t, cost=cost_from_batch(cb, b), objective=float(objective[b])))
+    return out
+
+
+__all__ = ["BitFusionConfig", "BF_E_CONF", "BitFusionChoice", "estimate_bitfusion", "estimate_bitfusion_one",
+           "search_bitfusion", "candidate_tilings", "check_tiling_fits", "cost_from_batch", "area_bitfusion",
+           "buffer_costs", "sram_bank_costs", "perf_factor", "as_bitfusion_config", "CACTI_45NM",
+           "E_CORE_PJ_PER_FU", "FU_AREA_UM2", "DRAM_PJ_PER_BIT", "SRAM_ORDERS", "PMAX", "PMIN", "OUT_BITS"]
