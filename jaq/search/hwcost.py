@@ -1,0 +1,259 @@
+"""The differentiable hardware cost of the co-search (paper Eq. 9) and the per-iteration hardware search.
+
+``E_HW = lambda_E * E / E_ref + lambda_L * L / L_ref + lambda_A * A / A_ref``
+
+* E (pJ per image), L (ms per image) and A (mm²) are the cost model's (:func:`jaq.hw.model.estimate`) energy,
+  latency and area of the network on the generated accelerator.
+* **Normalisation.** ``E_ref, L_ref, A_ref`` are the same three quantities for the *initial* supernet (the
+  expectation under the initial alpha/beta) on the *reference accelerator* (``jaq.hw.Accelerator()`` defaults:
+  16x16 PEs, 128 KB buffers, WS), fixed once at the start of a run and saved with it. So each term is O(1) (1.0
+  for the starting point) and ``lambda`` trades cross-entropy (nats) against "fractions of the starting
+  hardware cost". The paper's lambdas (0.0005..0.004) were set for its own un-normalised units; with this
+  normalisation the sweep values of the configs are larger (docs/co-search.md).
+* **Expectation over candidates.** E and L are taken in expectation over the operator choice (alpha
+  probabilities) and, per operator, over the activation and weight bits (beta probabilities):
+  ``E = sum_rows p_op * sum_{a,w} p_act[a] * p_wgt[w] * E(row, a, w)``. Every candidate layer is evaluated at
+  all 3x3 bit pairs in one batched estimator call, so the gradient reaches alpha and beta exactly (no sampling),
+  and the accelerator's float fields (PE counts, buffer KB; straight-through one-hots of the generator) carry
+  the gradient to the generator through the cost model.
+* **Tilings (BatchTile).** As in the paper, BatchTile runs on the current hardware choice (the argmax
+  accelerator) every iteration. The candidate layers' tilings come from a cache keyed by (layer shape + bits,
+  accelerator): a miss runs BatchTile once for all missing layers in one batched call; as the generator
+  settles, the accelerator stops changing and an iteration costs one estimator call. Tilings are constants
+  for the gradient (the cost model is differentiated at fixed tiles).
+* **Dataflow and loop order.** These heads choose indices, not magnitudes. Their gradient comes from the
+  alternatives' costs on the current optimal subnet: all three dataflows and the ``k`` most likely loop orders
+  (including the chosen one) are evaluated at the chosen tiles, and E_HW is multiplied by
+  ``r = sum_c h_c * C_c / C_sel`` (h: straight-through one-hot, C: detached normalised E+L cost), which is
+  exactly 1 in the forward pass and sends ``C_c / C_sel`` to each option's soft probability in the backward
+  pass (a Gumbel straight-through estimator restricted to the evaluated options).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from jaq.hw.batch import DTYPE, AccelBatch, LayerBatch, TileBatch
+from jaq.hw.records import BITS, DATAFLOWS, LOOP_ORDER_INDEX, LOOP_ORDERS, Accelerator, Layer, Tiling
+
+_NB = len(BITS)
+
+
+def _estimate(lb: LayerBatch, ab: AccelBatch, tb: TileBatch):
+    from jaq.hw.model import estimate
+    return estimate(lb, ab, tb)
+
+
+def _batch_tile(layers: Sequence[Layer], accel: Accelerator, weights):
+    from jaq.hw.batchtile import batch_tile
+    return batch_tile(list(layers), accel, weights=weights, mode="native", loop_orders="accel", dataflows="accel")
+
+
+def layer_key(l: Layer) -> tuple:
+    return (l.kind, l.in_ch, l.out_ch, l.out_h, l.out_w, l.kernel, l.stride, l.groups, l.act_bits, l.wgt_bits)
+
+
+def accel_key(a: Accelerator) -> tuple:
+    return (a.pe_x, a.pe_y, a.act_buf_kb, a.wgt_buf_kb, a.out_buf_kb, a.dataflow, a.loop_order_id, a.clock_mhz,
+            a.dram_bits_per_cycle, a.dram_latency_cycles)
+
+
+@dataclass
+class CandidateRows:
+    """The supernet's candidate layers as flat rows (built from ``Supernet.candidates()``).
+
+    ``layers``: R layer templates (their bits are ignored); ``op_prob`` [R]: probability that the row's operator
+    is chosen (1 for fixed layers); ``act_prob``/``wgt_prob`` [R, 3]: probabilities of 2/4/8 bits.
+    """
+
+    layers: list[Layer]
+    op_prob: torch.Tensor
+    act_prob: torch.Tensor
+    wgt_prob: torch.Tensor
+
+
+@dataclass
+class HWCostResult:
+    """One evaluation. ``loss`` = E_HW (scalar tensor, differentiable); the rest are floats for logging."""
+
+    loss: torch.Tensor
+    energy_pj: float          # expected energy per image
+    latency_ms: float         # expected latency per image
+    area_mm2: float
+    terms: dict[str, float]   # normalised E, L, A terms
+    accelerator: Accelerator  # the discrete accelerator that was evaluated
+    batchtile_s: float        # seconds spent in BatchTile this call (0 when every tiling was cached)
+    batchtile_layers: int     # layers BatchTile searched this call
+
+
+class TilingCache:
+    """(layer shape + bits, accelerator) -> best :class:`Tiling` (and its Cost), filled by BatchTile."""
+
+    def __init__(self, weights: tuple[float, float, float], max_entries: int = 500_000):
+        self.weights = weights
+        self.max_entries = max_entries
+        self._d: dict[tuple, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def get_many(self, layers: Sequence[Layer], accel: Accelerator) -> tuple[list, float, int]:
+        """TileChoices for ``layers`` on ``accel``; returns (choices, seconds in BatchTile, layers searched)."""
+        import time
+        ak = accel_key(accel)
+        keys = [(layer_key(l), ak) for l in layers]
+        missing: dict[tuple, Layer] = {}
+        for k, l in zip(keys, layers):
+            if k not in self._d and k not in missing:
+                missing[k] = l
+        dt = 0.0
+        if missing:
+            if len(self._d) + len(missing) > self.max_entries:
+                self._d.clear()
+            t0 = time.perf_counter()
+            choices = _batch_tile(list(missing.values()), accel, self.weights)
+            dt = time.perf_counter() - t0
+            for k, c in zip(missing, choices):
+                self._d[k] = c
+        return [self._d[k] for k in keys], dt, len(missing)
+
+
+def _bit_expanded(templates: Sequence[Layer]) -> list[Layer]:
+    """Each template at the 9 (act, wgt) bit pairs, act-major: row r*9 + i*3 + j has BITS[i], BITS[j]."""
+    return [t.with_bits(a, w) for t in templates for a in BITS for w in BITS]
+
+
+def tile_batch(tilings: Sequence[Tiling], loop_order: int | None = None) -> TileBatch:
+    tb = TileBatch.from_tilings(list(tilings))
+    if loop_order is not None:
+        tb.loop_order = torch.full_like(tb.loop_order, loop_order)
+    return tb
+
+
+class HWCost:
+    """Evaluates E_HW for (candidate rows, argmax subnet, generated accelerator); see module docstring.
+
+    ``lambdas``: (lambda_E, lambda_L, lambda_A). ``fixed``: the non-searched accelerator fields (clock,
+    bandwidth, latency). ``loop_order_candidates``: k of the loop-order relaxation.
+    """
+
+    def __init__(self, lambdas: tuple[float, float, float], fixed: dict, loop_order_candidates: int = 8,
+                 refs: dict | None = None):
+        self.lambdas = tuple(float(x) for x in lambdas)
+        self.fixed = dict(fixed)
+        self.k_lo = int(loop_order_candidates)
+        self.refs = dict(refs) if refs else None  # {"energy_pj", "latency_ms", "area_mm2"}
+        self.cache = TilingCache(self._bt_weights())
+        self._lb_cache: dict[tuple, LayerBatch] = {}
+
+    # -- normalisation -----------------------------------------------------------------------------------
+    def _bt_weights(self) -> tuple[float, float, float]:
+        """BatchTile's objective weights: the Eq. 9 weights divided by the references (same trade-off)."""
+        if not self.refs:
+            return self.lambdas
+        return (self.lambdas[0] / self.refs["energy_pj"], self.lambdas[1] / self.refs["latency_ms"],
+                self.lambdas[2] / self.refs["area_mm2"])
+
+    def reference_accelerator(self) -> Accelerator:
+        return Accelerator(**self.fixed)
+
+    @torch.no_grad()
+    def calibrate(self, rows: CandidateRows) -> dict:
+        """Fix E_ref, L_ref, A_ref: the expected cost of ``rows`` on the reference accelerator."""
+        acc = self.reference_accelerator()
+        self.refs = None
+        self.cache = TilingCache(self._bt_weights())
+        e, l, a, _ = self._expected(rows, acc, AccelBatch.from_accels([acc]))
+        self.refs = {"energy_pj": float(e), "latency_ms": float(l), "area_mm2": float(a)}
+        self.cache = TilingCache(self._bt_weights())
+        return dict(self.refs)
+
+    # -- pieces --------------------------------------------------------------------------------------------
+    def _layer_batch(self, layers: list[Layer]) -> LayerBatch:
+        key = tuple(layer_key(l) for l in layers)
+        lb = self._lb_cache.get(key)
+        if lb is None:
+            if len(self._lb_cache) > 64:
+                self._lb_cache.clear()
+            lb = LayerBatch.from_layers(layers)
+            self._lb_cache[key] = lb
+        return lb
+
+    def _expected(self, rows: CandidateRows, acc: Accelerator, ab: AccelBatch):
+        """Expected (energy pJ, latency ms, area mm²) tensors, plus (BatchTile seconds, layers searched)."""
+        expanded = _bit_expanded(rows.layers)
+        choices, dt, n = self.cache.get_many(expanded, acc)
+        lb = self._layer_batch(expanded)
+        tb = tile_batch([c.tiling for c in choices])
+        cb = _estimate(lb, ab.expand_to(len(expanded)), tb)
+        R = len(rows.layers)
+        e = cb.energy_total_pj.reshape(R, _NB, _NB)
+        lat = cb.latency_ms.reshape(R, _NB, _NB)
+        w = (rows.op_prob.to(DTYPE)[:, None, None] * rows.act_prob.to(DTYPE)[:, :, None]
+             * rows.wgt_prob.to(DTYPE)[:, None, :])
+        return (w * e).sum(), (w * lat).sum(), cb.area_mm2.reshape(-1)[0], (dt, n)
+
+    def _variant_ratio(self, subnet: list[Layer], acc: Accelerator, ab: AccelBatch, sample) -> torch.Tensor:
+        """The dataflow / loop-order relaxation factor r (1.0 forward; see module docstring)."""
+        choices, _, _ = self.cache.get_many(subnet, acc)
+        tilings = [c.tiling for c in choices]
+        n = len(subnet)
+        lb = self._layer_batch(subnet)
+        sel_lo = sample.index["loop_order"]
+        probs = sample.probs["loop_order"].detach()
+        order = torch.argsort(probs, descending=True).tolist()
+        los = [sel_lo] + [o for o in order if o != sel_lo][: max(0, self.k_lo - 1)]
+        variants = [(d, sel_lo) for d in range(len(DATAFLOWS))] + [(sample.index["dataflow"], o) for o in los]
+        V = len(variants)
+        lbv = LayerBatch(**{k: v.repeat(V) for k, v in vars(lb).items()})
+        tb = tile_batch(tilings)
+        tbv = TileBatch(**{k: v.repeat(V) for k, v in vars(tb).items()})
+        tbv.loop_order = torch.tensor([o for _, o in variants], dtype=torch.long).repeat_interleave(n)
+        abv = AccelBatch(**{k: v.detach().expand(n * V).clone() for k, v in vars(ab).items()})
+        abv.dataflow = torch.tensor([d for d, _ in variants], dtype=torch.long).repeat_interleave(n)
+        with torch.no_grad():
+            cb = _estimate(lbv, abv, tbv)
+            e = cb.energy_total_pj.reshape(V, n).sum(1)
+            l = cb.latency_ms.reshape(V, n).sum(1)
+            c = self.lambdas[0] * e / self.refs["energy_pj"] + self.lambdas[1] * l / self.refs["latency_ms"]
+            c = c.clamp_min(1e-12)
+        nd = len(DATAFLOWS)
+        h_df = sample.onehot["dataflow"].to(DTYPE)
+        r_df = (h_df * c[:nd]).sum() / c[sample.index["dataflow"]]
+        h_lo = sample.onehot["loop_order"].to(DTYPE)[torch.tensor(los)]
+        r_lo = (h_lo * c[nd:]).sum() / c[nd]
+        return r_df * r_lo
+
+    # -- the cost --------------------------------------------------------------------------------------------
+    def __call__(self, rows: CandidateRows, subnet: list[Layer], sample) -> HWCostResult:
+        """E_HW for the candidate rows (expectation), the argmax ``subnet`` and a generator ``sample``."""
+        if self.refs is None:
+            self.calibrate(rows)
+        acc = sample.accelerator(self.fixed)
+        ab = sample.accel_batch(self.fixed)
+        e, l, a, (dt, n) = self._expected(rows, acc, ab)
+        lE, lL, lA = self.lambdas
+        tE = e / self.refs["energy_pj"]
+        tL = l / self.refs["latency_ms"]
+        tA = a / self.refs["area_mm2"]
+        loss = lE * tE + lL * tL + lA * tA
+        if subnet:
+            loss = loss * self._variant_ratio(subnet, acc, ab, sample)
+        return HWCostResult(loss=loss, energy_pj=float(e), latency_ms=float(l), area_mm2=float(a),
+                            terms={"E": float(tE), "L": float(tL), "A": float(tA)}, accelerator=acc,
+                            batchtile_s=dt, batchtile_layers=n)
+
+    def final(self, subnet: list[Layer], acc: Accelerator) -> list:
+        """BatchTile choices (tiling + Cost) of the derived ``subnet`` on the final accelerator."""
+        choices, _, _ = self.cache.get_many(subnet, acc)
+        return choices
+
+    def state_dict(self) -> dict:
+        return {"refs": self.refs}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.refs = d.get("refs")
+        self.cache = TilingCache(self._bt_weights())
