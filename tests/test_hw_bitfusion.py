@@ -1,0 +1,214 @@
+"""BitFusion-compatible mode: the published reference case, an independent scalar re-derivation of the
+simulator's rules, the tiling search, banking/CACTI figures and grouped layers."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from jaq.errors import JaqError
+from jaq.hw.batch import AccelBatch, LayerBatch, TileBatch
+from jaq.hw.bitfusion import (BF_E_CONF, CACTI_45NM, BitFusionConfig, area_bitfusion, candidate_tilings,
+                              check_tiling_fits, estimate_bitfusion, estimate_bitfusion_one, perf_factor,
+                              search_bitfusion, sram_bank_costs)
+from jaq.hw.records import LOOP_ORDERS, Accelerator, Layer, Tiling
+
+REF_LAYER = Layer("conv", 64, 64, 32, 32, kernel=3, stride=1, act_bits=8, wgt_bits=8)
+REF_TILING = Tiling(t_ic=64, t_oc=32, t_oh=4, t_ow=4, loop_order=("B", "OC", "OH", "IC", "OW"))
+
+
+def test_reference_case_cycles_and_traffic():
+    c = estimate_bitfusion_one(REF_LAYER, BF_E_CONF, REF_TILING)
+    assert c.legal
+    assert c.cycles == 74_764
+    assert c.accesses["compute_cycles"] == 73_728
+    assert c.accesses["fill_cycles"] == 950 and c.accesses["drain_cycles"] == 86
+    assert c.accesses["stall_cycles"] == 0
+    assert c.accesses["dram_rd_bits"] == 4_751_360
+    assert c.accesses["dram_wr_bits"] == 2_097_152
+    # the parts of the reads: inputs with halo per OC tile, weights once, partial sums once at 32 bits
+    assert c.accesses["act_buf_wr_bits"] == 6 * 6 * 64 * 8 * 64 * 2 == 2_359_296
+    assert c.accesses["wgt_buf_wr_bits"] == 294_912
+    assert c.accesses["tiles"] == 128
+    assert c.latency_ms == pytest.approx(74_764 / 500e3)
+
+
+def test_reference_case_energy_and_area():
+    c = estimate_bitfusion_one(REF_LAYER, BF_E_CONF, REF_TILING)
+    e = c.energy_pj
+    assert e["mac"] == pytest.approx(73_728 * 235.104, rel=1e-12)
+    assert e["mac"] / 1e6 == pytest.approx(17.33, abs=0.005)
+    sram = sum(v for k, v in e.items() if "_buf_" in k)
+    assert sram / 1e6 == pytest.approx(25.1, abs=0.05)
+    assert e["dram"] / 1e6 == pytest.approx(102.7, abs=0.05)
+    assert c.energy_total_pj / 1e6 == pytest.approx(145.2, abs=0.05)
+    a = {k: float(v) for k, v in area_bitfusion(BF_E_CONF.to_accel_batch()).items()}
+    assert a["core"] == pytest.approx(0.888, abs=5e-4)
+    assert a["wgt_buf"] == pytest.approx(0.767, abs=1e-3)
+    assert a["act_buf"] == pytest.approx(0.242, abs=1e-3)
+    assert a["out_buf"] == pytest.approx(0.243, abs=1e-3)
+    assert a["total"] == pytest.approx(2.14, abs=0.005)
+    assert c.area_mm2 == pytest.approx(a["total"])
+
+
+def test_search_finds_reference_cost_at_8_and_2_bits():
+    best8, best2 = search_bitfusion([REF_LAYER, REF_LAYER.with_bits(2, 2)], BF_E_CONF)
+    assert best8.cost.cycles == 74_764
+    assert best8.cost.energy_total_pj == pytest.approx(
+        estimate_bitfusion_one(REF_LAYER, BF_E_CONF, REF_TILING).energy_total_pj, rel=1e-12)
+    assert (best8.tiling.t_ic, best8.tiling.t_oc, best8.tiling.t_oh, best8.tiling.t_ow) == (64, 32, 4, 4)
+    assert best2.cost.accesses["compute_cycles"] == 18_432
+    assert best2.cost.cycles == 23_425
+    assert best2.cost.accesses["stall_cycles"] > 0  # DRAM-bound
+
+
+def test_perf_factor_table():
+    bits = torch.tensor([2.0, 4.0, 8.0], dtype=torch.float64)
+    a, w = torch.meshgrid(bits, bits, indexing="ij")
+    pf = perf_factor(a.flatten(), w.flatten()).view(3, 3)
+    assert pf.tolist() == [[16, 8, 4], [8, 4, 2], [4, 2, 1]]
+
+
+def test_cacti_table_points_exact_and_banking():
+    for size, port, rd, wr, area in CACTI_45NM:
+        r, w, ar = sram_bank_costs(torch.tensor([float(size)], dtype=torch.float64), port)
+        assert float(r) == pytest.approx(rd, rel=1e-12)
+        assert float(w) == pytest.approx(wr, rel=1e-12)
+        assert float(ar) == pytest.approx(area, rel=1e-12)
+    sizes = torch.tensor([16.0, 64.0, 128.0, 3000.0, 16384.0, 40000.0, 180224.0], dtype=torch.float64)
+    for port in (0, 1):
+        r, w, ar = sram_bank_costs(sizes, port)
+        assert torch.all(r > 0) and torch.all(w > 0) and torch.all(ar > 0)
+        assert torch.all(ar[1:] >= ar[:-1])  # area grows with size
+    # above 16 KB: split into sub-banks of <= 16 KB: per-bit energy of a 16 KB bank, area of two
+    r, w, ar = sram_bank_costs(torch.tensor([32768.0], dtype=torch.float64), 0)
+    assert float(r) == pytest.approx(0.31193) and float(ar) == pytest.approx(2 * 0.108577)
+
+
+# --- an independent scalar re-derivation of the simulator's rules (loops over the 5 tile loops) -------------
+
+def _scalar_reference(layer: Layer, cfg: BitFusionConfig, t: Tiling):
+    K, S = layer.kernel, layer.stride
+    C, Mo = layer.in_ch // layer.groups, layer.out_ch // layer.groups
+    ic, oc, oh, ow = min(t.t_ic, C), min(t.t_oc, Mo), min(t.t_oh, layer.out_h), min(t.t_ow, layer.out_w)
+    n = {"B": 1, "IC": -(-C // ic), "OC": -(-Mo // oc), "OH": -(-layer.out_h // oh), "OW": -(-layer.out_w // ow)}
+    pf = (8 // max(layer.act_bits, 2)) * (8 // max(layer.wgt_bits, 2))
+    N, M = cfg.rows, cfg.cols
+    size = {"act": ((ow - 1) * S + K) * ((oh - 1) * S + K) * ic * layer.act_bits,
+            "wgt": -(-K * K * ic // (N * pf)) * N * pf * oc * layer.wgt_bits,
+            "out": ow * oh * -(-oc // M) * M * 32}
+    cap = {"act": cfg.ibuf_bytes * 4, "wgt": cfg.wbuf_bytes * 4, "out": cfg.obuf_bytes * 4}
+    legal = all(size[k] <= cap[k] for k in size)
+    deps = {"B": {"act", "out"}, "OW": {"act", "out"}, "OH": {"act", "out"}, "IC": {"act", "wgt"},
+            "OC": {"wgt", "out"}}
+    first = dict(size)
+    resident = {k: True for k in size}
+    for loop in reversed(t.loop_order):
+        for k in size:
+            if not resident[k]:
+                size[k] *= n[loop]
+            elif k in deps[loop]:
+                size[k] *= n[loop]
+                if size[k] > cap[k]:
+                    resident[k] = False
+                else:
+                    first[k] = size[k]
+    rd = size["act"] + size["wgt"] + size["out"]
+    wr = size["out"]
+    tiles = n["IC"] * n["OC"] * n["OH"] * n["OW"]
+    compute = tiles * -(-oc // M) * oh * ow * K * K * -(-ic // (N * pf))
+    f_in = sum(first.values())
+    mem = -(-(rd + wr - f_in - first["out"]) // cfg.if_width)
+    cycles = compute + max(0, mem - compute) + -(-f_in // cfg.if_width) + -(-first["out"] // cfg.if_width)
+    G = layer.groups
+    return legal, cycles * G, rd * G, wr * G
+
+
+def test_vectorised_equals_scalar_rules_on_random_rows():
+    rng = random.Random(1234)
+    layers, tilings, cfgs = [], [], []
+    for _ in range(400):
+        k = rng.choice([1, 3, 5, 7])
+        s = rng.choice([1, 2]) if k > 1 else rng.choice([1, 2])
+        g = rng.choice([1, 1, 2, 4])
+        kind = "pointwise" if k == 1 else "conv"
+        c = g * rng.choice([1, 3, 8, 16, 24, 64, 96])
+        m = g * rng.choice([1, 8, 16, 40, 64, 128])
+        layer = Layer(kind, c, m, rng.choice([1, 4, 7, 14, 28]), rng.choice([1, 4, 7, 14, 28]), kernel=k,
+                      stride=s, groups=g, act_bits=rng.choice([2, 4, 8]), wgt_bits=rng.choice([2, 4, 8]))
+        layers.append(layer)
+        tilings.append(Tiling(1 << rng.randint(0, 7), 1 << rng.randint(0, 7), 1 << rng.randint(0, 5),
+                              1 << rng.randint(0, 5), LOOP_ORDERS[rng.randrange(120)]))
+        cfgs.append(BitFusionConfig(rows=rng.choice([4, 16, 32]), cols=rng.choice([4, 16, 32]),
+                                    wbuf_bytes=rng.choice([16384, 65536, 262144]),
+                                    ibuf_bytes=rng.choice([8192, 32768, 131072]),
+                                    obuf_bytes=rng.choice([4096, 16384, 65536]),
+                                    if_width=rng.choice([64, 128, 192, 256])))
+    ab = [c.to_accel_batch() for c in cfgs]
+    accels = AccelBatch(**{f: torch.cat([getattr(a, f) for a in ab]) for f in AccelBatch.__dataclass_fields__})
+    cb = estimate_bitfusion(LayerBatch.from_layers(layers), accels, TileBatch.from_tilings(tilings))
+    for i, (l, c, t) in enumerate(zip(layers, cfgs, tilings)):
+        legal, cycles, rd, wr = _scalar_reference(l, c, t)
+        assert bool(cb.legal[i]) == legal
+        assert int(cb.cycles[i]) == cycles, (l, c, t)
+        assert int(cb.accesses["dram_rd_bits"][i]) == rd
+        assert int(cb.accesses["dram_wr_bits"][i]) == wr
+
+
+def test_groups_are_independent_convolutions():
+    cfg = BitFusionConfig(rows=8, cols=8, wbuf_bytes=65536, ibuf_bytes=65536, obuf_bytes=65536, if_width=128)
+    dw = Layer("depthwise", 32, 32, 14, 14, kernel=3, groups=32)
+    one = Layer("conv", 1, 1, 14, 14, kernel=3)
+    t = Tiling(1, 1, 8, 8, ("B", "OC", "IC", "OH", "OW"))
+    cg, c1 = estimate_bitfusion_one(dw, cfg, t), estimate_bitfusion_one(one, cfg, t)
+    assert cg.cycles == 32 * c1.cycles
+    assert cg.accesses["dram_rd_bits"] == 32 * c1.accesses["dram_rd_bits"]
+    assert cg.energy_total_pj == pytest.approx(32 * c1.energy_total_pj)
+
+
+def test_illegal_tiling_flagged_and_named():
+    big = Tiling(64, 64, 32, 32, ("B", "OC", "OH", "IC", "OW"))
+    assert not estimate_bitfusion_one(REF_LAYER, BF_E_CONF, big).legal
+    with pytest.raises(JaqError, match="IBUF"):
+        check_tiling_fits(REF_LAYER, BF_E_CONF, big, "layers[0].tiling")
+    check_tiling_fits(REF_LAYER, BF_E_CONF, REF_TILING)
+
+
+def test_search_equals_exhaustive_and_reports_no_fit():
+    layer = Layer("conv", 24, 40, 7, 7, kernel=3, act_bits=4, wgt_bits=2)
+    cfg = BitFusionConfig(rows=8, cols=16, wbuf_bytes=8192, ibuf_bytes=4096, obuf_bytes=4096, if_width=64)
+    tb = candidate_tilings(layer, cfg)
+    assert len(tb) == 120 * 4 * 6 * 3  # orders x spatial (1,2,4,7) x IC (1..16,24) x OC (16,32,40)
+    cb = estimate_bitfusion(LayerBatch.from_layers([layer]).expand_to(len(tb)),
+                            cfg.to_accel_batch().expand_to(len(tb)), tb)
+    legal = cb.legal.nonzero().flatten().tolist()
+    best = min(legal, key=lambda i: (float(cb.cycles[i]), float(cb.energy_total_pj[i])))
+    (choice,) = search_bitfusion([layer], cfg)
+    assert choice.cost.cycles == int(cb.cycles[best])
+    assert choice.cost.energy_total_pj == pytest.approx(float(cb.energy_total_pj[best]), rel=1e-12)
+    tiny = BitFusionConfig(rows=4, cols=4, wbuf_bytes=64, ibuf_bytes=64, obuf_bytes=64, if_width=64)
+    with pytest.raises(JaqError, match=r"layers\[0\]"):
+        search_bitfusion([REF_LAYER], tiny)
+
+
+def test_weighted_search_and_accelerator_input():
+    acc = Accelerator(pe_x=16, pe_y=16, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dram_bits_per_cycle=128)
+    lex, = search_bitfusion([REF_LAYER], acc)
+    en, = search_bitfusion([REF_LAYER], acc, weights=(1.0, 0.0, 0.0))
+    assert en.cost.energy_total_pj <= lex.cost.energy_total_pj + 1e-6
+    assert lex.cost.cycles <= en.cost.cycles
+
+
+def test_config_validation_and_gradients():
+    with pytest.raises(JaqError, match="bitfusion.rows"):
+        BitFusionConfig.from_dict({"rows": 0})
+    with pytest.raises(JaqError, match="bitfusion.ifwidth"):
+        BitFusionConfig.from_dict({"ifwidth": 3})
+    ab = BF_E_CONF.to_accel_batch()
+    ab.pe_x.requires_grad_(True)
+    cb = estimate_bitfusion(LayerBatch.from_layers([REF_LAYER]), ab, TileBatch.from_tilings([REF_TILING]))
+    cb.energy_total_pj.sum().backward()
+    assert ab.pe_x.grad is not None and math.isfinite(float(ab.pe_x.grad))
