@@ -497,7 +497,7 @@ def search_bitfusion(layers: Sequence[Layer], acc: "BitFusionConfig | Accelerato
     if weights is None:
         k1 = torch.where(cb.legal, cb.cycles, inf)
         m1 = _segment_min(k1, seg, len(layers))
-        k2 = torch.where(k1 == m1[seg], energy, inf)
+        k2 = torch.where((k1 == m1[seg]) & torch.isfinite(k1), energy, inf)
         m2 = _segment_min(k2, seg, len(layers))
         win = (k2 == m2[seg]) & torch.isfinite(k2)
         objective = cb.cycles
