@@ -285,10 +285,15 @@ def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch)
       simulator's bit-count estimate; ties IS, then OS) plus the buffer fills and drains from DRAM.
     * energy pJ: compute cycles x N*M x E_FU + buffer bits x CACTI pJ/bit + DRAM bits x 15.
 
-    Returns a :class:`CostBatch`; ``accesses`` hold bit counts (``*_bits``) and cycle parts (``compute_cycles``,
+    Batches of one row broadcast to the others' length. Returns a :class:`CostBatch`; ``accesses`` hold bit counts (``*_bits``) and cycle parts (``compute_cycles``,
     ``fill_cycles``, ``drain_cycles``, ``stall_cycles``, ``memory_cycles``), ``tiles``, ``macs`` and
     ``sram_order`` (index into :data:`SRAM_ORDERS`).
     """
+    n_rows = max(len(layers), len(accels), len(tiles))
+    layers, accels, tiles = (b.expand_to(n_rows) if len(b) == 1 and n_rows > 1 else b
+                             for b in (layers, accels, tiles))
+    if not len(layers) == len(accels) == len(tiles):
+        raise ValueError("layers, accels and tiles must have the same number of rows (or one row)")
     dev = layers.in_ch.device
     N, M = accels.pe_y, accels.pe_x
     a, w = layers.act_bits, layers.wgt_bits
