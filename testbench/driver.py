@@ -76,9 +76,11 @@ def read_counters(dut, names: Sequence[str] = COUNTER_NAMES) -> dict[str, int]:
     """Current values of the counter ports that exist on ``dut`` (missing ones are left out)."""
     out = {}
     for n in names:
-        h = getattr(dut, n, None) if hasattr(dut, n) else None
-        if h is not None:
-            out[n] = int(h.value)
+        try:
+            h = getattr(dut, n)
+        except AttributeError:
+            continue
+        out[n] = int(h.value)
     return out
 
 

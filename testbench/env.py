@@ -104,10 +104,12 @@ class TbResult:
                    mismatches=int(meta["mismatches"]))
 
 
-async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, log=None) -> TbResult:
+async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, start_clock: bool = True) -> TbResult:
     """Clock, reset, memory model, instruction driver; wait for ``done`` (or ``max_cycles``); collect results.
 
-    The clock is owned by this testbench (cocotb ``Clock`` on ``dut.clk``), reset is ``dut.rst`` active high.
+    The clock is owned by the testbench (cocotb ``Clock`` on ``dut.clk``, started here unless ``start_clock`` is
+    False because an earlier job of the same test started it); reset is ``dut.rst``, active high, and clears the
+    accelerator's state and counters before every job.
     """
     from cocotb.clock import Clock
     from cocotb.triggers import FallingEdge, RisingEdge
@@ -124,7 +126,8 @@ async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, l
     stall = StallConfig(seed=job.seed) if job.stall else None
     mem = OffChipMemory(dut, tensors, job.width_bits, job.latency, stall)
     drv = InstructionDriver(dut, job.program, gap_p=0.3 if job.stall else 0.0, seed=job.seed + 1)
-    Clock(dut.clk, clock_ns, unit="ns").start()
+    if start_clock:
+        Clock(dut.clk, clock_ns, unit="ns").start()
     mem.reset_signals()
     drv.reset_signals()
     dut.rst.value = 1
@@ -132,6 +135,8 @@ async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, l
         await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
     dut.rst.value = 0
+    names = list(job.counters) if job.counters else None
+    before = read_counters(dut, names) if names else read_counters(dut)  # counters may not reset with rst
     mem.start()
     drv.start()
     fall = FallingEdge(dut.clk)
@@ -145,7 +150,8 @@ async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, l
         if done_seen and drv.finished and mem.idle:
             finished = True
             break
-    counters = read_counters(dut, job.counters) if job.counters else read_counters(dut)
+    after = read_counters(dut, names) if names else read_counters(dut)
+    counters = {k: v - before.get(k, 0) for k, v in after.items()}
     mem.stop()
     drv.stop()
     s = mem.stats

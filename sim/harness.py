@@ -1,0 +1,357 @@
+"""Simulation harness: generated accelerator on Verilator, layer programs, model <-> RTL comparison, reports.
+
+Flow for one accelerator configuration and a list of layer cases (layer, tiling, integer data):
+
+1. emit the Verilog of ``rtl_gen.top.JaqAccelerator(accel)`` (or take it from a ``jaq emit-rtl`` build dir)
+   and build it once with Verilator (:func:`sim.verilator.verilator_build`: content-hash cache);
+2. per layer: compile the program (:func:`jaq.hw.schedule.compile_layer`), encode it (``rtl_gen.isa``), build
+   the memory images (:mod:`sim.memory_image`), write a job file;
+3. run all jobs in one simulator process (:mod:`testbench.accel_tb`);
+4. compare, per layer: output region bit-exact vs :mod:`sim.reference`; RTL counters == the golden walk
+   (:func:`jaq.hw.schedule.walk`) (exact; under ``stall`` the cycle counter is reported, not compared); the
+   testbench memory monitor's beats per tensor == the walk's; the closed-form model
+   (:func:`jaq.hw.model.estimate_one`) == the walk;
+5. return a :class:`SimReport` (JSON-able) and print a table.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from jaq.errors import JaqError
+from jaq.hw.records import Accelerator, Layer, Tiling
+from sim.memory_image import build_image, mismatch_summary
+from sim.reference import LayerData, random_layer_data
+from sim.verilator import SimBuild, ensure_importable, run_cocotb, verilator_build
+
+#: RTL counter port -> golden walk counter (jaq.hw.schedule.COUNTERS). Units: cycles, FU-active cycles,
+#: vectors read (act/wgt), 32-bit words read/written (OBUF), W-bit lines written by DMA, W-bit beats.
+COUNTER_MAP: dict[str, str] = {
+    "cnt_cycles": "cycles",
+    "cnt_fu_active": "fu_active_cycles",
+    "cnt_act_rd": "act_buf_rd_vectors",
+    "cnt_wgt_rd": "wgt_buf_rd_vectors",
+    "cnt_out_rd": "out_buf_rd_words",
+    "cnt_out_wr": "out_buf_wr_words",
+    "cnt_act_wr": "act_buf_wr_lines",
+    "cnt_wgt_wr": "wgt_buf_wr_lines",
+    "cnt_dram_rd_beats": "dram_rd_beats",
+    "cnt_dram_wr_beats": "dram_wr_beats",
+}
+#: Testbench memory-monitor counts -> walk counters (independent of the RTL's own counters).
+MONITOR_MAP: dict[str, str] = {"act": "act_load_beats", "wgt": "wgt_load_beats", "psum": "psum_load_beats"}
+TOPLEVEL = "jaq_accel"
+
+
+@dataclass
+class LayerCase:
+    """One layer to simulate: its record, tiling and integer data (``data`` None: random at the layer's bits)."""
+
+    layer: Layer
+    tiling: Tiling
+    data: LayerData | None = None
+    name: str = ""
+
+
+@dataclass
+class LayerReport:
+    """Per-layer outcome. Counters are dicts keyed by the RTL port name; ``expected`` holds the walk's values."""
+
+    name: str
+    layer: dict
+    tiling: dict
+    bit_exact: bool
+    finished: bool
+    mismatches: int
+    first_mismatches: list[str]
+    counters_rtl: dict[str, int]
+    counters_expected: dict[str, int]
+    counter_diffs: dict[str, list[int]]
+    monitor_beats: dict[str, int]
+    monitor_ok: bool
+    model_cycles: int
+    walk_cycles: int
+    model_ok: bool
+    model_diffs: dict[str, list[int]]
+    stall: bool
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def counters_ok(self) -> bool:
+        return not self.counter_diffs
+
+    @property
+    def ok(self) -> bool:
+        return (self.bit_exact and self.finished and self.counters_ok and self.monitor_ok and self.model_ok
+                and not self.errors)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["counters_ok"] = self.counters_ok
+        d["ok"] = self.ok
+        return d
+
+
+@dataclass
+class SimReport:
+    """All layers of one run plus build/run figures (seconds, simulated cycles per wall second)."""
+
+    accel: dict
+    layers: list[LayerReport]
+    build_seconds: float
+    build_cached: bool
+    build_dir: str
+    sim_seconds: float
+    simulated_cycles: int
+    stall: bool
+    waves: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.layers) and all(l.ok for l in self.layers) and not self.errors
+
+    @property
+    def cycles_per_second(self) -> float:
+        return self.simulated_cycles / self.sim_seconds if self.sim_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "accel": self.accel, "stall": self.stall, "build_dir": self.build_dir,
+                "build_seconds": round(self.build_seconds, 3), "build_cached": self.build_cached,
+                "sim_seconds": round(self.sim_seconds, 3), "simulated_cycles": self.simulated_cycles,
+                "cycles_per_second": round(self.cycles_per_second, 1), "waves": self.waves,
+                "errors": self.errors, "layers": [l.to_dict() for l in self.layers]}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# RTL side (rtl_gen): Verilog of the top level and program encoding
+# ------------------------------------------------------------------------------------------------------------
+def accel_verilog(accel: Accelerator, layers: Sequence[Layer] = ()) -> dict[str, str]:
+    """``{file name: Verilog}`` of the generated accelerator, sized to cover ``layers`` (rtl_gen.top)."""
+    from rtl_gen import top as rtl_top
+
+    if hasattr(rtl_top, "verilog_for"):
+        text = rtl_top.verilog_for(accel, layers=list(layers), name=TOPLEVEL)
+    else:
+        from amaranth.back import verilog
+
+        from rtl_gen.params import MaxLayer
+
+        ml = MaxLayer.covering(layers) if layers else None
+        try:
+            dut = rtl_top.JaqAccelerator(accel, max_layer=ml) if ml else rtl_top.JaqAccelerator(accel)
+        except TypeError:
+            dut = rtl_top.JaqAccelerator(accel)
+        text = verilog.convert(dut, name=TOPLEVEL)
+    return {f"{TOPLEVEL}.v": text}
+
+
+def encode_program(program, accel: Accelerator) -> list[int]:
+    """Instruction words of a compiled :class:`jaq.hw.schedule.Program` (rtl_gen.isa is the encoding)."""
+    from rtl_gen import isa
+
+    for fn in ("encode_program", "assemble"):
+        f = getattr(isa, fn, None)
+        if f is not None:
+            try:
+                return [int(w) for w in f(program, accel)]
+            except TypeError:
+                return [int(w) for w in f(program)]
+    raise JaqError("rtl_gen.isa has no encode_program(program): the RTL generator is incomplete")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Comparison
+# ------------------------------------------------------------------------------------------------------------
+def _compare(case: LayerCase, data: LayerData, res, walk_c: dict, model_cost, stall: bool) -> LayerReport:
+    from testbench.env import TbResult  # noqa: F401  (type only)
+
+    rtl = res.counters
+    expected = {port: int(walk_c[key]) for port, key in COUNTER_MAP.items()}
+    diffs = {}
+    for port, exp in expected.items():
+        if stall and port == "cnt_cycles":
+            continue
+        if port not in rtl:
+            diffs[port] = [None, exp]
+        elif rtl[port] != exp:
+            diffs[port] = [rtl[port], exp]
+    mon = {k: int(v) for k, v in res.mem.get("rd_beats", {}).items()}
+    mon["wr"] = int(res.mem.get("wr_beats", 0))
+    mon_ok = all(mon.get(k, 0) == walk_c[v] for k, v in MONITOR_MAP.items()) and mon["wr"] == walk_c["store_beats"]
+    model_diffs = {}
+    if int(round(model_cost.cycles)) != walk_c["cycles"]:
+        model_diffs["cycles"] = [int(round(model_cost.cycles)), walk_c["cycles"]]
+    for k, v in model_cost.accesses.items():
+        if k in walk_c and int(round(v)) != walk_c[k]:
+            model_diffs[k] = [int(round(v)), walk_c[k]]
+    errors = list(res.mem.get("violations", []))
+    bit_exact = res.finished and int(np.count_nonzero(res.mem_out != data.y.reshape(-1))) == 0
+    mism = int(np.count_nonzero(res.mem_out != data.y.reshape(-1)))
+    return LayerReport(
+        name=case.name or case.layer.name or case.layer.kind, layer=case.layer.to_dict(),
+        tiling=case.tiling.to_dict(), bit_exact=bit_exact, finished=res.finished, mismatches=mism,
+        first_mismatches=mismatch_summary(case.layer, res.mem_out, data.y.reshape(-1)) if mism else [],
+        counters_rtl=dict(rtl), counters_expected=expected, counter_diffs=diffs, monitor_beats=mon,
+        monitor_ok=mon_ok, model_cycles=int(round(model_cost.cycles)), walk_cycles=int(walk_c["cycles"]),
+        model_ok=not model_diffs, model_diffs=model_diffs, stall=stall, errors=errors)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Running
+# ------------------------------------------------------------------------------------------------------------
+def build_accelerator(accel: Accelerator, layers: Sequence[Layer] = (), *, verilog: dict[str, str] | None = None,
+                      toplevel: str | None = None, waves: bool = False, cache_dir=None) -> SimBuild:
+    """Verilator model of the accelerator (cached by content hash); ``verilog`` overrides the generator."""
+    sources = verilog if verilog is not None else accel_verilog(accel, layers)
+    top = toplevel or TOPLEVEL
+    if verilog is not None and toplevel is None:
+        top = _top_name(verilog)
+    return verilator_build(sources, top, waves=waves, cache_dir=cache_dir)
+
+
+def _top_name(sources: dict[str, str]) -> str:
+    import re
+
+    names = []
+    for text in sources.values():
+        names += re.findall(r"^\s*module\s+\\?([A-Za-z_][\w$.]*)", text, flags=re.M)
+    if TOPLEVEL in names:
+        return TOPLEVEL
+    if not names:
+        raise JaqError("no Verilog module found in the build's sources")
+    return names[-1]
+
+
+def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: SimBuild | None = None,
+                    verilog: dict[str, str] | None = None, toplevel: str | None = None, programs: Sequence[Sequence[int]] | None = None,
+                    stall: bool = False, waves: bool = False, workdir=None, seed: int = 0,
+                    cache_dir=None) -> SimReport:
+    """Simulate ``cases`` on one accelerator configuration (one build, one simulator process).
+
+    ``programs``: pre-encoded instruction words per case (from a build dir); default: compile + encode here.
+    ``workdir``: where job files, logs and waves go (default: a temporary directory, removed afterwards unless
+    ``waves``). Returns a :class:`SimReport`; never raises for a mismatch (``report.ok`` says).
+    """
+    from jaq.hw.model import estimate_one
+    from jaq.hw.schedule import compile_layer, walk
+    from testbench.env import Job, TbResult, result_path
+
+    from testbench.driver import COUNTER_NAMES
+
+    ensure_importable()
+    layers = [c.layer for c in cases]
+    t0 = time.perf_counter()
+    if build is None:
+        build = build_accelerator(accel, layers, verilog=verilog, toplevel=toplevel, waves=waves,
+                                  cache_dir=cache_dir)
+    build_s = time.perf_counter() - t0
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="jaq_sim_")
+        workdir = Path(tmp.name)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    prepared = []
+    job_paths = []
+    for i, case in enumerate(cases):
+        data = case.data if case.data is not None else random_layer_data(case.layer, rng=seed + i)
+        prog = compile_layer(case.layer, accel, case.tiling)
+        wc = walk(prog)
+        mc = estimate_one(case.layer, accel, case.tiling)
+        words = list(programs[i]) if programs is not None else encode_program(prog, accel)
+        img = build_image(data, case.tiling, seed=seed + 1000 + i)
+        budget = (wc["cycles"] * (8 if stall else 2)) + 2000
+        job = Job(mem_act=img.act, mem_wgt=img.wgt, mem_out=img.out, act_bits=case.layer.act_bits,
+                  wgt_bits=case.layer.wgt_bits, act_signed=case.layer.act_signed,
+                  width_bits=accel.dram_bits_per_cycle, latency=accel.dram_latency_cycles, program=words,
+                  expected_out=img.expected_out, stall=stall, seed=seed + 17 * i + 1, max_cycles=budget,
+                  counters=COUNTER_NAMES, name=case.name or f"layer{i}")
+        p = job.save(workdir / f"job{i:03d}.npz")
+        job_paths.append(p)
+        prepared.append((case, data, wc, mc))
+    jobs_file = workdir / "jobs.txt"
+    jobs_file.write_text("".join(f"{p}\n" for p in job_paths))
+    t1 = time.perf_counter()
+    r = run_cocotb(build, "testbench.accel_tb", workdir, extra_env={"JAQ_TB_JOBS": str(jobs_file)},
+                   waves=waves)
+    sim_s = time.perf_counter() - t1
+    reports, errors = [], []
+    sim_cycles = 0
+    for (case, data, wc, mc), p in zip(prepared, job_paths):
+        rp = result_path(p)
+        if not rp.is_file():
+            errors.append(f"{case.name or case.layer.kind}: no result (simulator crashed?); log: {r.log_file}")
+            continue
+        res = TbResult.load(rp)
+        sim_cycles += res.tb_cycles
+        reports.append(_compare(case, data, res, wc, mc, stall))
+    if r.tests == 0:
+        errors.append(f"the simulator did not report results; log tail:\n{r.log_tail(20)}")
+    wave_file = None
+    if waves:
+        for cand in ("dump.fst", "dump.vcd"):
+            if (workdir / cand).is_file():
+                wave_file = str(workdir / cand)
+    rep = SimReport(accel=accel.to_dict(), layers=reports, build_seconds=build_s, build_cached=not build.built,
+                    build_dir=str(build.build_dir), sim_seconds=sim_s, simulated_cycles=sim_cycles, stall=stall,
+                    waves=wave_file, errors=errors)
+    if tmp is not None and not waves:
+        tmp.cleanup()
+    return rep
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Output
+# ------------------------------------------------------------------------------------------------------------
+def print_report(report: SimReport, console=None) -> None:
+    """A rich table: per layer, bit-exactness, cycles RTL / walk / model and counter agreement."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    t = Table(title=f"jaq simulate: {report.accel.get('dataflow')} {report.accel.get('pe_y')}x"
+                    f"{report.accel.get('pe_x')}, W={report.accel.get('dram_bits_per_cycle')} "
+                    f"L={report.accel.get('dram_latency_cycles')}" + (" (stalling memory)" if report.stall else ""))
+    for col in ("layer", "shape", "bits", "tiling", "bit-exact", "cycles RTL", "cycles walk", "cycles model",
+                "counters", "result"):
+        t.add_column(col)
+    for l in report.layers:
+        L = l.layer
+        shape = f"{L['kind']} {L['in_ch']}->{L['out_ch']} {L['out_h']}x{L['out_w']} k{L['kernel']}s{L['stride']}" + (
+            f" g{L['groups']}" if L["groups"] > 1 else "")
+        T = l.tiling
+        til = f"{T['t_ic']}/{T['t_oc']}/{T['t_oh']}/{T['t_ow']} {''.join(d[0] if d != 'OC' else 'C' for d in T['loop_order'])}"
+        cnt = "equal" if l.counters_ok and l.monitor_ok else ", ".join(
+            f"{k} {v[0]}!={v[1]}" for k, v in list(l.counter_diffs.items())[:3]) or "monitor differs"
+        t.add_row(l.name, shape, f"a{L['act_bits']}w{L['wgt_bits']}", til,
+                  "yes" if l.bit_exact else f"NO ({l.mismatches})", str(l.counters_rtl.get("cnt_cycles", "-")),
+                  str(l.walk_cycles), str(l.model_cycles), cnt, "[green]ok[/]" if l.ok else "[red]FAIL[/]")
+    console.print(t)
+    console.print(f"build {report.build_seconds:.1f} s ({'cached' if report.build_cached else 'built'}), "
+                  f"simulation {report.sim_seconds:.1f} s, {report.simulated_cycles} cycles "
+                  f"({report.cycles_per_second:,.0f} cycles/s)" + (f", waves: {report.waves}" if report.waves else ""))
+    for e in report.errors:
+        console.print(f"[red]error:[/] {e}")
+    for l in report.layers:
+        for m in l.first_mismatches:
+            console.print(f"[red]{l.name}[/] output {m}")
+        for e in l.errors[:3]:
+            console.print(f"[red]{l.name}[/] {e}")
+
+
+def write_report(report: SimReport, path) -> None:
+    from jaq.io import atomic_write_json
+
+    atomic_write_json(path, report.to_dict())
+
+
+__all__ = ["LayerCase", "LayerReport", "SimReport", "simulate_layers", "build_accelerator", "accel_verilog",
+           "encode_program", "print_report", "write_report", "COUNTER_MAP", "TOPLEVEL"]
