@@ -27,7 +27,7 @@ import numpy as np
 
 from jaq.errors import JaqError
 from jaq.hw.records import Accelerator, Layer, Tiling
-from sim.memory_image import build_image, mismatch_summary
+from sim.memory_image import build_image, extract_output, mismatch_summary
 from sim.reference import LayerData, random_layer_data
 from sim.verilator import SimBuild, ensure_importable, run_cocotb, verilator_build
 
@@ -113,6 +113,8 @@ class SimReport:
     stall: bool
     waves: str | None = None
     errors: list[str] = field(default_factory=list)
+    #: per layer, the RTL's final output region as ``[OH][OW][out_ch]`` int64 (not serialised)
+    outputs: list = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -283,7 +285,7 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
     r = run_cocotb(build, "testbench.accel_tb", workdir, extra_env={"JAQ_TB_JOBS": str(jobs_file)},
                    waves=waves)
     sim_s = time.perf_counter() - t1
-    reports, errors = [], []
+    reports, errors, outputs = [], [], []
     sim_cycles = 0
     for (case, data, wc, mc), p in zip(prepared, job_paths):
         rp = result_path(p)
@@ -292,6 +294,7 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
             continue
         res = TbResult.load(rp)
         sim_cycles += res.tb_cycles
+        outputs.append(extract_output(case.layer, res.mem_out))
         reports.append(_compare(case, data, res, wc, mc, stall))
     if r.tests == 0:
         errors.append(f"the simulator did not report results; log tail:\n{r.log_tail(20)}")
@@ -302,7 +305,7 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
                 wave_file = str(workdir / cand)
     rep = SimReport(accel=accel.to_dict(), layers=reports, build_seconds=build_s, build_cached=not build.built,
                     build_dir=str(build.build_dir), sim_seconds=sim_s, simulated_cycles=sim_cycles, stall=stall,
-                    waves=wave_file, errors=errors)
+                    waves=wave_file, errors=errors, outputs=outputs)
     if tmp is not None and not waves:
         tmp.cleanup()
     return rep

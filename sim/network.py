@@ -1,0 +1,145 @@
+"""Whole network on the simulated accelerator: layer by layer, host-side requantization in between.
+
+Each layer of an integer network (:class:`jaq.nn.integer.IntegerNet`) runs as one program on the Verilator
+model of the accelerator (one build for the whole network); the host pads the input
+(:func:`jaq.nn.integer.pad_input`), the accelerator produces the 32-bit accumulators, and the host applies the
+ONE shared :func:`jaq.nn.integer.requantize` (through :meth:`IntLayer.requantize`) before the next layer. The
+final logits must equal the PyTorch integer model's (:meth:`IntegerNet.run`) exactly, since both apply the same
+function to the same integers when the accelerator is bit-exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from jaq.errors import JaqError
+from jaq.hw.records import Accelerator, Tiling
+from sim.reference import LayerData, layer_reference
+
+
+@dataclass
+class NetworkResult:
+    """Logits from the simulated accelerator and from the integer model; per-layer reports (sim.harness)."""
+
+    logits_rtl: np.ndarray
+    logits_model: np.ndarray
+    layer_reports: list = field(default_factory=list)
+    build_seconds: float = 0.0
+    sim_seconds: float = 0.0
+    simulated_cycles: int = 0
+
+    @property
+    def logits_equal(self) -> bool:
+        return self.logits_rtl.shape == self.logits_model.shape and bool(np.array_equal(self.logits_rtl,
+                                                                                      self.logits_model))
+
+    @property
+    def ok(self) -> bool:
+        return self.logits_equal and all(r.ok for r in self.layer_reports)
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "logits_equal": self.logits_equal, "logits_rtl": self.logits_rtl.tolist(),
+                "logits_model": self.logits_model.tolist(), "build_seconds": self.build_seconds,
+                "sim_seconds": self.sim_seconds, "simulated_cycles": self.simulated_cycles,
+                "layers": [r.to_dict() for r in self.layer_reports]}
+
+
+def run_integer_net(inet, accel: Accelerator, tilings: Sequence[Tiling], image, *, stall: bool = False,
+                    cache_dir=None, verilog: dict[str, str] | None = None) -> NetworkResult:
+    """Run ``inet`` (an :class:`IntegerNet`) on the simulated ``accel`` for one real input ``image`` [C][H][W]
+    (or [1][C][H][W]); ``tilings[j]`` is layer j's tiling. Compares the logits with ``inet.run(image)``."""
+    import torch
+
+    from jaq.nn.integer import pad_input
+    from sim.harness import LayerCase, build_accelerator, simulate_layers
+
+    x = torch.as_tensor(image, dtype=torch.float64)
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.shape[0] != 1:
+        raise JaqError(f"one image at a time (batch 1), got a batch of {x.shape[0]}", "image")
+    if len(tilings) != len(inet.layers):
+        raise JaqError(f"{len(tilings)} tilings for {len(inet.layers)} layers", "tilings")
+    layers = [L.layer for L in inet.layers]
+    build = build_accelerator(accel, layers, verilog=verilog, cache_dir=cache_dir)
+    res = NetworkResult(np.zeros(0), np.zeros(0), build_seconds=build.seconds)
+    tensors = [inet.quantize_input(x)]
+    for j, (L, t) in enumerate(zip(inet.layers, tilings)):
+        xin = pad_input(tensors[L.src], L.layer)[0]                     # [C][IH][IW] int64
+        x_hwc = xin.permute(1, 2, 0).contiguous().numpy().astype(np.int64)
+        w = L.weight.numpy().astype(np.int64)
+        w = w.reshape(L.layer.out_ch, L.layer.in_ch_per_group, L.layer.kernel, L.layer.kernel)
+        data = LayerData(L.layer, x_hwc, w, layer_reference(L.layer, x_hwc, w))
+        rep = simulate_layers(accel, [LayerCase(L.layer, t, data, name=L.layer.name or f"layer{j}")], build=build,
+                              stall=stall, seed=j)
+        res.sim_seconds += rep.sim_seconds
+        res.simulated_cycles += rep.simulated_cycles
+        res.layer_reports += rep.layers
+        if not rep.outputs:
+            raise JaqError(f"layer {j}: the simulation produced no output ({'; '.join(rep.errors)[:300]})")
+        acc = torch.from_numpy(rep.outputs[0]).permute(2, 0, 1).unsqueeze(0)   # [1][M][OH][OW]
+        residual = tensors[L.residual_src] if L.residual_src is not None else None
+        tensors.append(L.requantize(acc, residual))
+    res.logits_rtl = tensors[-1].flatten(1).numpy()
+    res.logits_model = inet.run(x).numpy()
+    return res
+
+
+def load_run(run_dir) -> tuple:
+    """(IntegerNet, Accelerator, tilings, one test image) of a retrained run directory.
+
+    Reads ``RUN/retrained.pt`` (written by ``jaq retrain``), ``RUN/accel.json`` (accelerator + per-layer tilings)
+    and the run's data set (first test image)."""
+    import torch
+
+    from jaq.accel_json import load_spec
+    from jaq.nn.integer import export_integer
+    from jaq.nn.space import SpaceConfig
+    from jaq.nn.subnet import SubnetChoice, build_subnet
+
+    run = Path(run_dir)
+    ckpt = run / "retrained.pt"
+    if not ckpt.is_file():
+        raise JaqError(f"{ckpt} not found: run `jaq retrain {run}` first")
+    spec = load_spec(run / "accel.json")
+    if spec.accelerator is None:
+        raise JaqError(f"{run / 'accel.json'} has no accelerator section", "accelerator")
+    d = torch.load(ckpt, map_location="cpu", weights_only=False)
+    space = SpaceConfig.from_dict(dict(d["space"]))
+    choice = SubnetChoice.from_dict(d["choice"], space)
+    net = build_subnet(space, choice)
+    net.load_state_dict(d["state_dict"])
+    inet = export_integer(net)
+    tilings = spec.tilings
+    if any(t is None for t in tilings):
+        raise JaqError(f"{run / 'accel.json'}: every layer needs a pinned tiling", "layers[].tiling")
+    image = _first_test_image(run)
+    return inet, spec.accelerator, list(tilings), image
+
+
+def _first_test_image(run: Path):
+    from jaq.data import load_data
+    from jaq.search.config import validate_config
+    from jaq.search.rundir import read_config
+
+    cfg = validate_config(read_config(run), str(run / "config.yaml"))
+    data = load_data(cfg["data"], seed=cfg["seed"])
+    for x, _ in data.test.batches(1, shuffle=False):
+        return x[0]
+    raise JaqError(f"the data set of {run} has no test images")
+
+
+def run_network(source, *, image=None, stall: bool = False, cache_dir=None) -> NetworkResult:
+    """Whole network end to end on the simulated accelerator: ``source`` is a retrained run directory (or its
+    ``accel.json``). ``image``: a real input [C][H][W] (default: the run's first test image)."""
+    src = Path(source)
+    run = src.parent if src.is_file() else src
+    inet, accel, tilings, img = load_run(run)
+    return run_integer_net(inet, accel, tilings, img if image is None else image, stall=stall, cache_dir=cache_dir)
+
+
+__all__ = ["NetworkResult", "run_integer_net", "run_network", "load_run"]
