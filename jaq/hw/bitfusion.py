@@ -417,6 +417,57 @@ def estimate_bitfusion_one(layer: Layer, acc: "BitFusionConfig | Accelerator", t
     return cost_from_batch(estimate_bitfusion(*_batches([layer], cfg, [tiling])), 0)
 
 
+def estimate_bitfusion_many(layers: Sequence[Layer], acc: "BitFusionConfig | Accelerator",
+                            tilings: Sequence[Tiling]) -> list[Cost]:
+    """Cost of each layer under its tiling in BitFusion mode (one batched call)."""
+    if len(layers) != len(tilings):
+        raise ValueError("one tiling per layer")
+    if not layers:
+        return []
+    cb = estimate_bitfusion(*_batches(layers, as_bitfusion_config(acc), tilings))
+    return [cost_from_batch(cb, i) for i in range(len(layers))]
+
+
+def constants_table(acc: "BitFusionConfig | Accelerator | None" = None) -> list[dict[str, Any]]:
+    """The BitFusion mode's constants (name, value, unit, source); with a configuration, also its buffers'
+    banking and per-bit energies."""
+    src = "hsharma35/bitfusion (Sharma et al., ISCA 2018)"
+    rows = [
+        {"name": "E_core per FU", "value": E_CORE_PJ_PER_FU, "unit": "pJ per fusion unit per cycle",
+         "source": f"{src} simulator.py: 235.104 pJ/cycle for 16x32 (synthesized 4x4 array x N*M/16)"},
+        {"name": "FU area", "value": FU_AREA_UM2, "unit": "um^2 per fusion unit",
+         "source": f"{src}: synthesized 4x4 BitFusion array, 45 nm, 500 MHz"},
+        {"name": "DRAM energy", "value": DRAM_PJ_PER_BIT, "unit": "pJ per bit", "source": f"{src} stats.py"},
+        {"name": "psum/output word", "value": OUT_BITS, "unit": "bits", "source": f"{src} optimizer.py"},
+        {"name": "pmax / pmin", "value": f"{PMAX} / {PMIN}", "unit": "bits", "source": f"{src} accelerator.py"},
+    ]
+    for size, port, rd, wr, area in CACTI_45NM:
+        rows.append({"name": f"CACTI {size} B port {port}", "value": f"{rd} / {wr} / {area}",
+                     "unit": "read pJ/bit / write pJ/bit / mm^2 per bank",
+                     "source": f"{src} sram/cacti_sweep.csv (CACTI 45 nm, 32-bit word)"})
+    if acc is not None:
+        cfg = as_bitfusion_config(acc)
+        b = buffer_costs(cfg.to_accel_batch())
+        for name, label in (("wgt", "WBUF"), ("act", "IBUF"), ("out", "OBUF")):
+            x = b[name]
+            rows.append({"name": f"{label} of this config", "value":
+                         f"{float(x['banks']):g} banks x {float(x['bank_bytes']):g} B: {float(x['rd_pj_bit']):.5f}"
+                         f" / {float(x['wr_pj_bit']):.5f} pJ/bit, {float(x['area_mm2']):.4f} mm^2",
+                         "unit": "", "source": "banking as simulator.py; CACTI interpolation (sram_bank_costs)"})
+    return rows
+
+
+def render_constants(acc: "BitFusionConfig | Accelerator | None" = None) -> str:
+    """:func:`constants_table` as plain text (for ``jaq estimate --explain``)."""
+    lines = ["BitFusion-compatible mode constants (45 nm, 500 MHz; jaq.hw.bitfusion)", "-" * 100]
+    for r in constants_table(acc):
+        v = r["value"]
+        v = f"{v:g}" if isinstance(v, float) else str(v)
+        lines.append(f"{r['name']:<22} {v:<58} {r['unit']}")
+        lines.append(f"{'':<22} source: {r['source']}")
+    return "\n".join(lines)
+
+
 def check_tiling_fits(layer: Layer, acc: "BitFusionConfig | Accelerator", tiling: Tiling,
                       where: str = "tiling") -> None:
     """Raise a one-line :class:`JaqError` naming the buffer when ``tiling`` does not fit (half-buffer rule)."""
@@ -528,6 +579,7 @@ def search_bitfusion(layers: Sequence[Layer], acc: "BitFusionConfig | Accelerato
 
 
 __all__ = ["BitFusionConfig", "BF_E_CONF", "BitFusionChoice", "estimate_bitfusion", "estimate_bitfusion_one",
+           "estimate_bitfusion_many", "constants_table", "render_constants",
            "search_bitfusion", "candidate_tilings", "check_tiling_fits", "cost_from_batch", "area_bitfusion",
            "buffer_costs", "sram_bank_costs", "perf_factor", "as_bitfusion_config", "CACTI_45NM",
            "E_CORE_PJ_PER_FU", "FU_AREA_UM2", "DRAM_PJ_PER_BIT", "SRAM_ORDERS", "PMAX", "PMIN", "OUT_BITS"]
