@@ -48,44 +48,63 @@ class NetworkResult:
                 "layers": [r.to_dict() for r in self.layer_reports]}
 
 
-def run_integer_net(inet, accel: Accelerator, tilings: Sequence[Tiling], image, *, stall: bool = False,
-                    cache_dir=None, verilog: dict[str, str] | None = None) -> NetworkResult:
-    """Run ``inet`` (an :class:`IntegerNet`) on the simulated ``accel`` for one real input ``image`` [C][H][W]
-    (or [1][C][H][W]); ``tilings[j]`` is layer j's tiling. Compares the logits with ``inet.run(image)``."""
+def run_layers(inet, image, conv_fn) -> tuple[np.ndarray, list]:
+    """The host loop: quantize the input, then per layer pad, ``conv_fn(j, data) -> acc[OH][OW][M]`` (the
+    accelerator, or the reference), requantize with the shared function. Returns (logits, per-layer results of
+    ``conv_fn``'s second return value)."""
     import torch
 
     from jaq.nn.integer import pad_input
-    from sim.harness import LayerCase, build_accelerator, simulate_layers
 
     x = torch.as_tensor(image, dtype=torch.float64)
     if x.dim() == 3:
         x = x.unsqueeze(0)
     if x.shape[0] != 1:
         raise JaqError(f"one image at a time (batch 1), got a batch of {x.shape[0]}", "image")
-    if len(tilings) != len(inet.layers):
-        raise JaqError(f"{len(tilings)} tilings for {len(inet.layers)} layers", "tilings")
-    layers = [L.layer for L in inet.layers]
-    build = build_accelerator(accel, layers, verilog=verilog, cache_dir=cache_dir)
-    res = NetworkResult(np.zeros(0), np.zeros(0), build_seconds=build.seconds)
     tensors = [inet.quantize_input(x)]
-    for j, (L, t) in enumerate(zip(inet.layers, tilings)):
+    extras = []
+    for j, L in enumerate(inet.layers):
         xin = pad_input(tensors[L.src], L.layer)[0]                     # [C][IH][IW] int64
         x_hwc = xin.permute(1, 2, 0).contiguous().numpy().astype(np.int64)
         w = L.weight.numpy().astype(np.int64)
         w = w.reshape(L.layer.out_ch, L.layer.in_ch_per_group, L.layer.kernel, L.layer.kernel)
         data = LayerData(L.layer, x_hwc, w, layer_reference(L.layer, x_hwc, w))
-        rep = simulate_layers(accel, [LayerCase(L.layer, t, data, name=L.layer.name or f"layer{j}")], build=build,
-                              stall=stall, seed=j)
+        acc_hwm, extra = conv_fn(j, data)
+        extras.append(extra)
+        acc = torch.from_numpy(np.asarray(acc_hwm, np.int64)).permute(2, 0, 1).unsqueeze(0)   # [1][M][OH][OW]
+        residual = tensors[L.residual_src] if L.residual_src is not None else None
+        tensors.append(L.requantize(acc, residual))
+    return tensors[-1].flatten(1).numpy(), extras
+
+
+def run_integer_net(inet, accel: Accelerator, tilings: Sequence[Tiling], image, *, stall: bool = False,
+                    cache_dir=None, verilog: dict[str, str] | None = None) -> NetworkResult:
+    """Run ``inet`` (an :class:`IntegerNet`) on the simulated ``accel`` for one real input ``image`` [C][H][W]
+    (or [1][C][H][W]); ``tilings[j]`` is layer j's tiling. Compares the logits with ``inet.run(image)``."""
+    import torch
+
+    from sim.harness import LayerCase, build_accelerator, simulate_layers
+
+    if len(tilings) != len(inet.layers):
+        raise JaqError(f"{len(tilings)} tilings for {len(inet.layers)} layers", "tilings")
+    layers = [L.layer for L in inet.layers]
+    build = build_accelerator(accel, layers, verilog=verilog, cache_dir=cache_dir)
+
+    def on_accelerator(j, data):
+        rep = simulate_layers(accel, [LayerCase(data.layer, tilings[j], data, name=data.layer.name or f"layer{j}")],
+                              build=build, stall=stall, seed=j)
+        if not rep.outputs:
+            raise JaqError(f"layer {j}: the simulation produced no output ({'; '.join(rep.errors)[:300]})")
+        return rep.outputs[0], rep
+
+    logits, reps = run_layers(inet, image, on_accelerator)
+    x = torch.as_tensor(image, dtype=torch.float64)
+    res = NetworkResult(logits, inet.run(x if x.dim() == 4 else x.unsqueeze(0)).numpy(),
+                        build_seconds=build.seconds)
+    for rep in reps:
         res.sim_seconds += rep.sim_seconds
         res.simulated_cycles += rep.simulated_cycles
         res.layer_reports += rep.layers
-        if not rep.outputs:
-            raise JaqError(f"layer {j}: the simulation produced no output ({'; '.join(rep.errors)[:300]})")
-        acc = torch.from_numpy(rep.outputs[0]).permute(2, 0, 1).unsqueeze(0)   # [1][M][OH][OW]
-        residual = tensors[L.residual_src] if L.residual_src is not None else None
-        tensors.append(L.requantize(acc, residual))
-    res.logits_rtl = tensors[-1].flatten(1).numpy()
-    res.logits_model = inet.run(x).numpy()
     return res
 
 
@@ -142,4 +161,4 @@ def run_network(source, *, image=None, stall: bool = False, cache_dir=None) -> N
     return run_integer_net(inet, accel, tilings, img if image is None else image, stall=stall, cache_dir=cache_dir)
 
 
-__all__ = ["NetworkResult", "run_integer_net", "run_network", "load_run"]
+__all__ = ["NetworkResult", "run_layers", "run_integer_net", "run_network", "load_run"]

@@ -1,0 +1,54 @@
+"""sim.network's host loop (pad -> accelerator conv -> shared requantize) against jaq.nn.integer.IntegerNet.run.
+
+With the integer reference standing in for the accelerator, the loop must reproduce the integer model's logits
+exactly: this pins the layout conversions ([C][H][W] <-> [IH][IW][C], weights, residuals, pooling) that the
+simulated network run relies on.
+"""
+
+import numpy as np
+import torch
+
+from jaq.hw.records import Layer
+from jaq.nn.integer import IntegerNet, IntLayer
+from sim.network import run_layers
+
+
+def _net():
+    g = torch.Generator().manual_seed(0)
+
+    def w(shape, bits):
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        return torch.randint(lo, hi + 1, shape, generator=g, dtype=torch.int64)
+
+    def bn(c):
+        return torch.rand(c, generator=g, dtype=torch.float64) + 0.5, torch.randn(c, generator=g, dtype=torch.float64)
+
+    L0 = Layer("conv", 3, 8, 6, 6, kernel=3, stride=1, act_bits=8, wgt_bits=4, act_signed=True, name="stem")
+    L1 = Layer("depthwise", 8, 8, 3, 3, kernel=3, stride=2, groups=8, act_bits=4, wgt_bits=8, name="dw")
+    L2 = Layer("pointwise", 8, 8, 3, 3, kernel=1, act_bits=2, wgt_bits=2, name="pw")
+    L3 = Layer("fc", 8, 5, 1, 1, act_bits=8, wgt_bits=8, name="fc")
+    m0, a0 = bn(8)
+    m1, a1 = bn(8)
+    m2, a2 = bn(8)
+    layers = [
+        IntLayer(L0, w((8, 3, 3, 3), 4), 0.02, 0.05, m0, a0, True, 0, out_scale=0.1, out_bits=4),
+        IntLayer(L1, w((8, 1, 3, 3), 8), 0.01, 0.1, m1, a1, True, 1, out_scale=0.2, out_bits=2),
+        IntLayer(L2, w((8, 8, 1, 1), 2), 0.3, 0.2, m2, a2, True, 2, residual_src=2, residual_scale=0.2, pool=True,
+                 out_scale=0.05, out_bits=8),
+        IntLayer(L3, w((5, 8, 1, 1), 8), 0.01, 0.05, torch.ones(5, dtype=torch.float64),
+                 torch.zeros(5, dtype=torch.float64), False, 3),
+    ]
+    return IntegerNet(layers, 8, True, 0.05)
+
+
+def test_host_loop_with_reference_equals_integer_model():
+    net = _net()
+    img = torch.randn(3, 6, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    logits, accs = run_layers(net, img, lambda j, d: (d.y, d.y))
+    model = net.run(img.unsqueeze(0)).numpy()
+    assert logits.shape == model.shape == (1, 5)
+    np.testing.assert_array_equal(logits, model)
+    # accumulators of the trace agree with the reference layer by layer
+    _, trace = net.run(img.unsqueeze(0), trace=True)
+    for acc, rec in zip(accs, trace):
+        np.testing.assert_array_equal(acc, rec["acc"][0].permute(1, 2, 0).numpy())
