@@ -39,7 +39,6 @@ import torch
 from jaq.hw.batch import DTYPE, AccelBatch, LayerBatch, TileBatch
 from jaq.hw.records import BITS, DATAFLOWS, LOOP_ORDER_INDEX, LOOP_ORDERS, Accelerator, Layer, Tiling
 
-_NB = len(BITS)
 
 
 def _estimate(lb: LayerBatch, ab: AccelBatch, tb: TileBatch):
@@ -66,13 +65,14 @@ class CandidateRows:
     """The supernet's candidate layers as flat rows (built from ``Supernet.candidates()``).
 
     ``layers``: R layer templates (their bits are ignored); ``op_prob`` [R]: probability that the row's operator
-    is chosen (1 for fixed layers); ``act_prob``/``wgt_prob`` [R, 3]: probabilities of 2/4/8 bits.
+    is chosen (1 for fixed layers); ``act_prob``/``wgt_prob`` [R, nb]: probabilities of the ``bits`` (2/4/8 by default).
     """
 
     layers: list[Layer]
     op_prob: torch.Tensor
     act_prob: torch.Tensor
     wgt_prob: torch.Tensor
+    bits: tuple[int, ...] = BITS
 
 
 @dataclass
@@ -121,9 +121,9 @@ class TilingCache:
         return [self._d[k] for k in keys], dt, len(missing)
 
 
-def _bit_expanded(templates: Sequence[Layer]) -> list[Layer]:
-    """Each template at the 9 (act, wgt) bit pairs, act-major: row r*9 + i*3 + j has BITS[i], BITS[j]."""
-    return [t.with_bits(a, w) for t in templates for a in BITS for w in BITS]
+def _bit_expanded(templates: Sequence[Layer], bits: Sequence[int] = BITS) -> list[Layer]:
+    """Each template at every (act, wgt) bit pair, act-major: row r*nb*nb + i*nb + j has bits[i], bits[j]."""
+    return [t.with_bits(a, w) for t in templates for a in bits for w in bits]
 
 
 def tile_batch(tilings: Sequence[Tiling], loop_order: int | None = None) -> TileBatch:
@@ -151,10 +151,13 @@ class HWCost:
 
     # -- normalisation -----------------------------------------------------------------------------------
     def _bt_weights(self) -> tuple[float, float, float]:
-        """BatchTile's objective weights: the Eq. 9 weights divided by the references (same trade-off)."""
+        """BatchTile's objective weights: the Eq. 9 weights divided by the references (same trade-off).
+
+        BatchTile's objective is ``wE * E[mJ] + wL * L[ms] + wA * A[mm²]`` (jaq.hw.batchtile.objective_value);
+        before calibration the raw lambdas are used (the paper's weighting in those units)."""
         if not self.refs:
             return self.lambdas
-        return (self.lambdas[0] / self.refs["energy_pj"], self.lambdas[1] / self.refs["latency_ms"],
+        return (self.lambdas[0] / (self.refs["energy_pj"] * 1e-9), self.lambdas[1] / self.refs["latency_ms"],
                 self.lambdas[2] / self.refs["area_mm2"])
 
     def reference_accelerator(self) -> Accelerator:
@@ -184,14 +187,15 @@ class HWCost:
 
     def _expected(self, rows: CandidateRows, acc: Accelerator, ab: AccelBatch):
         """Expected (energy pJ, latency ms, area mm²) tensors, plus (BatchTile seconds, layers searched)."""
-        expanded = _bit_expanded(rows.layers)
+        expanded = _bit_expanded(rows.layers, rows.bits)
+        nb = len(rows.bits)
         choices, dt, n = self.cache.get_many(expanded, acc)
         lb = self._layer_batch(expanded)
         tb = tile_batch([c.tiling for c in choices])
         cb = _estimate(lb, ab.expand_to(len(expanded)), tb)
         R = len(rows.layers)
-        e = cb.energy_total_pj.reshape(R, _NB, _NB)
-        lat = cb.latency_ms.reshape(R, _NB, _NB)
+        e = cb.energy_total_pj.reshape(R, nb, nb)
+        lat = cb.latency_ms.reshape(R, nb, nb)
         w = (rows.op_prob.to(DTYPE)[:, None, None] * rows.act_prob.to(DTYPE)[:, :, None]
              * rows.wgt_prob.to(DTYPE)[:, None, :])
         return (w * e).sum(), (w * lat).sum(), cb.area_mm2.reshape(-1)[0], (dt, n)
@@ -242,8 +246,9 @@ class HWCost:
         loss = lE * tE + lL * tL + lA * tA
         if subnet:
             loss = loss * self._variant_ratio(subnet, acc, ab, sample)
-        return HWCostResult(loss=loss, energy_pj=float(e), latency_ms=float(l), area_mm2=float(a),
-                            terms={"E": float(tE), "L": float(tL), "A": float(tA)}, accelerator=acc,
+        f = lambda t: float(t.detach())  # noqa: E731
+        return HWCostResult(loss=loss, energy_pj=f(e), latency_ms=f(l), area_mm2=f(a),
+                            terms={"E": f(tE), "L": f(tL), "A": f(tA)}, accelerator=acc,
                             batchtile_s=dt, batchtile_layers=n)
 
     def final(self, subnet: list[Layer], acc: Accelerator) -> list:

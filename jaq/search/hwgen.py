@@ -81,7 +81,7 @@ class HWSample:
 
     def accelerator(self, fixed: dict) -> Accelerator:
         """The discrete accelerator (``fixed``: clock_mhz, dram_bits_per_cycle, dram_latency_cycles)."""
-        v = {n: int(round(float(self.values[n]))) for n in NUMERIC_HEADS}
+        v = {n: int(round(float(self.values[n].detach()))) for n in NUMERIC_HEADS}
         return Accelerator(dataflow=DATAFLOWS[self.index["dataflow"]],
                            loop_order=LOOP_ORDERS[self.index["loop_order"]], **v, **fixed)
 
@@ -108,29 +108,38 @@ class HWGenerator(nn.Module):
             nn.init.normal_(h.weight, std=1e-3)
             nn.init.zeros_(h.bias)
 
-    def logits(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, layers_or_feats) -> dict[str, torch.Tensor]:
+        """Logits of the seven heads for one subnet (a list of Layers or their [n, 8] encodings)."""
+        feats = layers_or_feats if torch.is_tensor(layers_or_feats) else encode_layers(layers_or_feats)
+        feats = feats.to(next(self.parameters()).device)
         e = self.embed(feats)
         z = self.mix(torch.cat([e.mean(0), e.max(0).values], dim=-1))
         z = F.relu(self.out_norm(self.blocks(z)))
         return {name: head(z) for name, head in self.heads.items()}
 
-    def forward(self, layers_or_feats, tau: float = 1.0, sample: bool = True) -> HWSample:
-        """Generate one accelerator. ``sample=False``: no Gumbel noise (argmax of the logits, for the result)."""
-        feats = layers_or_feats if torch.is_tensor(layers_or_feats) else encode_layers(layers_or_feats)
-        feats = feats.to(next(self.parameters()).device)
-        lg = self.logits(feats)
-        onehot, probs, index, values = {}, {}, {}, {}
-        for name, l in lg.items():
-            p = F.softmax(l, dim=-1)
-            if sample:
-                u = torch.rand_like(l).clamp_(1e-9, 1 - 1e-9)
-                soft = F.softmax((l - torch.log(-torch.log(u))) / tau, dim=-1)
-            else:
-                soft = F.softmax(l / tau, dim=-1)
-            i = int(torch.argmax(soft))
-            hard = F.one_hot(torch.tensor(i, device=l.device), l.shape[-1]).to(soft.dtype)
-            oh = hard - soft.detach() + soft
-            onehot[name], probs[name], index[name] = oh, p, i
-            if name in NUMERIC_HEADS:
-                values[name] = (oh.to(DTYPE) * grid_of(name).to(l.device)).sum().reshape(1)
-        return HWSample(onehot, probs, lg, index, values)
+    def generate(self, layers_or_feats, tau: float = 1.0, sample: bool = True,
+                 generator: torch.Generator | None = None) -> "HWSample":
+        return sample_heads(self(layers_or_feats), tau, sample, generator)
+
+
+def sample_heads(logits: dict[str, torch.Tensor], tau: float = 1.0, sample: bool = True,
+                 generator: torch.Generator | None = None) -> HWSample:
+    """Gumbel-softmax (temperature ``tau``) with straight-through hard one-hots on every head.
+
+    ``sample=False`` drops the Gumbel noise: the argmax of the logits (the search's result).
+    """
+    onehot, probs, index, values = {}, {}, {}, {}
+    for name, l in logits.items():
+        p = F.softmax(l, dim=-1)
+        if sample:
+            u = torch.rand(l.shape, generator=generator, dtype=l.dtype).to(l.device).clamp_(1e-9, 1 - 1e-9)
+            soft = F.softmax((l - torch.log(-torch.log(u))) / tau, dim=-1)
+        else:
+            soft = F.softmax(l / tau, dim=-1)
+        i = int(torch.argmax(soft))
+        hard = F.one_hot(torch.tensor(i, device=l.device), l.shape[-1]).to(soft.dtype)
+        oh = hard - soft.detach() + soft
+        onehot[name], probs[name], index[name] = oh, p, i
+        if name in NUMERIC_HEADS:
+            values[name] = (oh.to(DTYPE) * grid_of(name).to(l.device)).sum().reshape(1)
+    return HWSample(onehot, probs, logits, index, values)

@@ -1,0 +1,100 @@
+"""``jaq co-search``: joint search of network, bits and accelerator -> RUN/accel.json (+ checkpoints, plots)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jaq.errors import JaqError
+
+NAME = "co-search"
+HELP = "search network + mixed precision + accelerator jointly; writes RUN/accel.json"
+DESCRIPTION = """\
+Bilevel differentiable co-search (JAQ, AAAI 2025): supernet weights on 80% of the training split, alpha/beta and
+the hardware generator on the other 20%, loss CE + lambda * E_HW. Writes into --out: config.yaml (resolved),
+metrics.jsonl, checkpoint.pt (every epoch, atomic), plots/, subnet.json and accel.json.
+
+examples:
+  jaq co-search --config configs/tiny.yaml --out runs/tiny
+  jaq co-search --config configs/tiny.yaml --out runs/tiny --resume
+  jaq co-search --config configs/cifar10.yaml --data-root ~/data --out runs/c10 --device cuda
+  jaq co-search --config configs/tiny.yaml --out runs/sweep --sweep-lambda 0.05,0.5,2
+  torchrun --nproc_per_node=4 -m jaq co-search --config configs/cifar100.yaml --out runs/c100 --device cuda
+"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--config", help="YAML config (configs/*.yaml); with --resume the run's own config is used")
+    p.add_argument("--data-root", help="data folder (overrides data.root)")
+    p.add_argument("--out", help="run directory (default runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    p.add_argument("--epochs", type=int, help="override search.epochs")
+    p.add_argument("--lambda", dest="lam", type=float, help="override search.lambda (hardware-cost weight)")
+    p.add_argument("--seed", type=int, help="override seed")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.add_argument("--sweep-lambda", help="comma-separated lambdas: one run per value under --out, "
+                                          "plus sweep.json and pareto.png")
+    p.add_argument("--retrain", action="store_true", help="retrain each derived subnet after the search "
+                                                          "(implied for sweeps' accuracy when set)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _overrides(args, cfg: dict) -> dict:
+    from jaq.search.config import validate_config
+    raw = json.loads(json.dumps(cfg))
+    if args.data_root:
+        raw["data"]["root"] = args.data_root
+    if args.epochs is not None:
+        raw["search"]["epochs"] = args.epochs
+    if args.lam is not None:
+        raw["search"]["lambda"] = args.lam
+    if args.seed is not None:
+        raw["seed"] = args.seed
+    return validate_config(raw, "command line")
+
+
+def run(args) -> int:
+    from jaq.search.config import load_config, parse_lambda_list
+    from jaq.search.cosearch import run_cosearch
+    from jaq.search.rundir import read_config
+    from jaq.search.sweep import run_sweep
+
+    if args.resume and args.force:
+        raise JaqError("--resume and --force exclude each other", "--resume")
+    if args.config is None and not args.resume:
+        raise JaqError("missing: pass --config FILE (e.g. configs/tiny.yaml)", "--config")
+    if args.config is not None:
+        cfg = load_config(args.config)
+    else:
+        if not args.out:
+            raise JaqError("--resume needs --out RUN_DIR", "--out")
+        from jaq.search.config import validate_config
+        cfg = validate_config(read_config(Path(args.out)), str(Path(args.out) / "config.yaml"))
+    cfg = _overrides(args, cfg)
+    out = Path(args.out or f"runs/{cfg['name']}")
+    sweep = parse_lambda_list(args.sweep_lambda) if args.sweep_lambda else cfg.get("sweep_lambda")
+    if sweep:
+        res = run_sweep(cfg, out, sweep, resume=args.resume, force=args.force, device=args.device,
+                        quiet=args.quiet, retrain=args.retrain)
+        print(f"sweep: {len(res['points'])} runs under {out}; {out / 'sweep.json'}, {out / 'pareto.png'}")
+        for p in res["points"]:
+            print(f"  lambda {p['lambda']:g}: {p['accuracy_kind']} {100 * p['accuracy']:.2f}%  "
+                  f"EDAP {p['edap']:.4g} J*s*mm^2  bits {p['bits']}")
+        return 0
+    res = run_cosearch(cfg, out, resume=args.resume, force=args.force, device=args.device, quiet=args.quiet)
+    spec = res.get("accel")
+    if spec is not None:
+        t = spec.totals
+        a = spec.accelerator
+        print(f"co-search done: {out / 'accel.json'}")
+        print(f"  accelerator: {a.pe_x}x{a.pe_y} PEs, buffers act/wgt/out {a.act_buf_kb}/{a.wgt_buf_kb}/"
+              f"{a.out_buf_kb} KB, {a.dataflow}, loop order {'>'.join(a.loop_order)}")
+        print(f"  latency {t.latency_ms:.4g} ms, energy {t.energy_mj:.4g} mJ, area {t.area_mm2:.4g} mm^2, "
+              f"EDAP {t.edap:.4g} J*s*mm^2")
+        print("  bits (act/wgt per layer): " + " ".join(f"{l.act_bits}/{l.wgt_bits}" for l in spec.layers))
+    if args.retrain:
+        from jaq.search.retrain import run_retrain
+        r = run_retrain(out, device=args.device, quiet=args.quiet)
+        print(f"  retrained {r['epochs']} epochs: test accuracy {100 * r['test_acc']:.2f}%")
+    return 0

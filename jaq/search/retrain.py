@@ -1,0 +1,162 @@
+"""Retraining of the derived subnet (paper, "The Overall Joint Pipeline": retrain stage).
+
+The subnet recorded by the search (``RUN/subnet.json``) is rebuilt with :func:`jaq.nn.subnet.build_subnet` at
+its fixed bits (quantization-aware training: fake-quant with straight-through gradients, every channel
+quantized) and trained from scratch on the whole training split: SGD with momentum, cosine-annealed from
+``retrain.lr`` (paper: 0.01) over ``retrain.epochs`` (paper: 600 CIFAR, 180 ImageNet). The test accuracy is
+written into ``accel.json`` (``accuracy.test``), the trained model to ``RUN/retrained.pt``, and the integer
+weights + scales (``jaq.nn.integer``) to ``RUN/weights/`` for the RTL simulation.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from jaq.errors import JaqError
+from jaq.io import atomic_write_bytes, atomic_write_json, load_json
+from jaq.search.rundir import ACCEL, read_config
+
+
+def _layer_sig(l: dict) -> tuple:
+    return tuple(l[k] for k in ("kind", "in_ch", "out_ch", "out_h", "out_w", "kernel", "stride", "groups",
+                                "act_bits", "wgt_bits"))
+
+
+def run_retrain(run_dir: str | Path, *, epochs: int | None = None, device: str = "cpu", quiet: bool = False,
+                max_steps_per_epoch: int | None = None) -> dict:
+    """Retrain ``run_dir``'s subnet; returns ``{"test_acc": ..., "epochs": ..., "seconds": ...}``."""
+    from jaq.data import load_data
+    from jaq.nn.space import SpaceConfig
+    from jaq.nn.subnet import SubnetChoice, build_subnet
+    from jaq.search import artifact
+    from jaq.search.config import validate_config
+    from jaq.search.cosearch import _seed_epoch, resolve_device
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise JaqError(f"run directory {run} does not exist", "RUN_DIR")
+    for f in ("config.yaml", "subnet.json", ACCEL):
+        if not (run / f).is_file():
+            raise JaqError(f"{run / f} is missing: is {run} a finished co-search run?", "RUN_DIR")
+    cfg = validate_config(read_config(run), str(run / "config.yaml"))
+    r = cfg["retrain"]
+    n_epochs = r["epochs"] if epochs is None else epochs
+    if n_epochs < 1:
+        raise JaqError(f"{n_epochs} must be >= 1", "--epochs")
+    max_steps = max_steps_per_epoch if max_steps_per_epoch is not None else r["max_steps_per_epoch"]
+    device = resolve_device(device)
+    sub = load_json(run / "subnet.json")
+    space_d = dict(sub["space"])
+    space = SpaceConfig.from_dict(space_d)
+    choice = SubnetChoice.from_dict(sub["choice"], space)
+    seed = cfg["seed"]
+    torch.manual_seed(_seed_epoch(seed, 10_000, 0))
+    net = build_subnet(space, choice).to(device)
+    doc = artifact.read_accel(run / ACCEL)
+    want = [_layer_sig(l.to_dict()) for l in doc.layers]
+    have = [_layer_sig(l.to_dict()) for l in net.layers()]
+    if want != have:
+        raise JaqError(f"{run / 'subnet.json'} does not match the layers in {run / ACCEL}", "network.layers")
+
+    data = load_data(cfg["data"], seed=seed)
+    opt = torch.optim.SGD(net.parameters(), lr=r["lr"], momentum=r["momentum"], weight_decay=r["weight_decay"])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_epochs)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    prog = Progress(TextColumn("[bold]retrain"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:5.1f}%"), TimeRemainingColumn(),
+                    disable=quiet)
+    log = []
+    t0 = time.perf_counter()
+    steps = data.train.num_batches(r["batch_size"], 1, max_steps)
+    with prog:
+        task = prog.add_task("retrain", total=n_epochs * steps, loss=0.0, acc=0.0)
+        for ep in range(n_epochs):
+            g = torch.Generator().manual_seed(_seed_epoch(seed, 20_000 + ep, 0))
+            net.train()
+            tl = tc = tn = 0
+            for x, y in data.train.batches(r["batch_size"], shuffle=True, generator=g, max_steps=max_steps,
+                                           device=device):
+                out = net(x)
+                loss = F.cross_entropy(out, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+                opt.step()
+                tl += float(loss.detach()) * len(y)
+                tc += int((out.argmax(1) == y).sum())
+                tn += len(y)
+                prog.update(task, advance=1, loss=tl / tn, acc=100 * tc / tn)
+            sched.step()
+            log.append({"kind": "retrain_epoch", "epoch": ep + 1, "train_loss": tl / max(1, tn),
+                        "train_acc": tc / max(1, tn), "lr": opt.param_groups[0]["lr"]})
+    secs = time.perf_counter() - t0
+    test_acc = evaluate(net, data.test, device)
+    log.append({"kind": "retrain_test", "test_acc": test_acc, "seconds": secs})
+    buf = __import__("io").BytesIO()
+    torch.save({"state_dict": net.state_dict(), "space": space.to_dict(), "choice": choice.to_dict()}, buf)
+    atomic_write_bytes(run / "retrained.pt", buf.getvalue())
+    from jaq.io import atomic_write_text
+    import json
+    atomic_write_text(run / "retrain_metrics.jsonl", "".join(json.dumps(x) + "\n" for x in log))
+    net = net.cpu()
+    weights_info = export_weights(net, run / "weights")
+    int_acc = evaluate_integer(weights_info["integer_net"], data.test)
+    acc = dict(doc.accuracy or {})
+    acc.update({"top1": test_acc, "top1_integer": int_acc, "split": "test", "test_images": len(data.test), "retrain_epochs": n_epochs,
+                "dataset": cfg["data"]["dataset"]})
+    doc.accuracy = acc
+    for e, w in zip(doc.network.layers, weights_info["layers"]):
+        e.weights = w["weights"]
+        e.scales = w["scales"]
+    artifact.write_accel(run / ACCEL, doc)
+    return {"test_acc": test_acc, "integer_test_acc": int_acc, "epochs": n_epochs, "seconds": secs,
+            "weights": str(run / "weights")}
+
+
+@torch.no_grad()
+def evaluate(net, src, device) -> float:
+    net.eval()
+    c = n = 0
+    for x, y in src.batches(256, shuffle=False, device=device):
+        c += int((net(x).argmax(1) == y).sum())
+        n += len(y)
+    net.train()
+    return c / max(1, n)
+
+
+def export_weights(net, folder: Path) -> dict:
+    """Integer weights + host constants (scales, folded BN) of every layer via :mod:`jaq.nn.integer`.
+
+    Writes ``folder/network.json`` (input quantization + the per-layer list) and ``folder/layer_NN.json`` (one
+    :class:`jaq.nn.integer.IntLayer` each: integer weights in PyTorch order, weight/activation scales, BN
+    multiplier/offset, requantization target). Returns ``{"integer_net": IntegerNet, "layers": [{weights,
+    scales}, ...]}`` with paths relative to the run directory (what accel.json records).
+    """
+    from jaq.nn.integer import export_integer
+    inet = export_integer(net)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for j, L in enumerate(inet.layers):
+        name = f"layer_{j:02d}.json"
+        atomic_write_json(folder / name, L.to_dict())
+        entries.append({"weights": f"{folder.name}/{name}",
+                        "scales": {"wgt_scale": L.wgt_scale, "act_scale": L.act_scale, "out_scale": L.out_scale}})
+    atomic_write_json(folder / "network.json", {
+        "input_bits": inet.input_bits, "input_signed": inet.input_signed, "input_scale": inet.input_scale,
+        "layers": [e["weights"].split("/", 1)[1] for e in entries]})
+    return {"integer_net": inet, "layers": entries}
+
+
+@torch.no_grad()
+def evaluate_integer(inet, src) -> float:
+    """Test accuracy of the integer network (what the accelerator + host compute)."""
+    c = n = 0
+    for x, y in src.batches(256, shuffle=False):
+        c += int((inet(x.to(torch.float64)).argmax(1) == y).sum())
+        n += len(y)
+    return c / max(1, n)
