@@ -1,0 +1,188 @@
+"""accel.json (contract 2): schema, validation with one-line errors naming the field, round trips, examples."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from jaq.accel_json import (SCHEMA_VERSION, AccelSpec, Predicted, Provenance, Totals, dump, load_accel_json,
+                            load_spec, parse_spec, save)
+from jaq.errors import JaqError
+from jaq.hw.bitfusion import BF_E_CONF
+from jaq.hw.records import Accelerator, Cost, Layer, Tiling
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+BASE = {
+    "schema_version": SCHEMA_VERSION,
+    "network": {"input_shape": [3, 16, 16], "layers": [
+        {"kind": "conv", "in_ch": 3, "out_ch": 8, "out_h": 16, "out_w": 16, "kernel": 3},
+        {"kind": "pointwise", "in_ch": 8, "out_ch": 16, "out_h": 16, "out_w": 16, "act_bits": 4, "wgt_bits": 2},
+    ]},
+    "accelerator": {"pe_x": 8, "pe_y": 8, "act_buf_kb": 64, "wgt_buf_kb": 64, "out_buf_kb": 64},
+}
+
+
+def _err(obj) -> str:
+    with pytest.raises(JaqError) as ei:
+        parse_spec(obj)
+    msg = str(ei.value)
+    assert "\n" not in msg
+    return msg
+
+
+def _with(path: str, value):
+    obj = copy.deepcopy(BASE)
+    node = obj
+    keys = path.split(".")
+    for k in keys[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node[k]
+    last = keys[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return obj
+
+
+@pytest.mark.parametrize("name", ["bitfusion_reference.yaml", "small_net.accel.json", "mobilenet_block.yaml"])
+def test_examples_load_and_round_trip(name, tmp_path):
+    spec = load_spec(EXAMPLES / name)
+    assert spec.layers and all(isinstance(l, Layer) for l in spec.layers)
+    d = dump(spec)
+    assert d["schema_version"] == SCHEMA_VERSION
+    again = parse_spec(json.loads(json.dumps(d)))
+    assert again.layers == spec.layers and again.tilings == spec.tilings
+    assert again.accelerator == spec.accelerator and again.bitfusion == spec.bitfusion
+    out = save(again, tmp_path / "sub" / "accel.json")
+    assert load_accel_json(out).layers == spec.layers
+    assert not list((tmp_path / "sub").glob("*.tmp"))
+
+
+def test_reference_example_contents():
+    spec = load_spec(EXAMPLES / "bitfusion_reference.yaml")
+    assert spec.mode == "bitfusion" and spec.accelerator is None
+    assert spec.bitfusion_config() == BF_E_CONF
+    l0 = spec.layers[0]
+    assert (l0.in_ch, l0.out_ch, l0.out_h, l0.out_w, l0.kernel, l0.stride) == (64, 64, 32, 32, 3, 1)
+    assert spec.tilings[0] == Tiling(64, 32, 4, 4, ("B", "OC", "OH", "IC", "OW"))
+    assert spec.tilings[1] is None  # missing tilings are left to BatchTile
+
+
+def test_minimal_hand_written_and_defaults():
+    spec = parse_spec({"layers": [{"kind": "fc", "in_ch": 16, "out_ch": 4, "out_h": 1, "out_w": 1}],
+                       "accelerator": {}})
+    assert spec.accelerator == Accelerator()
+    assert spec.mode == "native" and spec.tilings == [None]
+    # a tiling without loop order takes the accelerator's
+    spec = parse_spec(_with("network.layers.1.tiling", {"t_ic": 8, "t_oc": 8, "t_oh": 4, "t_ow": 4}))
+    assert spec.tilings[1].loop_order == spec.accelerator.loop_order
+
+
+def test_derived_output_extents_from_input_and_padding():
+    layer = {"kind": "conv", "in_ch": 3, "out_ch": 8, "in_h": 16, "in_w": 12, "padding": 1, "kernel": 3,
+             "stride": 2}
+    obj = _with("network.layers.0", layer)
+    obj["network"]["input_shape"] = [3, 16, 12]
+    spec = parse_spec(obj)
+    assert (spec.layers[0].out_h, spec.layers[0].out_w) == (8, 6)
+    obj["network"]["input_shape"] = [3, 16, 16]
+    assert _err(obj).startswith("layers[0].in_w: 12 does not match network.input_shape")
+    assert dump(spec)["network"]["layers"][0]["in_h"] == 16
+
+
+@pytest.mark.parametrize("path,value,field,words", [
+    ("network.layers.1.kind", "conv3d", "layers[1].kind", "unknown op kind"),
+    ("network.layers.0.in_ch", 0, "layers[0].in_ch", "at least 1"),
+    ("network.layers.1.out_ch", -4, "layers[1].out_ch", "at least 1"),
+    ("network.layers.0.kernel", 0, "layers[0].kernel", "out of range"),
+    ("network.layers.0.act_bits", 3, "layers[0].act_bits", "2, 4, 8"),
+    ("network.layers.1.frobnicate", 1, "layers[1].frobnicate", "unknown"),
+    ("accelerator.pe_x", 70, "accelerator.pe_x", "out of range 3..64"),
+    ("accelerator.pe_y", 2, "accelerator.pe_y", "out of range"),
+    ("accelerator.act_buf_kb", 70, "accelerator.act_buf_kb", "16 KB grid"),
+    ("accelerator.out_buf_kb", 1024, "accelerator.out_buf_kb", "out of range"),
+    ("accelerator.dataflow", "XS", "accelerator.dataflow", "unknown dataflow"),
+    ("accelerator.loop_order", "B,IC,OC", "accelerator.loop_order", "permutation"),
+    ("schema_version", "jaq.accel/2", "schema_version", "not supported"),
+    ("mode", "fast", "mode", "unknown mode"),
+    ("network.input_shape", [4, 16, 16], "layers[0].in_ch", "input_shape"),
+    ("network.input_shape", [3, 16], "network.input_shape", "[C, H, W]"),
+    ("network.layers.1.tiling", {"t_ic": 16, "t_oc": 8, "t_oh": 4, "t_ow": 4}, "layers[1].tiling.t_ic",
+     "larger than the layer's 8 input channels"),
+    ("network.layers.1.tiling", {"t_ic": 8, "t_oc": 8, "t_oh": 4}, "layers[1].tiling.t_ow", "missing"),
+    ("network.layers.1.tiling", {"t_ic": 8, "t_oc": 8, "t_oh": 4, "t_ow": 4, "loop_order": "B,B,OC,OH,OW"},
+     "layers[1].tiling.loop_order", "permutation"),
+    ("network.layers.1.predicted", {"cycles": -1}, "layers[1].predicted.cycles", "non-negative"),
+    ("network.layers.1.block", "two", "layers[1].block", "block index"),
+    ("objective_weights", [1, 2], "objective_weights", "[lE, lL, lA]"),
+    ("totals", {"cycles": 1}, "totals.latency_ms", "missing"),
+    ("provenance", {"seed": "x"}, "provenance.seed", "integer"),
+    ("accuracy", {"top1": [1]}, "accuracy.top1", "number"),
+])
+def test_validation_names_the_field(path, value, field, words):
+    msg = _err(_with(path, value))
+    assert msg.startswith(field + ":"), msg
+    if words:
+        assert words in msg, msg
+
+
+def test_kernel_larger_than_input():
+    layer = {"kind": "conv", "in_ch": 3, "out_ch": 8, "in_h": 3, "in_w": 3, "kernel": 7, "stride": 1}
+    msg = _err(_with("network.layers.0", layer))
+    assert msg.startswith("layers[0].kernel: 7 larger than the padded input"), msg
+    layer = {"kind": "conv", "in_ch": 3, "out_ch": 8, "in_h": 16, "in_w": 16, "padding": 1, "kernel": 3,
+             "out_h": 15, "out_w": 16}
+    assert _err(_with("network.layers.0", layer)).startswith("layers[0].out_h: 15 does not follow")
+
+
+def test_structure_errors():
+    assert _err([1, 2]).startswith("expected a mapping")
+    assert _err({"layers": [], "accelerator": {}}).startswith("layers: expected a non-empty list")
+    assert _err({"layers": [BASE["network"]["layers"][0]]}).startswith("accelerator: missing")
+    both = copy.deepcopy(BASE)
+    both["layers"] = both["network"]["layers"]
+    assert _err(both).startswith("layers:")
+    assert _err({**BASE, "acclerator": {}}).startswith("acclerator: unknown field")
+    assert _err(_with("bitfusion", {"rows": 0})).startswith("bitfusion.rows:")
+
+
+def test_malformed_files(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text('{"layers": [')
+    with pytest.raises(JaqError, match="malformed JSON"):
+        load_accel_json(p)
+    y = tmp_path / "bad.yaml"
+    y.write_text("layers: [a, b\naccelerator: {")
+    with pytest.raises(JaqError, match="malformed YAML"):
+        load_spec(y)
+    with pytest.raises(JaqError, match="file not found"):
+        load_spec(tmp_path / "missing.json")
+
+
+def test_predictions_totals_provenance_round_trip(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("seed: 3\n")
+    spec = parse_spec(copy.deepcopy(BASE), source=tmp_path / "x.json")
+    costs = [Cost(cycles=1000 * (i + 1), latency_ms=0.002 * (i + 1), energy_pj={"mac": 10.0, "dram": 5.0},
+                  area_mm2=1.5, accesses={"dram_rd_bits": 64}) for i in range(2)]
+    for e, c in zip(spec.network.layers, costs):
+        e.predicted = Predicted("native", c)
+        e.weights = "weights/layer.npz"
+    spec.totals = Totals.from_costs(costs, "native")
+    spec.provenance = Provenance.now(config=cfg, seed=3, command="test")
+    spec.accuracy = {"top1": 0.91, "dataset": "digits"}
+    assert spec.totals.cycles == 3000 and spec.totals.energy_mj == pytest.approx(30e-9)
+    assert spec.totals.edap == pytest.approx(30e-12 * 0.006e-3 * 1.5)
+    assert len(spec.provenance.config_sha256) == 64 and spec.provenance.code_version.startswith("jaq ")
+    assert spec.resolve("weights/layer.npz") == tmp_path / "weights" / "layer.npz"
+    out = save(spec, tmp_path / "accel.json")
+    back = load_accel_json(out)
+    assert back.network.layers[1].predicted.cost.cycles == 2000
+    assert back.network.layers[1].predicted.cost.energy_pj == {"mac": 10.0, "dram": 5.0}
+    assert back.totals == spec.totals and back.accuracy == spec.accuracy
+    assert back.provenance.seed == 3 and back.provenance.config_sha256 == spec.provenance.config_sha256
+    assert isinstance(back, AccelSpec) and back.network.layers[0].weights == "weights/layer.npz"
