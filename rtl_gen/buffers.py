@@ -1,0 +1,128 @@
+"""On-chip buffers: W-bit lines stored as 32-bit words (``lib.memory``), a DMA line port and array ports.
+
+A buffer of ``KB`` kilobytes has ``lines = KB*1024*8/W`` lines of ``W`` bits (docs/execution-model.md section 3);
+it is stored as ``lines * W/32`` 32-bit words so that the array reads aligned 8/16/32-bit vectors (a vector never
+straddles a 32-bit word: vectors are 8, 16 or 32 bits and aligned to their size) and the OBUF read-modify-writes
+single 32-bit accumulator words. A DMA line write stores the ``W/32`` words of one line in one cycle; a DMA line
+read (OBUF, ``STORE_OUT``) returns one line one cycle after the request.
+
+Counters (48 bits, reset never, count since power-up) are the number of enabled ports per cycle, i.e. the
+hardware's actual accesses: ``cnt_rd`` vector (or word) reads, ``cnt_line_wr`` line writes; the OBUF adds
+``cnt_wr`` word writes and ``cnt_line_rd`` line reads.
+"""
+
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from rtl_gen.params import clog2
+
+CNT_BITS = 48
+
+
+def popcount(bits) -> "Value":
+    """Sum of the bits of a list of 1-bit values (adder tree)."""
+    bits = list(bits)
+    if not bits:
+        return Const(0, 1)
+    while len(bits) > 1:
+        nxt = [bits[i] + bits[i + 1] for i in range(0, len(bits) - 1, 2)]
+        if len(bits) % 2:
+            nxt.append(bits[-1])
+        bits = nxt
+    return bits[0]
+
+
+def select_vector(word, sub, vpw_log2):
+    """Vector ``sub`` of a 32-bit ``word`` holding ``2**vpw_log2`` vectors (of 32, 16 or 8 bits), LSB first."""
+    return Mux(vpw_log2 == 0, word,
+               Mux(vpw_log2 == 1, word >> (sub[0] * 16), word >> (sub[:2] * 8)))
+
+
+class VectorBuffer(wiring.Component):
+    """Activation or weight buffer: one DMA line-write port, ``n_rd`` word read ports (1-cycle latency).
+
+    Ports: ``wr_line``, ``wr_data`` (W bits), ``wr_en``; ``rd_addr[i]`` (word address), ``rd_en[i]``,
+    ``rd_data[i]`` (32 bits, valid the cycle after ``rd_en``); counters ``cnt_rd``, ``cnt_line_wr``.
+    """
+
+    def __init__(self, lines: int, W: int, n_rd: int, init=None):
+        self.lines, self.W, self.n_rd = lines, W, n_rd
+        self.EW = W // 32
+        self.depth = lines * self.EW
+        self.abits = clog2(self.depth)
+        self.mem = Memory(shape=32, depth=self.depth, init=init or [])
+        super().__init__({
+            "wr_line": In(clog2(lines)), "wr_data": In(W), "wr_en": In(1),
+            "rd_addr": In(self.abits).array(n_rd), "rd_en": In(1).array(n_rd), "rd_data": Out(32).array(n_rd),
+            "cnt_rd": Out(CNT_BITS), "cnt_line_wr": Out(CNT_BITS),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = self.mem
+        for k in range(self.EW):
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(self.wr_line * self.EW + k), wp.data.eq(self.wr_data.word_select(k, 32)),
+                         wp.en.eq(self.wr_en)]
+        for i in range(self.n_rd):
+            rp = mem.read_port()
+            m.d.comb += [rp.addr.eq(self.rd_addr[i]), rp.en.eq(self.rd_en[i]), self.rd_data[i].eq(rp.data)]
+        m.d.sync += [self.cnt_rd.eq(self.cnt_rd + popcount(self.rd_en[i] for i in range(self.n_rd))),
+                     self.cnt_line_wr.eq(self.cnt_line_wr + self.wr_en)]
+        return m
+
+
+class OutBuffer(wiring.Component):
+    """Output/partial-sum buffer of 32-bit words.
+
+    DMA side: ``wr_line``/``wr_data``/``wr_en`` (``LOAD_PSUM`` line write) and ``lr_line``/``lr_en``/``lr_data``
+    (``STORE_OUT`` line read, data the cycle after ``lr_en``; held while ``lr_en`` is low).
+    Array side: ``n_rmw`` read-modify-write word ports: ``rmw_raddr[i]``/``rmw_ren[i]`` read (data
+    ``rmw_rdata[i]`` next cycle, transparent to the same port's write), ``rmw_waddr[i]``/``rmw_wdata[i]``/
+    ``rmw_wen[i]`` write. Counters: ``cnt_rd``/``cnt_wr`` (array word reads/writes), ``cnt_line_wr``,
+    ``cnt_line_rd`` (DMA lines).
+    """
+
+    def __init__(self, lines: int, W: int, n_rmw: int, init=None):
+        self.lines, self.W, self.n_rmw = lines, W, n_rmw
+        self.EW = W // 32
+        self.depth = lines * self.EW
+        self.abits = clog2(self.depth)
+        self.mem = Memory(shape=32, depth=self.depth, init=init or [])
+        lb = clog2(lines)
+        super().__init__({
+            "wr_line": In(lb), "wr_data": In(W), "wr_en": In(1),
+            "lr_line": In(lb), "lr_en": In(1), "lr_data": Out(W),
+            "rmw_raddr": In(self.abits).array(n_rmw), "rmw_ren": In(1).array(n_rmw),
+            "rmw_rdata": Out(32).array(n_rmw),
+            "rmw_waddr": In(self.abits).array(n_rmw), "rmw_wdata": In(32).array(n_rmw),
+            "rmw_wen": In(1).array(n_rmw),
+            "cnt_rd": Out(CNT_BITS), "cnt_wr": Out(CNT_BITS), "cnt_line_wr": Out(CNT_BITS),
+            "cnt_line_rd": Out(CNT_BITS),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = self.mem
+        for k in range(self.EW):
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(self.wr_line * self.EW + k), wp.data.eq(self.wr_data.word_select(k, 32)),
+                         wp.en.eq(self.wr_en)]
+            rp = mem.read_port()
+            m.d.comb += [rp.addr.eq(self.lr_line * self.EW + k), rp.en.eq(self.lr_en),
+                         self.lr_data.word_select(k, 32).eq(rp.data)]
+        for i in range(self.n_rmw):
+            wp = mem.write_port()
+            rp = mem.read_port(transparent_for=(wp,))
+            m.d.comb += [wp.addr.eq(self.rmw_waddr[i]), wp.data.eq(self.rmw_wdata[i]), wp.en.eq(self.rmw_wen[i]),
+                         rp.addr.eq(self.rmw_raddr[i]), rp.en.eq(self.rmw_ren[i]),
+                         self.rmw_rdata[i].eq(rp.data)]
+        m.d.sync += [
+            self.cnt_rd.eq(self.cnt_rd + popcount(self.rmw_ren[i] for i in range(self.n_rmw))),
+            self.cnt_wr.eq(self.cnt_wr + popcount(self.rmw_wen[i] for i in range(self.n_rmw))),
+            self.cnt_line_wr.eq(self.cnt_line_wr + self.wr_en),
+            self.cnt_line_rd.eq(self.cnt_line_rd + self.lr_en),
+        ]
+        return m

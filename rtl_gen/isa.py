@@ -1,0 +1,134 @@
+"""Binary encoding of the accelerator's instructions (fixed ``INSTR_BITS``-bit words) + decode + listings.
+
+Every instruction word holds the opcode in bits ``[0, 4)`` and its fields packed LSB first from bit 4 in the
+order of :data:`FIELDS` (docs/rtl.md prints the table with bit positions: :func:`field_table_markdown`).
+Unused high bits are zero. Field meanings:
+
+``SET_LAYER``: ``k`` kernel side, ``s`` stride, ``a_mode``/``w_mode`` precision codes (0: 2, 1: 4, 2: 8 bits),
+``act_signed``, RS constants ``rs_r = min(K, Y)`` kernel rows per pass and ``rs_q = max(1, Y // K)`` output
+channels side by side.
+
+``LOAD_ACT`` / ``LOAD_WGT`` / ``LOAD_PSUM`` / ``STORE_OUT`` (DMA descriptor, element addresses of the tensor):
+runs ``run(o, i) = base + o*ostride + i*istride`` for ``o < n_outer``, ``i < n_inner`` (outer first), each
+``run_len`` elements long, cut into beats of at most ``E_b = W/b`` elements; buffer lines are consecutive from
+line 0 (one beat = one line).
+
+``COMPUTE``: tile extents ``c, m, h, w`` (input channels, output channels, output rows, output columns), ``cv =
+ceil(c/pf)`` channel vectors, ``acc`` (accumulate onto the OBUF; clear: the first contribution overwrites), and
+buffer geometry in 32-bit words: ``iw = (w-1)*S + K`` input tile columns, ``pa`` words per activation pixel
+(``ceil(c/E_a) * W/32``), ``pw`` words per weight run (``ceil(c/E_w) * W/32``), ``po`` words per output pixel
+(``ceil(m/E_o) * W/32``), ``wm`` = ``K*K*pw`` words per output channel of weights, ``arow = iw*pa`` words per
+input row.
+
+``END``: no fields; the accelerator raises ``done``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from jaq.errors import JaqError
+
+INSTR_BITS = 192
+OPCODE_BITS = 4
+
+OPCODES: dict[str, int] = {"SET_LAYER": 1, "LOAD_ACT": 2, "LOAD_WGT": 3, "LOAD_PSUM": 4, "STORE_OUT": 5,
+                           "COMPUTE": 6, "END": 7}
+OPNAMES = {v: k for k, v in OPCODES.items()}
+
+_DMA = (("base", 32), ("n_outer", 16), ("ostride", 32), ("n_inner", 16), ("istride", 32), ("run_len", 16))
+
+#: Fields per opcode: (name, width in bits), packed from bit OPCODE_BITS upward in this order.
+FIELDS: dict[str, tuple[tuple[str, int], ...]] = {
+    "SET_LAYER": (("k", 5), ("s", 5), ("a_mode", 2), ("w_mode", 2), ("act_signed", 1), ("rs_r", 7),
+                  ("rs_q", 7)),
+    "LOAD_ACT": _DMA,
+    "LOAD_WGT": _DMA,
+    "LOAD_PSUM": _DMA,
+    "STORE_OUT": _DMA,
+    "COMPUTE": (("c", 11), ("m", 11), ("h", 11), ("w", 11), ("cv", 11), ("acc", 1), ("iw", 16), ("pa", 16),
+                ("pw", 16), ("po", 16), ("wm", 20), ("arow", 20)),
+    "END": (),
+}
+
+
+def field_offsets(op: str) -> dict[str, tuple[int, int]]:
+    """``{field: (lsb, width)}`` of one opcode."""
+    pos = OPCODE_BITS
+    out = {}
+    for name, width in FIELDS[op]:
+        out[name] = (pos, width)
+        pos += width
+    assert pos <= INSTR_BITS, op
+    return out
+
+
+@dataclass(frozen=True)
+class Instr:
+    """One decoded instruction: opcode name and field values (non-negative integers)."""
+
+    op: str
+    fields: Mapping[str, int]
+
+    def __getitem__(self, k: str) -> int:
+        return self.fields[k]
+
+    def listing(self) -> str:
+        return f"{self.op:<10} " + " ".join(f"{k}={v}" for k, v in self.fields.items())
+
+
+def encode(op: str, **values: int) -> int:
+    """Encode one instruction; every field of the opcode must be given and fit its width."""
+    if op not in OPCODES:
+        raise JaqError(f"unknown opcode {op!r}", "op")
+    word = OPCODES[op]
+    offs = field_offsets(op)
+    missing = set(offs) - set(values)
+    extra = set(values) - set(offs)
+    if missing or extra:
+        raise JaqError(f"{op}: missing {sorted(missing)} / unknown {sorted(extra)}", "fields")
+    for name, (lsb, width) in offs.items():
+        v = int(values[name])
+        if v < 0 or v >= 1 << width:
+            raise JaqError(f"{op}.{name}={v} does not fit {width} bits (layer or tile too large for this ISA)",
+                           f"{op}.{name}")
+        word |= v << lsb
+    return word
+
+
+def decode(word: int) -> Instr:
+    """Decode one instruction word (inverse of :func:`encode`)."""
+    code = word & ((1 << OPCODE_BITS) - 1)
+    if code not in OPNAMES:
+        raise JaqError(f"bad opcode {code} in instruction word {word:#x}", "opcode")
+    op = OPNAMES[code]
+    return Instr(op, {n: (word >> lsb) & ((1 << w) - 1) for n, (lsb, w) in field_offsets(op).items()})
+
+
+def to_hex(words: Iterable[int]) -> str:
+    """One instruction per line, ``INSTR_BITS/4`` hex digits, MSB first (``$readmemh`` format)."""
+    digits = INSTR_BITS // 4
+    return "".join(f"{w:0{digits}x}\n" for w in words)
+
+
+def from_hex(text: str) -> list[int]:
+    return [int(line, 16) for line in text.split() if line.strip()]
+
+
+def listing(words: Sequence[int]) -> str:
+    """Readable listing: index, hex word, mnemonic and fields."""
+    digits = INSTR_BITS // 4
+    return "".join(f"{i:5d}  {w:0{digits}x}  {decode(w).listing()}\n" for i, w in enumerate(words))
+
+
+def field_table_markdown() -> str:
+    """The field table of every opcode as Markdown (bit positions LSB first)."""
+    rows = ["| opcode | value | field | bits |", "|---|---|---|---|"]
+    for op, code in OPCODES.items():
+        offs = field_offsets(op)
+        if not offs:
+            rows.append(f"| {op} | {code} | - | - |")
+        for n, (lsb, w) in offs.items():
+            rows.append(f"| {op} | {code} | {n} | [{lsb + w - 1}:{lsb}] |")
+    return "\n".join(rows) + "\n"
