@@ -1,0 +1,52 @@
+"""Tile-level functional model of a compiled program, on the off-chip memory images (numpy).
+
+Executes the instructions of :func:`jaq.hw.schedule.compile_layer` the way the accelerator does at the tile
+level: loads gather tiles from the element-addressed images through the descriptors' addresses and strides,
+``COMPUTE`` convolves the resident tiles into the output buffer (overwrite when ``acc`` is clear, accumulate
+otherwise), ``STORE_OUT`` scatters the output tile back. It checks the program + memory layout independently of
+the RTL: its final output region must equal the integer reference; when the RTL differs but this model agrees,
+the fault is in the RTL (docs/verification.md, debugging).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.reference import conv_reference, wrap_acc
+
+
+def _gather(img: np.ndarray, base: int, n_outer: int, ostride: int, n_inner: int, istride: int,
+            run_len: int) -> np.ndarray:
+    o = np.arange(n_outer)[:, None, None] * ostride
+    i = np.arange(n_inner)[None, :, None] * istride
+    e = np.arange(run_len)[None, None, :]
+    return img[base + o + i + e]
+
+
+def execute(program, act: np.ndarray, wgt: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Run ``program`` on copies of the images; returns the final output region (int64, 32-bit wrapped)."""
+    out = np.array(out, dtype=np.int64, copy=True)
+    layer = program.layer
+    K, S = layer.kernel, layer.stride
+    a_tile = w_tile = o_tile = None
+    for ins in program.instructions:
+        op = ins.op
+        if op == "LOAD_ACT":
+            a_tile = _gather(act, ins.dram_base, ins.ih, ins.row_stride, ins.iw, ins.col_stride, ins.run_len)
+        elif op == "LOAD_WGT":
+            w_tile = wgt[ins.dram_base: ins.dram_base + ins.m * K * K * ins.c].reshape(ins.m, K, K, ins.c)
+        elif op == "LOAD_PSUM":
+            o_tile = _gather(out, ins.dram_base, ins.h, ins.row_stride, ins.w, ins.col_stride, ins.run_len)
+        elif op == "COMPUTE":
+            ih, iw = (ins.h - 1) * S + K, (ins.w - 1) * S + K
+            y = conv_reference(a_tile[:ih, :iw, :ins.c], w_tile.transpose(0, 3, 1, 2), S, 1)
+            o_tile = wrap_acc(y + o_tile) if ins.acc else wrap_acc(y)
+        elif op == "STORE_OUT":
+            o = np.arange(ins.h)[:, None, None] * ins.row_stride
+            i = np.arange(ins.w)[None, :, None] * ins.col_stride
+            e = np.arange(ins.run_len)[None, None, :]
+            out[ins.dram_base + o + i + e] = o_tile
+    return out
+
+
+__all__ = ["execute"]
