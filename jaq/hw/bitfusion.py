@@ -290,6 +290,9 @@ def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch)
     ``sram_order`` (index into :data:`SRAM_ORDERS`).
     """
     n_rows = max(len(layers), len(accels), len(tiles))
+    # per-accelerator figures on the accelerator rows as given (one row when broadcast): banking, CACTI, area
+    bufs = buffer_costs(accels)
+    area = area_bitfusion(accels)["total"]
     layers, accels, tiles = (b.expand_to(n_rows) if len(b) == 1 and n_rows > 1 else b
                              for b in (layers, accels, tiles))
     if not len(layers) == len(accels) == len(tiles):
@@ -365,7 +368,6 @@ def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch)
     out_rw = T * oc * pix * OUT_BITS * torch.where(sel_os, one, red)
     sram_order = torch.where(sel_is, 0, torch.where(sel_os, 1, 2))
 
-    bufs = buffer_costs(accels)
     acc = {
         "act_buf_rd_bits": act_rd, "act_buf_wr_bits": act_fill,
         "wgt_buf_rd_bits": wgt_rd, "wgt_buf_wr_bits": wgt_fill,
@@ -388,11 +390,11 @@ def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch)
         "out_buf_wr": acc["out_buf_wr_bits"] * bufs["out"]["wr_pj_bit"],
         "dram": (acc["dram_rd_bits"] + acc["dram_wr_bits"]) * DRAM_PJ_PER_BIT,
     }
-    area = area_bitfusion(accels)["total"]
     n = len(layers)
-    return CostBatch(cycles=cycles, energy_pj=energy, area_mm2=area.expand(n) if area.shape[0] == 1 else area,
+    energy = {k: v.expand(n) if v.shape[0] != n else v for k, v in energy.items()}
+    return CostBatch(cycles=cycles, energy_pj=energy, area_mm2=area.expand(n) if area.shape[0] != n else area,
                      accesses=acc, legal=legal, clock_mhz=accels.clock_mhz.expand(n)
-                     if accels.clock_mhz.shape[0] == 1 else accels.clock_mhz)
+                     if accels.clock_mhz.shape[0] != n else accels.clock_mhz)
 
 
 def cost_from_batch(cb: CostBatch, i: int) -> Cost:
@@ -545,7 +547,7 @@ def search_bitfusion(layers: Sequence[Layer], acc: "BitFusionConfig | Accelerato
     seg = torch.arange(len(layers)).repeat_interleave(sizes)
     tb = TileBatch(**{f.name: torch.cat([getattr(c, f.name) for c in cands]) for f in fields(TileBatch)})
     lb = LayerBatch.from_layers(layers).index(seg)
-    ab = cfg.to_accel_batch().expand_to(len(seg))
+    ab = cfg.to_accel_batch()  # one row, broadcast
     with torch.no_grad():
         cb = estimate_bitfusion(lb, ab, tb)
     inf = torch.tensor(math.inf, dtype=DTYPE)
