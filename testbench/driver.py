@@ -10,7 +10,8 @@ import random
 from typing import Sequence
 
 import cocotb
-from cocotb.triggers import FallingEdge
+from cocotb.triggers import FallingEdge, RisingEdge
+from cocotb.utils import get_sim_time
 
 #: Counter ports of the top level (docs/rtl.md), in report order.
 COUNTER_NAMES: tuple[str, ...] = ("cnt_cycles", "cnt_fu_active", "cnt_act_rd", "cnt_wgt_rd", "cnt_out_rd",
@@ -22,10 +23,11 @@ class InstructionDriver:
     """Feeds ``program`` (a list of ``INSTR_BITS``-wide integers) on instr_valid/instr_ready/instr_data.
 
     ``gap_p`` > 0 inserts random idle cycles between instructions (stalling mode). ``accepted_cycles[i]`` is the
-    falling-edge cycle before the rising edge that took instruction ``i``.
+    cycle (simulation time in clock periods) whose closing rising edge took instruction ``i``. While the DUT
+    holds ``instr_ready`` low the driver sleeps until it rises (same behaviour as polling every cycle).
     """
 
-    def __init__(self, dut, program: Sequence[int], gap_p: float = 0.0, seed: int = 2):
+    def __init__(self, dut, program: Sequence[int], gap_p: float = 0.0, seed: int = 2, clock_ns: int = 10):
         self.dut = dut
         self.program = [int(p) for p in program]
         self.gap_p = gap_p
@@ -34,6 +36,8 @@ class InstructionDriver:
         self.cycle = 0
         self.accepted_cycles: list[int] = []
         self._task = None
+        self._stopped = False
+        self.clock_ns = clock_ns
 
     def reset_signals(self) -> None:
         self.dut.instr_valid.value = 0
@@ -49,9 +53,9 @@ class InstructionDriver:
         self._task = cocotb.start_soon(self._run())
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        """Stop at the next wake-up (the task returns by itself; it never drives again)."""
+        self._stopped = True
+        self._task = None
 
     async def _run(self) -> None:
         dut = self.dut
@@ -59,7 +63,9 @@ class InstructionDriver:
         n = len(self.program)
         while self.index < n:
             await fall
-            self.cycle += 1
+            if self._stopped:
+                return
+            self.cycle = int(get_sim_time("ns") // self.clock_ns)
             if self.gap_p and self.rng.random() < self.gap_p:
                 dut.instr_valid.value = 0
                 continue
@@ -68,8 +74,13 @@ class InstructionDriver:
             if int(dut.instr_ready.value):
                 self.accepted_cycles.append(self.cycle)
                 self.index += 1
+            elif not self.gap_p:
+                await RisingEdge(dut.instr_ready)
+                if self._stopped:
+                    return
         await fall
-        dut.instr_valid.value = 0
+        if not self._stopped:
+            dut.instr_valid.value = 0
 
 
 def read_counters(dut, names: Sequence[str] = COUNTER_NAMES) -> dict[str, int]:

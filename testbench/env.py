@@ -112,7 +112,8 @@ async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, s
     accelerator's state and counters before every job.
     """
     from cocotb.clock import Clock
-    from cocotb.triggers import FallingEdge, RisingEdge
+    from cocotb.triggers import FallingEdge, First, RisingEdge, Timer
+    from cocotb.utils import get_sim_time
 
     from testbench.driver import InstructionDriver, read_counters
     from testbench.memory import (TENSOR_ACT, TENSOR_PSUM, TENSOR_WGT, OffChipMemory, StallConfig,
@@ -124,8 +125,9 @@ async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, s
         TENSOR_PSUM: TensorMemory("psum", 32, True, job.mem_out),
     }
     stall = StallConfig(seed=job.seed) if job.stall else None
-    mem = OffChipMemory(dut, tensors, job.width_bits, job.latency, stall)
-    drv = InstructionDriver(dut, job.program, gap_p=0.3 if job.stall else 0.0, seed=job.seed + 1)
+    mem = OffChipMemory(dut, tensors, job.width_bits, job.latency, stall, clock_ns=clock_ns)
+    drv = InstructionDriver(dut, job.program, gap_p=0.3 if job.stall else 0.0, seed=job.seed + 1,
+                            clock_ns=clock_ns)
     if start_clock:
         Clock(dut.clk, clock_ns, unit="ns").start()
     mem.reset_signals()
@@ -140,16 +142,19 @@ async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, s
     mem.start()
     drv.start()
     fall = FallingEdge(dut.clk)
-    k = 0
+    t0 = int(get_sim_time("ns") // clock_ns)
+    deadline = t0 + job.max_cycles
     finished = False
+    if not int(dut.done.value):
+        await First(RisingEdge(dut.done), Timer(job.max_cycles * clock_ns, "ns"))
     done_seen = False
-    while k < job.max_cycles:
+    while int(get_sim_time("ns") // clock_ns) < deadline:
         await fall
-        k += 1
         done_seen = done_seen or bool(int(dut.done.value))
         if done_seen and drv.finished and mem.idle:
             finished = True
             break
+    k = int(get_sim_time("ns") // clock_ns)
     after = read_counters(dut, names) if names else read_counters(dut)
     counters = {k: v - before.get(k, 0) for k, v in after.items()}
     mem.stop()

@@ -15,6 +15,10 @@ cycles after its request: this is the memory the cost model assumes. The stallin
 at random and delays responses by random extra cycles (order kept), for correctness under backpressure; cycles
 are then not compared.
 
+Cycle ``k`` is the simulation time in clock periods (falling edge of cycle ``k`` at ``(k + 1/2)`` periods). In
+the exact mode the model sleeps while the port is idle (no response outstanding, no valid raised) and wakes on
+the rising edge of ``rd_req_valid`` or ``wr_valid``: it behaves exactly as if it acted every cycle.
+
 Sampling scheme: the model acts once per cycle at the falling clock edge. The DUT is synchronous to the rising
 edge and its outputs do not depend combinationally on these inputs, so the values seen at falling edge ``k``
 are the ones the DUT presents at rising edge ``k+1``, where a handshake with the inputs driven now happens.
@@ -29,7 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import cocotb
-from cocotb.triggers import FallingEdge
+from cocotb.triggers import FallingEdge, First, RisingEdge
+from cocotb.utils import get_sim_time
 
 from jaq.hw.packing import to_unsigned
 
@@ -80,12 +85,13 @@ class TensorMemory:
         b = self.bits
         mask = (1 << b) - 1
         half = 1 << (b - 1)
+        pats = self._patterns
+        vals = self.values
         for i in range(count):
-            v = (data >> (i * b)) & mask
-            if self.signed and v >= half:
-                v -= 1 << b
-            self.values[addr + i] = v
-        self._patterns = None
+            u = (data >> (i * b)) & mask
+            vals[addr + i] = u - (1 << b) if self.signed and u >= half else u
+            if pats is not None:
+                pats[addr + i] = u
 
 
 @dataclass
@@ -113,7 +119,7 @@ class OffChipMemory:
     """
 
     def __init__(self, dut, tensors: dict[int, TensorMemory], width_bits: int, latency: int,
-                 stall: StallConfig | None = None, max_violations: int = 20):
+                 stall: StallConfig | None = None, max_violations: int = 20, clock_ns: int = 10):
         if latency < 1:
             raise ValueError("the memory model needs dram_latency_cycles >= 1")
         self.dut = dut
@@ -128,7 +134,9 @@ class OffChipMemory:
         self._pending: deque[tuple[int, int, int, int, int]] = deque()  # (due, tensor, addr, count, req_cycle)
         self._last_due = -1
         self._task = None
+        self._stopped = False
         self.cycle = 0
+        self.clock_ns = clock_ns
 
     # -- control ----------------------------------------------------------------------------------------------
     def reset_signals(self) -> None:
@@ -143,9 +151,9 @@ class OffChipMemory:
         self._task = cocotb.start_soon(self._run())
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        """Stop at the next wake-up (the task returns by itself; it never drives again)."""
+        self._stopped = True
+        self._task = None
 
     @property
     def idle(self) -> bool:
@@ -160,10 +168,18 @@ class OffChipMemory:
     async def _run(self) -> None:
         dut = self.dut
         fall = FallingEdge(self.clk)
+        resp_driven = False
         while True:
+            if (self.stall is None and not self._pending and not resp_driven and not int(dut.rd_req_valid.value)
+                    and not int(dut.wr_valid.value)):
+                # idle port: nothing can happen before the DUT raises a valid
+                await First(RisingEdge(dut.rd_req_valid), RisingEdge(dut.wr_valid))
+                if self._stopped:
+                    return
             await fall
-            self.cycle += 1
-            k = self.cycle
+            if self._stopped:
+                return
+            k = self.cycle = int(get_sim_time("ns") // self.clock_ns)
             # ---- read request channel: decide ready, observe valid -> handshake at the next rising edge
             ready = 1 if self.stall is None or self.rng.random() < self.stall.rd_ready_p else 0
             dut.rd_req_ready.value = ready
@@ -175,12 +191,14 @@ class OffChipMemory:
                 _, t, addr, count, req_k = self._pending.popleft()
                 dut.rd_resp_data.value = self.tensors[t].read_beat(addr, count)
                 dut.rd_resp_valid.value = 1
+                resp_driven = True
                 lat = k - req_k
                 s = self.stats
                 s.min_latency = lat if s.min_latency is None else min(s.min_latency, lat)
                 s.max_latency = lat if s.max_latency is None else max(s.max_latency, lat)
             else:
                 dut.rd_resp_valid.value = 0
+                resp_driven = False
             # ---- write channel
             wready = 1 if self.stall is None or self.rng.random() < self.stall.wr_ready_p else 0
             dut.wr_ready.value = wready
