@@ -132,3 +132,50 @@ def field_table_markdown() -> str:
         for n, (lsb, w) in offs.items():
             rows.append(f"| {op} | {code} | {n} | [{lsb + w - 1}:{lsb}] |")
     return "\n".join(rows) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# From the compiler's program (jaq.hw.schedule) to instruction words
+# ---------------------------------------------------------------------------------------------------------------
+_MODE = {2: 0, 4: 1, 8: 2}
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def encode_instruction(ins, layer, accel) -> int:
+    """Encode one :mod:`jaq.hw.schedule` instruction record for ``layer`` on ``accel``."""
+    W = accel.dram_bits_per_cycle
+    EW = W // 32
+    K, S = layer.kernel, layer.stride
+    op = ins.op
+    if op == "SET_LAYER":
+        return encode("SET_LAYER", k=K, s=S, a_mode=_MODE[layer.act_bits], w_mode=_MODE[layer.wgt_bits],
+                      act_signed=int(layer.act_signed), rs_r=min(K, accel.pe_y), rs_q=max(1, accel.pe_y // K))
+    if op == "LOAD_ACT":
+        return encode("LOAD_ACT", base=ins.dram_base, n_outer=ins.ih, ostride=ins.row_stride, n_inner=ins.iw,
+                      istride=ins.col_stride, run_len=ins.run_len)
+    if op == "LOAD_WGT":
+        return encode("LOAD_WGT", base=ins.dram_base, n_outer=1, ostride=0, n_inner=ins.n_runs,
+                      istride=ins.run_stride, run_len=ins.run_len)
+    if op in ("LOAD_PSUM", "STORE_OUT"):
+        return encode(op, base=ins.dram_base, n_outer=ins.h, ostride=ins.row_stride, n_inner=ins.w,
+                      istride=ins.col_stride, run_len=ins.run_len)
+    if op == "COMPUTE":
+        a, w = layer.act_bits, layer.wgt_bits
+        iw = (ins.w - 1) * S + K
+        pa = _ceil(ins.c, W // a) * EW
+        pw = _ceil(ins.c, W // w) * EW
+        po = _ceil(ins.m, W // 32) * EW
+        return encode("COMPUTE", c=ins.c, m=ins.m, h=ins.h, w=ins.w, cv=ins.cv, acc=int(ins.acc), iw=iw, pa=pa,
+                      pw=pw, po=po, wm=K * K * pw, arow=iw * pa)
+    if op == "END":
+        return encode("END")
+    raise JaqError(f"unknown instruction {op!r}", "op")
+
+
+def encode_program(program, accel=None) -> list[int]:
+    """Instruction words of a compiled :class:`jaq.hw.schedule.Program` (``accel`` defaults to the program's)."""
+    accel = accel or program.accel
+    return [encode_instruction(ins, program.layer, accel) for ins in program.instructions]

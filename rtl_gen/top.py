@@ -1,0 +1,164 @@
+"""``JaqAccelerator``: the top-level component (controller + DMA + buffers + compute engine).
+
+Top-level ports (plain Verilog names; see docs/rtl.md for the protocol):
+
+``clk``, ``rst``; instruction stream ``instr_valid`` (in), ``instr_ready`` (out), ``instr_data[INSTR_BITS]``;
+DRAM read request ``rd_req_valid`` (out), ``rd_req_ready`` (in), ``rd_req_tensor[2]`` (0 act, 1 wgt, 2 psum),
+``rd_req_addr[32]`` (element address), ``rd_req_count[C]`` (elements in the beat); read response
+``rd_resp_valid`` (in), ``rd_resp_data[W]`` (in); DRAM write ``wr_valid`` (out), ``wr_ready`` (in),
+``wr_addr[32]``, ``wr_count[C]``, ``wr_data[W]``; status ``busy``, ``done``; counters (48 bits each)
+``cnt_cycles``, ``cnt_fu_active``, ``cnt_act_rd``, ``cnt_wgt_rd``, ``cnt_out_rd``, ``cnt_out_wr``, ``cnt_act_wr``,
+``cnt_wgt_wr``, ``cnt_dram_rd_beats``, ``cnt_dram_wr_beats``. ``C = max(8, bits of W/2)`` (8 for W <= 480).
+"""
+
+import dataclasses
+import re
+from typing import Sequence
+
+from amaranth import Module, Mux, Signal
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from jaq.hw.records import Accelerator, Layer
+from rtl_gen import isa
+from rtl_gen.buffers import CNT_BITS, OutBuffer, VectorBuffer
+from rtl_gen.controller import Controller, ir_field
+from rtl_gen.dma import DMA, TENSOR_ACT, TENSOR_PSUM, TENSOR_WGT
+from rtl_gen.fusion_unit import FusionUnit
+from rtl_gen.params import HWParams, MaxLayer, clog2, derive
+from rtl_gen.pe_array import FU_MODULE
+from rtl_gen.sequencer import ComputeEngine
+
+COUNTERS: tuple[str, ...] = ("cnt_cycles", "cnt_fu_active", "cnt_act_rd", "cnt_wgt_rd", "cnt_out_rd", "cnt_out_wr",
+                             "cnt_act_wr", "cnt_wgt_wr", "cnt_dram_rd_beats", "cnt_dram_wr_beats")
+#: Counter port -> jaq.hw.schedule.walk() counter name.
+COUNTER_WALK_NAMES: dict[str, str] = {
+    "cnt_cycles": "cycles", "cnt_fu_active": "fu_active_cycles", "cnt_act_rd": "act_buf_rd_vectors",
+    "cnt_wgt_rd": "wgt_buf_rd_vectors", "cnt_out_rd": "out_buf_rd_words", "cnt_out_wr": "out_buf_wr_words",
+    "cnt_act_wr": "act_buf_wr_lines", "cnt_wgt_wr": "wgt_buf_wr_lines", "cnt_dram_rd_beats": "dram_rd_beats",
+    "cnt_dram_wr_beats": "dram_wr_beats"}
+
+_DMA_FIELDS = ("base", "n_outer", "ostride", "n_inner", "istride", "run_len")
+_CMP_FIELDS = ("c", "m", "h", "w", "cv", "acc", "iw", "pa", "pw", "po", "wm", "arow")
+
+
+def count_bits(W: int) -> int:
+    """Width of ``rd_req_count`` / ``wr_count``: enough for ``W/2`` elements (2-bit operands), at least 8."""
+    return max(8, clog2(W // 2 + 1))
+
+
+class JaqAccelerator(wiring.Component):
+    """The generated accelerator for ``accel`` (sizes from accel.json), supporting layers up to ``max_layer``."""
+
+    def __init__(self, accel: Accelerator, max_layer: MaxLayer | None = None, params: HWParams | None = None):
+        self.accel = accel
+        self.p = params or derive(accel, max_layer)
+        W = self.p.W
+        cb = count_bits(W)
+        sig = {
+            "instr_valid": In(1), "instr_ready": Out(1), "instr_data": In(isa.INSTR_BITS),
+            "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_tensor": Out(2), "rd_req_addr": Out(32),
+            "rd_req_count": Out(cb), "rd_resp_valid": In(1), "rd_resp_data": In(W),
+            "wr_valid": Out(1), "wr_ready": In(1), "wr_addr": Out(32), "wr_count": Out(cb), "wr_data": Out(W),
+            "busy": Out(1), "done": Out(1),
+        }
+        sig.update({n: Out(CNT_BITS) for n in COUNTERS})
+        super().__init__(sig)
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.p
+        W = p.W
+        m.submodules.ctl = ctl = Controller(p)
+        m.submodules.dma = dma = DMA(W, clog2(max(p.act_lines, p.wgt_lines, p.out_lines)), count_bits(W))
+        m.submodules.eng = eng = ComputeEngine(p)
+        m.submodules.abuf = ab = VectorBuffer(p.act_lines, W, p.n_act_ports)
+        m.submodules.wbuf = wb = VectorBuffer(p.wgt_lines, W, p.n_wgt_ports)
+        m.submodules.obuf = ob = OutBuffer(p.out_lines, W, p.n_out_ports)
+        ir = ctl.ir
+        op = ctl.opcode
+        OPC = isa.OPCODES
+        m.d.comb += [ctl.instr_valid.eq(self.instr_valid), self.instr_ready.eq(ctl.instr_ready),
+                     ctl.instr_data.eq(self.instr_data), self.busy.eq(ctl.busy), self.done.eq(ctl.done)]
+        # DMA
+        is_store = ir[:isa.OPCODE_BITS] == OPC["STORE_OUT"]
+        # the opcode of the instruction being issued (the DMA samples it with `start`)
+        op_in = self.instr_data[:isa.OPCODE_BITS]
+        elems = Signal(count_bits(W) + 1)
+        with m.Switch(op):
+            with m.Case(OPC["LOAD_ACT"]):
+                m.d.comb += elems.eq(Mux(ctl.a_mode == 0, W // 2, Mux(ctl.a_mode == 1, W // 4, W // 8)))
+            with m.Case(OPC["LOAD_WGT"]):
+                m.d.comb += elems.eq(Mux(ctl.w_mode == 0, W // 2, Mux(ctl.w_mode == 1, W // 4, W // 8)))
+            with m.Default():
+                m.d.comb += elems.eq(W // 32)
+        m.d.comb += [dma.start.eq(ctl.dma_start), dma.is_store.eq(op_in == OPC["STORE_OUT"]),
+                     dma.tensor.eq(Mux(op == OPC["LOAD_ACT"], TENSOR_ACT,
+                                       Mux(op == OPC["LOAD_WGT"], TENSOR_WGT, TENSOR_PSUM))),
+                     dma.elems.eq(elems), ctl.dma_last.eq(dma.last)]
+        for f in _DMA_FIELDS:
+            m.d.comb += getattr(dma, f).eq(ir_field(ir, "LOAD_ACT", f))
+        m.d.comb += [self.rd_req_valid.eq(dma.rd_req_valid), dma.rd_req_ready.eq(self.rd_req_ready),
+                     self.rd_req_tensor.eq(dma.rd_req_tensor), self.rd_req_addr.eq(dma.rd_req_addr),
+                     self.rd_req_count.eq(dma.rd_req_count), dma.rd_resp_valid.eq(self.rd_resp_valid),
+                     dma.rd_resp_data.eq(self.rd_resp_data),
+                     self.wr_valid.eq(dma.wr_valid), dma.wr_ready.eq(self.wr_ready), self.wr_addr.eq(dma.wr_addr),
+                     self.wr_count.eq(dma.wr_count), self.wr_data.eq(dma.wr_data)]
+        # buffers <- DMA
+        for buf, code in ((ab, OPC["LOAD_ACT"]), (wb, OPC["LOAD_WGT"]), (ob, OPC["LOAD_PSUM"])):
+            m.d.comb += [buf.wr_line.eq(dma.line), buf.wr_data.eq(dma.line_data),
+                         buf.wr_en.eq(dma.line_wr_en & (op == code))]
+        m.d.comb += [ob.lr_line.eq(dma.lr_line), ob.lr_en.eq(dma.lr_en), dma.lr_data.eq(ob.lr_data)]
+        # compute engine
+        m.d.comb += [eng.start.eq(ctl.eng_start), ctl.eng_last.eq(eng.last)]
+        for f in ("k", "s", "a_mode", "w_mode", "act_signed", "rs_r", "rs_q"):
+            m.d.comb += getattr(eng, f).eq(getattr(ctl, f))
+        for f in _CMP_FIELDS:
+            m.d.comb += getattr(eng, f).eq(ir_field(ir, "COMPUTE", f))
+        for i in range(p.n_act_ports):
+            m.d.comb += [ab.rd_addr[i].eq(eng.act_addr[i]), ab.rd_en[i].eq(eng.act_en[i]),
+                         eng.act_data[i].eq(ab.rd_data[i])]
+        for i in range(p.n_wgt_ports):
+            m.d.comb += [wb.rd_addr[i].eq(eng.wgt_addr[i]), wb.rd_en[i].eq(eng.wgt_en[i]),
+                         eng.wgt_data[i].eq(wb.rd_data[i])]
+        for i in range(p.n_out_ports):
+            m.d.comb += [ob.rmw_raddr[i].eq(eng.out_raddr[i]), ob.rmw_ren[i].eq(eng.out_ren[i]),
+                         eng.out_rdata[i].eq(ob.rmw_rdata[i]), ob.rmw_waddr[i].eq(eng.out_waddr[i]),
+                         ob.rmw_wdata[i].eq(eng.out_wdata[i]), ob.rmw_wen[i].eq(eng.out_wen[i])]
+        # counters
+        m.d.comb += [self.cnt_cycles.eq(ctl.cnt_cycles), self.cnt_fu_active.eq(eng.cnt_fu_active),
+                     self.cnt_act_rd.eq(ab.cnt_rd), self.cnt_wgt_rd.eq(wb.cnt_rd), self.cnt_out_rd.eq(ob.cnt_rd),
+                     self.cnt_out_wr.eq(ob.cnt_wr), self.cnt_act_wr.eq(ab.cnt_line_wr),
+                     self.cnt_wgt_wr.eq(wb.cnt_line_wr), self.cnt_dram_rd_beats.eq(dma.cnt_rd_beats),
+                     self.cnt_dram_wr_beats.eq(dma.cnt_wr_beats)]
+        return m
+
+
+_ZERO_INIT = re.compile(r"^ *initial begin\n(?: *\\?[\w$.]+ ?\[\d+\] = \d+'[dh]0;\n)+ *end\n", re.M)
+
+
+def strip_zero_init(text: str) -> str:
+    """Remove Yosys' all-zero memory ``initial`` blocks (one line per word: megabytes for 528 KB buffers).
+
+    Nothing in the design reads a buffer word that was not written first (lanes beyond a tile's extent are
+    masked; OBUF words are overwritten when ``acc`` is clear), so the power-up contents do not matter."""
+    return _ZERO_INIT.sub("", text)
+
+
+def emit_verilog(accel: Accelerator, max_layer: MaxLayer | None = None, name: str = "jaq_accel") -> str:
+    """One Verilog file: the top module ``name`` (+ its submodules) and the shared fusion-unit module.
+
+    The array instantiates :data:`rtl_gen.pe_array.FU_MODULE` once per FU instead of flattening a copy of the
+    fusion unit per FU, which keeps a 64x64 array's Verilog small."""
+    p = dataclasses.replace(derive(accel, max_layer), extra={"fu_blackbox": True})
+    top = verilog.convert(JaqAccelerator(accel, params=p), name=name, emit_src=False)
+    fu = verilog.convert(FusionUnit(), name=FU_MODULE, emit_src=False)
+    return strip_zero_init(top) + "\n" + fu
+
+
+def verilog_for(accel: Accelerator, layers: Sequence[Layer] = (), name: str = "jaq_accel",
+                max_layer: MaxLayer | None = None) -> str:
+    """Verilog text of the accelerator for ``accel``, sized to cover ``layers`` (and ``max_layer`` if given)."""
+    ml = MaxLayer.covering(layers, floor=max_layer or MaxLayer()) if layers else (max_layer or MaxLayer())
+    return emit_verilog(accel, ml, name)
