@@ -102,7 +102,7 @@ def test_explain_prints_constants_and_both_modes(capsys):
     assert rc == 0
     assert "CACTI" in out and "source" in out and "hsharma35/bitfusion" in out
     assert "native vs bitfusion" in out and "74,764" in out
-    rc, out, _ = _run(capsys, EXAMPLES / "mobilenet_block.yaml", "--explain", "--json")
+    rc, out, _ = _run(capsys, EXAMPLES / "small_net.accel.json", "--explain", "--json")
     doc = json.loads(out)
     assert set(doc["explain"]) >= {"native", "bitfusion", "constants"}
     assert doc["explain"]["native"]["mode"] == "native" and doc["explain"]["bitfusion"]["mode"] == "bitfusion"

@@ -185,7 +185,8 @@ def test_search_equals_exhaustive_and_reports_no_fit():
     cb = estimate_bitfusion(LayerBatch.from_layers([layer]).expand_to(len(tb)),
                             cfg.to_accel_batch().expand_to(len(tb)), tb)
     legal = cb.legal.nonzero().flatten().tolist()
-    best = min(legal, key=lambda i: (float(cb.cycles[i]), float(cb.energy_total_pj[i])))
+    cyc, en = cb.cycles.tolist(), cb.energy_total_pj.tolist()
+    best = min(legal, key=lambda i: (cyc[i], en[i]))
     (choice,) = search_bitfusion([layer], cfg)
     assert choice.cost.cycles == int(cb.cycles[best])
     assert choice.cost.energy_total_pj == pytest.approx(float(cb.energy_total_pj[best]), rel=1e-12)
