@@ -139,34 +139,14 @@ def accel_verilog(accel: Accelerator, layers: Sequence[Layer] = ()) -> dict[str,
     """``{file name: Verilog}`` of the generated accelerator, sized to cover ``layers`` (rtl_gen.top)."""
     from rtl_gen import top as rtl_top
 
-    if hasattr(rtl_top, "verilog_for"):
-        text = rtl_top.verilog_for(accel, layers=list(layers), name=TOPLEVEL)
-    else:
-        from amaranth.back import verilog
-
-        from rtl_gen.params import MaxLayer
-
-        ml = MaxLayer.covering(layers) if layers else None
-        try:
-            dut = rtl_top.JaqAccelerator(accel, max_layer=ml) if ml else rtl_top.JaqAccelerator(accel)
-        except TypeError:
-            dut = rtl_top.JaqAccelerator(accel)
-        text = verilog.convert(dut, name=TOPLEVEL)
-    return {f"{TOPLEVEL}.v": text}
+    return {f"{TOPLEVEL}.v": rtl_top.verilog_for(accel, layers=list(layers), name=TOPLEVEL)}
 
 
 def encode_program(program, accel: Accelerator) -> list[int]:
     """Instruction words of a compiled :class:`jaq.hw.schedule.Program` (rtl_gen.isa is the encoding)."""
     from rtl_gen import isa
 
-    for fn in ("encode_program", "assemble"):
-        f = getattr(isa, fn, None)
-        if f is not None:
-            try:
-                return [int(w) for w in f(program, accel)]
-            except TypeError:
-                return [int(w) for w in f(program)]
-    raise JaqError("rtl_gen.isa has no encode_program(program): the RTL generator is incomplete")
+    return [int(w) for w in isa.encode_program(program, accel)]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -209,14 +189,54 @@ def _compare(case: LayerCase, data: LayerData, res, walk_c: dict, model_cost, st
 # ------------------------------------------------------------------------------------------------------------
 # Running
 # ------------------------------------------------------------------------------------------------------------
+def generator_key(accel: Accelerator, layers: Sequence[Layer] = ()) -> str:
+    """Hash of what determines the generated Verilog: the accelerator, the covered layer limits, the generator's
+    source code (rtl_gen/, jaq/hw/) and the Amaranth version. Lets a cached build skip Verilog generation."""
+    import hashlib
+
+    import amaranth
+
+    from rtl_gen.params import MaxLayer
+
+    ml = MaxLayer.covering(layers, floor=MaxLayer()) if layers else MaxLayer()
+    h = hashlib.sha256(json.dumps({"accel": accel.to_dict(), "max_layer": [ml.max_kernel, ml.max_stride,
+                                                                           ml.max_in_ch],
+                                   "amaranth": amaranth.__version__, "top": TOPLEVEL}, sort_keys=True).encode())
+    root = Path(__file__).resolve().parent.parent
+    for sub in ("rtl_gen", "jaq/hw"):
+        for f in sorted((root / sub).glob("*.py")):
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def build_accelerator(accel: Accelerator, layers: Sequence[Layer] = (), *, verilog: dict[str, str] | None = None,
                       toplevel: str | None = None, waves: bool = False, cache_dir=None) -> SimBuild:
-    """Verilator model of the accelerator (cached by content hash); ``verilog`` overrides the generator."""
-    sources = verilog if verilog is not None else accel_verilog(accel, layers)
-    top = toplevel or TOPLEVEL
-    if verilog is not None and toplevel is None:
-        top = _top_name(verilog)
-    return verilator_build(sources, top, waves=waves, cache_dir=cache_dir)
+    """Verilator model of the accelerator (cached by content hash); ``verilog`` overrides the generator.
+
+    Without ``verilog``, a generator-level index (:func:`generator_key` -> build) lets a cached configuration
+    skip Amaranth's Verilog generation too (seconds to tens of seconds for the larger arrays)."""
+    from sim.verilator import STAMP, default_cache_dir
+
+    if verilog is not None:
+        return verilator_build(verilog, toplevel or _top_name(verilog), waves=waves, cache_dir=cache_dir)
+    t0 = time.perf_counter()
+    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    index = root / "gen" / f"{generator_key(accel, layers)}{'-waves' if waves else ''}.json"
+    if index.is_file():
+        try:
+            d = json.loads(index.read_text())
+            bdir = Path(d["build_dir"])
+            if (bdir / STAMP).is_file() and (bdir / d["toplevel"]).is_file():
+                return SimBuild(bdir, d["toplevel"], d["key"], False, time.perf_counter() - t0, waves)
+        except (ValueError, KeyError, OSError):
+            pass
+    b = verilator_build(accel_verilog(accel, layers), TOPLEVEL, waves=waves, cache_dir=cache_dir)
+    index.parent.mkdir(parents=True, exist_ok=True)
+    from jaq.io import atomic_write_json
+
+    atomic_write_json(index, {"build_dir": str(b.build_dir), "toplevel": b.toplevel, "key": b.key})
+    b.seconds = time.perf_counter() - t0
+    return b
 
 
 def _top_name(sources: dict[str, str]) -> str:
@@ -319,11 +339,14 @@ def print_report(report: SimReport, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)
     t = Table(title=f"jaq simulate: {report.accel.get('dataflow')} {report.accel.get('pe_y')}x"
                     f"{report.accel.get('pe_x')}, W={report.accel.get('dram_bits_per_cycle')} "
                     f"L={report.accel.get('dram_latency_cycles')}" + (" (stalling memory)" if report.stall else ""))
-    for col in ("layer", "shape", "bits", "tiling", "bit-exact", "cycles RTL", "cycles walk", "cycles model",
+    for col in ("layer", "shape", "bits", "tiling ic/oc/oh/ow order", "bit-exact", "cycles RTL", "cycles walk", "cycles model",
                 "counters", "result"):
         t.add_column(col)
     for l in report.layers:
@@ -331,7 +354,7 @@ def print_report(report: SimReport, console=None) -> None:
         shape = f"{L['kind']} {L['in_ch']}->{L['out_ch']} {L['out_h']}x{L['out_w']} k{L['kernel']}s{L['stride']}" + (
             f" g{L['groups']}" if L["groups"] > 1 else "")
         T = l.tiling
-        til = f"{T['t_ic']}/{T['t_oc']}/{T['t_oh']}/{T['t_ow']} {''.join(d[0] if d != 'OC' else 'C' for d in T['loop_order'])}"
+        til = f"{T['t_ic']}/{T['t_oc']}/{T['t_oh']}/{T['t_ow']} {'>'.join(d for d in T['loop_order'] if d != 'B')}"
         cnt = "equal" if l.counters_ok and l.monitor_ok else ", ".join(
             f"{k} {v[0]}!={v[1]}" for k, v in list(l.counter_diffs.items())[:3]) or "monitor differs"
         t.add_row(l.name, shape, f"a{L['act_bits']}w{L['wgt_bits']}", til,

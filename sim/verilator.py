@@ -138,8 +138,12 @@ def verilator_build(sources: Mapping[str, str] | Iterable[str | os.PathLike], to
 
         runner = get_runner("verilator")
         old_objcache = os.environ.get("OBJCACHE")
+        old_makeflags = os.environ.get("MAKEFLAGS")
         if old_objcache is None and shutil.which("ccache"):
             os.environ["OBJCACHE"] = "ccache"
+        # The PyPI wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks split
+        # (multi-file) models; give it gcc's flag as a make command-line variable.
+        os.environ["MAKEFLAGS"] = ((old_makeflags + " ") if old_makeflags else "") + "CFG_CXXFLAGS_PCH_I=-include"
         try:
             log_file = bdir / "build.log"
             runner.build(sources=paths, hdl_toplevel=toplevel, build_dir=bdir, build_args=flags,
@@ -152,6 +156,10 @@ def verilator_build(sources: Mapping[str, str] | Iterable[str | os.PathLike], to
         finally:
             if old_objcache is None:
                 os.environ.pop("OBJCACHE", None)
+            if old_makeflags is None:
+                os.environ.pop("MAKEFLAGS", None)
+            else:
+                os.environ["MAKEFLAGS"] = old_makeflags
         (bdir / STAMP).write_text(key + "\n")
     return SimBuild(bdir, toplevel, key, True, time.perf_counter() - t0, waves)
 
