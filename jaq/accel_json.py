@@ -470,6 +470,46 @@ def load_accel_json(path: str | os.PathLike) -> AccelSpec:
     return load_spec(path)
 
 
+def build_spec(layers: Sequence[Layer], accelerator: Accelerator | None = None, *,
+               tilings: Sequence[Tiling | None] | None = None, costs: Sequence[Cost] | None = None,
+               mode: str = "native", labels: Sequence[Mapping[str, Any]] | None = None,
+               input_shape: Sequence[int] | None = None, provenance: Provenance | None = None,
+               objective_weights: Sequence[float] | None = None, accuracy: Mapping[str, Any] | None = None,
+               bitfusion: BitFusionConfig | None = None, name: str | None = None,
+               dataset: str | None = None) -> AccelSpec:
+    """Assemble an :class:`AccelSpec` from the co-search's (or any tool's) results and validate it exactly as a
+    loaded file would be (so what :func:`save` writes always loads again).
+
+    ``tilings``/``costs``: per layer (``None`` entries allowed for tilings); costs become each layer's
+    ``predicted`` (in ``mode``) and the network ``totals``. ``labels``: per layer a mapping with any of ``op``,
+    ``block``, ``role``, ``weights``, ``scales``.
+    """
+    n = len(layers)
+    for what, seq in (("tilings", tilings), ("costs", costs), ("labels", labels)):
+        if seq is not None and len(seq) != n:
+            raise ValueError(f"{what}: {len(seq)} entries for {n} layers")
+    entries = []
+    for i, layer in enumerate(layers):
+        lab = dict(labels[i]) if labels is not None else {}
+        unknown = set(lab) - {"op", "block", "role", "weights", "scales"}
+        if unknown:
+            raise ValueError(f"labels[{i}]: unknown key(s) {sorted(unknown)}")
+        e = LayerEntry(layer=layer, tiling=tilings[i] if tilings is not None else None, **lab)
+        if costs is not None:
+            e.predicted = Predicted(mode=mode, cost=costs[i])
+        entries.append(e)
+    spec = AccelSpec(
+        network=Network(layers=entries, input_shape=tuple(input_shape) if input_shape is not None else None,
+                        name=name, dataset=dataset),
+        accelerator=accelerator, bitfusion=bitfusion, mode=mode,
+        provenance=provenance if provenance is not None else Provenance.now(),
+        objective_weights=tuple(float(v) for v in objective_weights) if objective_weights is not None else None,
+        totals=Totals.from_costs(list(costs), mode) if costs else None,
+        accuracy=dict(accuracy) if accuracy is not None else None)
+    parse_spec(json.loads(dumps(spec)))  # the same validation as a loaded file
+    return spec
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------------------------
@@ -511,5 +551,5 @@ def save_accel_json(spec: AccelSpec, path: str | os.PathLike) -> Path:
 
 
 __all__ = ["SCHEMA_VERSION", "MODES", "AccelSpec", "Network", "LayerEntry", "Predicted", "Provenance", "Totals",
-           "load_accel_json", "load_spec", "parse_spec", "dump", "dumps", "save", "save_accel_json",
+           "build_spec", "load_accel_json", "load_spec", "parse_spec", "dump", "dumps", "save", "save_accel_json",
            "parse_loop_order"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from jaq.accel_json import (SCHEMA_VERSION, AccelSpec, Predicted, Provenance, Totals, dump, load_accel_json,
-                            load_spec, parse_spec, save)
+from jaq.accel_json import (SCHEMA_VERSION, AccelSpec, Predicted, Provenance, Totals, build_spec, dump,
+                            load_accel_json, load_spec, parse_spec, save)
 from jaq.errors import JaqError
 from jaq.hw.bitfusion import BF_E_CONF
 from jaq.hw.records import Accelerator, Cost, Layer, Tiling
@@ -186,3 +186,22 @@ def test_predictions_totals_provenance_round_trip(tmp_path):
     assert back.totals == spec.totals and back.accuracy == spec.accuracy
     assert back.provenance.seed == 3 and back.provenance.config_sha256 == spec.provenance.config_sha256
     assert isinstance(back, AccelSpec) and back.network.layers[0].weights == "weights/layer.npz"
+
+
+def test_build_spec_from_results(tmp_path):
+    from jaq.hw.model import estimate_layers
+
+    acc = Accelerator(pe_x=8, pe_y=8, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64)
+    layers = [Layer("conv", 1, 8, 8, 8, kernel=3, name="stem"), Layer("fc", 8, 10, 1, 1, name="fc")]
+    tilings = [Tiling(1, 8, 8, 8, acc.loop_order), Tiling(8, 8, 1, 1, acc.loop_order)]
+    costs = estimate_layers(layers, acc, tilings)
+    spec = build_spec(layers, acc, tilings=tilings, costs=costs, input_shape=(1, 8, 8),
+                      labels=[{"op": "stem"}, {"op": "head", "weights": "w/fc.npz"}], objective_weights=(1, 1, 0),
+                      accuracy={"top1": 0.5})
+    assert spec.totals.cycles == sum(c.cycles for c in costs)
+    back = load_accel_json(save(spec, tmp_path / "a.json"))
+    assert back.layers == layers and back.tilings == tilings
+    assert [e.predicted.cost.cycles for e in back.network.layers] == [c.cycles for c in costs]
+    assert back.network.layers[1].op == "head" and back.provenance.code_version.startswith("jaq ")
+    with pytest.raises(JaqError, match=r"layers\[0\].in_ch"):
+        build_spec(layers, acc, input_shape=(3, 8, 8))
