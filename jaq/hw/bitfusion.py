@@ -540,9 +540,35 @@ def search_bitfusion(layers: Sequence[Layer], acc: "BitFusionConfig | Accelerato
     tiling). Raises :class:`JaqError` naming the layer when no tiling fits.
     """
     cfg = as_bitfusion_config(acc)
+    layers = list(layers)
     if not layers:
         return []
     cands = [candidate_tilings(l, cfg) for l in layers]
+    # chunks of whole layers, each evaluated in one batched call (bounded memory for large networks)
+    out: list[BitFusionChoice] = []
+    start = 0
+    while start < len(layers):
+        stop, rows = start, 0
+        while stop < len(layers) and (stop == start or rows + len(cands[stop]) <= MAX_ROWS_PER_CALL):
+            rows += len(cands[stop])
+            stop += 1
+        try:
+            out += _search_chunk(layers[start:stop], cands[start:stop], cfg, weights)
+        except JaqError as e:
+            if e.field and e.field.startswith("layers["):
+                j = int(e.field[7:e.field.index("]")])
+                raise JaqError(str(e).split(": ", 1)[1], f"layers[{start + j}]") from None
+            raise
+        start = stop
+    return out
+
+
+#: Largest number of candidate rows evaluated in one call by :func:`search_bitfusion`.
+MAX_ROWS_PER_CALL = 400_000
+
+
+def _search_chunk(layers: list[Layer], cands: list[TileBatch], cfg: BitFusionConfig,
+                  weights) -> list[BitFusionChoice]:
     sizes = torch.tensor([len(c) for c in cands])
     seg = torch.arange(len(layers)).repeat_interleave(sizes)
     tb = TileBatch(**{f.name: torch.cat([getattr(c, f.name) for c in cands]) for f in fields(TileBatch)})
@@ -560,8 +586,9 @@ def search_bitfusion(layers: Sequence[Layer], acc: "BitFusionConfig | Accelerato
         win = (k2 == m2[seg]) & torch.isfinite(k2)
         objective = cb.cycles
     else:
-        lE, lL, lA = (float(x) for x in weights)
-        objective = lE * energy * 1e-9 + lL * cb.latency_ms + lA * cb.area_mm2
+        from jaq.hw.batchtile import objective_value  # BatchTile's objective, same operation order
+
+        objective = objective_value(energy, cb.cycles, cb.clock_mhz, cb.area_mm2, tuple(float(x) for x in weights))
         k1 = torch.where(cb.legal, objective, inf)
         m1 = _segment_min(k1, seg, len(layers))
         win = (k1 == m1[seg]) & torch.isfinite(k1)
