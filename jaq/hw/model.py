@@ -24,6 +24,7 @@ soft choices. The legality mask (docs/execution-model.md section 3) has no gradi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -59,7 +60,10 @@ def _broadcast_len(*batches) -> int:
 def refetch(loop_order: torch.Tensor, n: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Loop-order refetch factors per row: ``R_act``, ``R_wgt``, ``R_out`` (multiplicity of each distinct tile)
     and ``R_psum`` (visits of an out tile with a given ic > 0; 0 when IC is inside the out loops).
-    ``n`` maps IC/OC/OH/OW to trip-count tensors; all tensors broadcast to the rows of ``loop_order``."""
+    ``n`` maps IC/OC/OH/OW to trip-count tensors; ``loop_order`` holds indices 0..119 (one per row, or one for
+    all rows)."""
+    if loop_order.numel() == 1:
+        return refetch_static(LOOP_ORDERS[int(loop_order.reshape(-1)[0])], n)
     lo = loop_order.long()
     ref = n["IC"]
     one = torch.ones((), dtype=ref.dtype, device=ref.device)
@@ -90,43 +94,137 @@ def refetch(loop_order: torch.Tensor, n: dict[str, torch.Tensor]) -> dict[str, t
     return out
 
 
+def refetch_static(order: Sequence[str], n: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """:func:`refetch` for one loop order shared by all rows: an irrelevant loop multiplies an operand's loads iff
+    some relevant loop with more than one iteration lies inside it (j* is the innermost such loop)."""
+    live = {d: n[d].detach() > 1 for d in ("IC", "OC", "OH", "OW")}
+    dims = [d for d in order if d != "B"]
+    out = {}
+    for k, rel in list(_REL.items()) + [("psum", _REL["out"])]:
+        r = None
+        inner = None  # a live relevant loop lies inside the current position
+        ic_outside = None
+        for d in reversed(dims):
+            if d in rel:
+                inner = live[d] if inner is None else (inner | live[d])
+            elif inner is not None:
+                if k == "psum" and d == "IC":
+                    ic_outside = inner
+                    continue
+                fac = torch.where(inner, n[d], 1.0)
+                r = fac if r is None else r * fac
+        if r is None:
+            r = torch.ones_like(n["IC"])
+        if k == "psum":
+            r = torch.zeros_like(r) if ic_outside is None else torch.where(ic_outside, r, 0.0)
+        out["R_" + k] = r
+    return out
+
+
+@dataclass
+class TileGrid:
+    """BatchTile's enumeration in factored form: rows are, per layer, the Cartesian grid of per-dimension
+    candidate tiles. ``layers_col``: the L layers as (L, 1) columns; ``cand[d]``: (L, S) candidate tiles of
+    dimension d (padded with 1); ``idx[d]``: (N,) flat index into ``cand[d]`` of each row's tile."""
+
+    layers_col: LayerBatch
+    cand: dict
+    idx: dict
+
+
 def _as_float(x: torch.Tensor, dtype) -> torch.Tensor:
     return x if x.dtype == dtype else x.to(dtype)
 
 
-def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch) -> tuple[dict, torch.Tensor]:
-    """Every counter of :data:`jaq.hw.schedule.COUNTERS` per row (tensors) and the legality mask."""
-    dt = next((getattr(b, f) for b in (accels, layers, tiles) for f in ("pe_x", "in_ch", "t_ic")
-               if hasattr(b, f) and getattr(b, f).is_floating_point()), torch.zeros(0, dtype=DTYPE)).dtype
+class _Params:
+    """Layer/accelerator quantities the per-dimension factors need, aligned to one domain (rows or a table)."""
+
+    def __init__(self, layers, X, Y, W, f):
+        self.G = f(layers.groups)
+        self.dims = {"IC": f(layers.in_ch) / self.G, "OC": f(layers.out_ch) / self.G, "OH": f(layers.out_h),
+                     "OW": f(layers.out_w)}
+        self.K, self.S = f(layers.kernel), f(layers.stride)
+        self.a, self.w = f(layers.act_bits), f(layers.wgt_bits)
+        self.pf = T.fusion_factor(self.a, self.w)
+        self.e_a, self.e_w = T.elems_per_beat(W, self.a), T.elems_per_beat(W, self.w)
+        self.e_o = T.elems_per_beat(W, float(T.OUT_BITS))
+        self.compute = T.ComputeParams(self.K, self.S, X, Y, self.pf)
+
+
+class _RowDomain:
+    """Per-dimension sums evaluated on the rows themselves (any batch)."""
+
+    def __init__(self, P: _Params, t: dict):
+        self.P, self.t = P, t
+        self.n = {d: T.ceil_div(P.dims[d], t[d]) for d in t}
+        self.last = {d: P.dims[d] - (self.n[d] - 1) * t[d] for d in t}
+        self.cache: dict = {}
+
+    def dsum(self, d: str, fn) -> torch.Tensor:
+        """Sum of fn(extent) over dimension d's tiles: (n-1) f(full) + f(edge); fn None is the constant 1."""
+        if fn is None:
+            return self.n[d]
+        key = (d, fn)  # the key keeps fn alive, so identities cannot be reused
+        if key not in self.cache:
+            self.cache[key] = (self.n[d] - 1) * fn(self.t[d]) + fn(self.last[d])
+        return self.cache[key]
+
+
+class _GridDomain(_RowDomain):
+    """Per-dimension sums evaluated once per (layer, candidate tile) on small (L, S) tables, then gathered to the
+    rows (rows of BatchTile's enumeration are Cartesian grids of per-dimension candidates). Same arithmetic on
+    the same values as :class:`_RowDomain`, hence identical results."""
+
+    def __init__(self, P: _Params, t_tab: dict, idx: dict):
+        super().__init__(P, t_tab)
+        self.idx = idx
+        self.n_tab = self.n
+        self.n = {d: self.n_tab[d].reshape(-1)[idx[d]] for d in t_tab}
+
+    def dsum(self, d: str, fn) -> torch.Tensor:
+        if fn is None:
+            return self.n[d]
+        key = (d, fn)
+        if key not in self.cache:
+            tab = (self.n_tab[d] - 1) * fn(self.t[d]) + fn(self.last[d])
+            self.cache[key] = tab.reshape(-1)[self.idx[d]]
+        return self.cache[key]
+
+
+def _dtype_of(*batches) -> torch.dtype:
+    for b in batches:
+        for f in ("pe_x", "in_ch", "t_ic"):
+            v = getattr(b, f, None)
+            if v is not None and v.is_floating_point():
+                return v.dtype
+    return DTYPE
+
+
+def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid=None) -> tuple[dict, torch.Tensor]:
+    """Every counter of :data:`jaq.hw.schedule.COUNTERS` per row (tensors) and the legality mask.
+
+    ``grid`` (BatchTile's fast path, see :class:`TileGrid`): the rows are per-layer Cartesian grids of candidate
+    tiles; per-dimension sums are then computed on the small candidate tables and gathered."""
+    dt = _dtype_of(accels, layers, tiles)
     f = lambda x: _as_float(x, dt)  # noqa: E731
-    G = f(layers.groups)
-    Cg, Mg = f(layers.in_ch) / G, f(layers.out_ch) / G
-    OH, OW, K, S = f(layers.out_h), f(layers.out_w), f(layers.kernel), f(layers.stride)
-    a, w = f(layers.act_bits), f(layers.wgt_bits)
     X, Y = f(accels.pe_x), f(accels.pe_y)
     W, Lat = f(accels.dram_bits_per_cycle), f(accels.dram_latency_cycles)
+    P = _Params(layers, X, Y, W, f)  # row-aligned
     t = {"IC": f(tiles.t_ic), "OC": f(tiles.t_oc), "OH": f(tiles.t_oh), "OW": f(tiles.t_ow)}
-    dims = {"IC": Cg, "OC": Mg, "OH": OH, "OW": OW}
-    pf = T.fusion_factor(a, w)
-    e_a, e_w, e_o = T.elems_per_beat(W, a), T.elems_per_beat(W, w), T.elems_per_beat(W, float(T.OUT_BITS))
-    n = {d: T.ceil_div(dims[d], t[d]) for d in dims}
-    last = {d: dims[d] - (n[d] - 1) * t[d] for d in dims}
+    if grid is None:
+        dom = _RowDomain(P, t)
+        Pd = P
+    else:
+        Pd = _Params(grid.layers_col, X, Y, W, f)  # (L, 1) columns, broadcast against (L, S) tables
+        dom = _GridDomain(Pd, {d: f(grid.cand[d]) for d in grid.cand}, grid.idx)
+    G, K, S = P.G, P.K, P.S
+    n = dom.n
 
-    cache: dict = {}
-
-    def dsum(d: str, fn) -> torch.Tensor:
-        """Sum of fn(extent) over dimension d's tiles; fn None is the constant 1."""
-        if fn is None:
-            return n[d]
-        key = (d, fn)  # the key keeps fn alive, so identities cannot be reused
-        if key not in cache:
-            cache[key] = (n[d] - 1) * fn(t[d]) + fn(last[d])
-        return cache[key]
-
-    def grid_sum(terms) -> torch.Tensor:
+    def grid_sum(terms_dom, terms_row) -> torch.Tensor:
         tot = 0
-        for tm in terms:
-            tot = tot + tm.coef * dsum("IC", tm.ic) * dsum("OC", tm.oc) * dsum("OH", tm.oh) * dsum("OW", tm.ow)
+        for td, tr in zip(terms_dom, terms_row):
+            tot = tot + tr.coef * dom.dsum("IC", td.ic) * dom.dsum("OC", td.oc) * dom.dsum("OH", td.oh) \
+                * dom.dsum("OW", td.ow)
         return tot
 
     R = refetch(tiles.loop_order, n)
@@ -134,10 +232,11 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch) -> t
     # --- compute counters, per dataflow present in the batch -------------------------------------------------
     df = accels.dataflow
     present = [int(v) for v in torch.unique(df)] if df.numel() > 1 else [int(df.item())]
-    params = T.ComputeParams(K, S, X, Y, pf)
     per_df = {}
     for k in present:
-        per_df[k] = {name: grid_sum(ts) for name, ts in T.compute_terms(DATAFLOWS[k], params).items()}
+        td = T.compute_terms(DATAFLOWS[k], Pd.compute)
+        tr = td if Pd is P else T.compute_terms(DATAFLOWS[k], P.compute)
+        per_df[k] = {name: grid_sum(td[name], tr[name]) for name in td}
     if len(present) == 1:
         comp = per_df[present[0]]
     else:
@@ -155,33 +254,35 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch) -> t
     c["fu_active_cycles"] = G * comp["fu_active"]
     c["macs"] = G * comp["macs"]
     # --- transfers ----------------------------------------------------------------------------------------------
-    ncu = n["IC"] * n["OC"] * n["OH"] * n["OW"]
-    s_oc_o = dsum("OC", lambda m: T.ceil_div(m, e_o))
-    s_oh, s_ow = dsum("OH", T._ident), dsum("OW", T._ident)
-    out_vol = s_oc_o * s_oh * s_ow
-    c["act_load_beats"] = G * R["R_act"] * dsum("IC", lambda x: T.ceil_div(x, e_a)) * \
-        dsum("OH", lambda h: T.in_extent(h, K, S)) * dsum("OW", lambda x: T.in_extent(x, K, S))
-    c["wgt_load_beats"] = G * R["R_wgt"] * dsum("IC", lambda x: T.ceil_div(x, e_w)) * dsum("OC", T._ident) * K * K
+    n_o = n["OC"] * n["OH"] * n["OW"]
+    ncu = n["IC"] * n_o
+    out_vol = dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_o)) * dom.dsum("OH", T._ident) * dom.dsum("OW", T._ident)
+    c["act_load_beats"] = G * R["R_act"] * dom.dsum("IC", lambda x: T.ceil_div(x, Pd.e_a)) * \
+        dom.dsum("OH", lambda h: T.in_extent(h, Pd.K, Pd.S)) * dom.dsum("OW", lambda x: T.in_extent(x, Pd.K, Pd.S))
+    c["wgt_load_beats"] = G * R["R_wgt"] * dom.dsum("IC", lambda x: T.ceil_div(x, Pd.e_w)) * \
+        dom.dsum("OC", T._ident) * (K * K)
     c["store_beats"] = G * R["R_out"] * out_vol
-    c["psum_load_beats"] = G * R["R_psum"] * (n["IC"] - 1) * out_vol
+    psum_visits = G * R["R_psum"] * (n["IC"] - 1)
+    c["psum_load_beats"] = psum_visits * out_vol
     c["n_set_layer"] = torch.ones_like(ncu)
-    c["n_end"] = torch.ones_like(ncu)
+    c["n_end"] = c["n_set_layer"]
     c["n_compute"] = G * ncu
     c["n_load_act"] = G * R["R_act"] * n["IC"] * n["OH"] * n["OW"]
     c["n_load_wgt"] = G * R["R_wgt"] * n["IC"] * n["OC"]
-    c["n_store_out"] = G * R["R_out"] * n["OC"] * n["OH"] * n["OW"]
-    c["n_load_psum"] = G * R["R_psum"] * (n["IC"] - 1) * n["OC"] * n["OH"] * n["OW"]
+    c["n_store_out"] = G * R["R_out"] * n_o
+    c["n_load_psum"] = psum_visits * n_o
     depth = T.pipeline_depth(df).to(dt)
-    c.update(_act_vec_bits=T.act_vector_bits(a, w), _wgt_vec_bits=T.wgt_vector_bits(a, w), _bus_bits=W,
+    c.update(_act_vec_bits=T.act_vector_bits(P.a, P.w), _wgt_vec_bits=T.wgt_vector_bits(P.a, P.w), _bus_bits=W,
              _latency=Lat, _depth=depth)
     derive_counters(c)
     # --- legality -----------------------------------------------------------------------------------------------
     with torch.no_grad():
-        fa, fw, fo = T.footprints(t["IC"], t["OC"], t["OH"], t["OW"], K, S, e_a, e_w, e_o)
+        fa, fw, fo = T.footprints(t["IC"], t["OC"], t["OH"], t["OW"], K, S, P.e_a, P.e_w, P.e_o)
         legal = (fa <= T.buffer_lines(f(accels.act_buf_kb), W)) & (fw <= T.buffer_lines(f(accels.wgt_buf_kb), W)) \
             & (fo <= T.buffer_lines(f(accels.out_buf_kb), W))
-        for d in dims:
-            legal = legal & (t[d] <= dims[d]) & (t[d] >= 1)
+        if grid is None:  # grid candidates are within their dimensions by construction
+            for d in t:
+                legal = legal & (t[d] <= P.dims[d]) & (t[d] >= 1)
     return c, legal
 
 
@@ -202,9 +303,11 @@ def energy_area(c: dict, accels: AccelBatch, dt=None) -> tuple[dict[str, torch.T
     return e, area
 
 
-def estimate(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, mode: str = "native") -> CostBatch:
+def estimate(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, mode: str = "native",
+             grid: TileGrid | None = None) -> CostBatch:
     """Cost of N (layer, accelerator, tiling) rows; batches of length 1 broadcast. ``mode``: "native" (this
-    module, the execution model the RTL implements) or "bitfusion" (jaq.hw.bitfusion.estimate_bitfusion)."""
+    module, the execution model the RTL implements) or "bitfusion" (jaq.hw.bitfusion.estimate_bitfusion).
+    ``grid``: optional factored description of the rows (BatchTile's fast path; native mode only)."""
     if mode == "bitfusion":
         try:
             from jaq.hw.bitfusion import estimate_bitfusion
@@ -214,7 +317,7 @@ def estimate(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, mode: str
     if mode != "native":
         raise ValueError(f"unknown cost-model mode {mode!r}; use one of {', '.join(MODES)}")
     N = _broadcast_len(layers, accels, tiles)
-    c, legal = native_counts(layers, accels, tiles)
+    c, legal = native_counts(layers, accels, tiles, grid)
     dt = c["cycles"].dtype
     energy, area = energy_area(c, accels, dt)
     full = lambda x: x.expand(N) if x.shape[0] != N else x  # noqa: E731

@@ -1,0 +1,443 @@
+"""BatchTile: the best tiling of every layer of a subnet, from ONE batched estimator call (JAQ paper, "Compiler
+Mapping Search: BatchTile").
+
+All legal power-of-two tilings of all layers (x the loop orders, x the dataflows searched) are stacked into one
+batch, evaluated by :func:`jaq.hw.model.estimate` in one call, and reduced per layer with a vectorised segment
+argmin.
+
+Objective (per layer): ``lam_E * E[mJ] + lam_L * L[ms] + lam_A * A[mm²]`` — the paper's Eq. 9 in the units of its
+Table 6 (with its lam = 0.33 each, the three terms have comparable magnitudes). Area does not depend on the tiling,
+so it shifts every candidate of a layer equally; it is kept so that objectives are comparable across
+accelerators. Illegal tilings (docs/execution-model.md section 3) are never chosen.
+
+Tie-break (deterministic): lowest objective; then lowest cycles; then the lexicographically smallest
+``(t_ic, t_oc, t_oh, t_ow, loop_order_id, dataflow_id)``. Rows are enumerated in exactly that lexicographic order,
+so the last criterion is "lowest row index".
+
+:func:`exhaustive_reference` is the same search as a plain Python loop over the same space, one candidate at a
+time, with an independent scalar closed form (:func:`scalar_cost`, pure Python ints built on
+:mod:`jaq.hw.timing`); tests and benchmarks/bench_batchtile.py check that both choose identical tilings with
+identical costs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import torch
+
+from jaq.errors import JaqError
+from jaq.hw import constants as C
+from jaq.hw import space
+from jaq.hw import timing as T
+from jaq.hw.batch import DTYPE, AccelBatch, LayerBatch, TileBatch
+from jaq.hw.model import ENERGY_COMPONENTS, TileGrid, estimate, estimate_layers
+from jaq.hw.records import DATAFLOWS, LOOP_DIMS, LOOP_ORDERS, Accelerator, Cost, Layer, Tiling
+from jaq.hw.schedule import COUNTERS, derive_counters
+
+#: Paper's default weights (lam_E, lam_L, lam_A) = 0.33 each.
+DEFAULT_WEIGHTS = (0.33, 0.33, 0.33)
+#: Largest number of rows evaluated in one estimator call (memory bound: ~60 float64 tensors of this length).
+#: The accelerator's own dataflow and loop order always fit in one call; the full space is chunked by layers.
+MAX_ROWS_PER_CALL = 1_500_000
+
+
+@dataclass
+class TileChoice:
+    """The chosen tiling of one layer, its cost (native or bitfusion mode), its objective value and the dataflow
+    the cost was computed with (the accelerator's, unless ``dataflows="all"``)."""
+
+    tiling: Tiling
+    cost: Cost
+    objective: float
+    dataflow: str
+
+    def to_dict(self) -> dict:
+        return {"tiling": self.tiling.to_dict(), "cost": self.cost.to_dict(), "objective": self.objective,
+                "dataflow": self.dataflow}
+
+
+def objective_value(energy_pj, cycles, clock_mhz, area_mm2, weights=DEFAULT_WEIGHTS):
+    """lam_E * E[mJ] + lam_L * L[ms] + lam_A * A[mm²] (floats or tensors; same operation order for both)."""
+    lam_e, lam_l, lam_a = weights
+    return lam_e * (energy_pj * 1e-9) + lam_l * (cycles / (clock_mhz * 1e3)) + lam_a * area_mm2
+
+
+def _check_weights(weights) -> tuple[float, float, float]:
+    if len(weights) != 3 or any((not isinstance(w, (int, float))) or w < 0 or math.isnan(w) for w in weights):
+        raise JaqError("expected three non-negative numbers (lam_E, lam_L, lam_A)", "weights")
+    return tuple(float(w) for w in weights)
+
+
+def _loop_order_ids(accel: Accelerator, loop_orders) -> tuple[int, ...]:
+    if loop_orders == "accel":
+        return (accel.loop_order_id,)
+    if loop_orders == "all":
+        return tuple(range(len(LOOP_ORDERS)))
+    if isinstance(loop_orders, (list, tuple)):
+        return tuple(sorted({int(i) for i in loop_orders}))
+    raise JaqError(f"{loop_orders!r}: use 'accel', 'all' or a list of loop-order indices", "loop_orders")
+
+
+def _dataflow_ids(accel: Accelerator, dataflows) -> tuple[int, ...]:
+    if dataflows == "accel":
+        return (DATAFLOWS.index(accel.dataflow),)
+    if dataflows == "all":
+        return tuple(range(len(DATAFLOWS)))
+    if isinstance(dataflows, (list, tuple)):
+        return tuple(sorted({DATAFLOWS.index(d) if isinstance(d, str) else int(d) for d in dataflows}))
+    raise JaqError(f"{dataflows!r}: use 'accel', 'all' or a list of dataflows", "dataflows")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Enumeration cache
+# ----------------------------------------------------------------------------------------------------------------
+_LAYER_FIELDS = ("in_ch", "out_ch", "out_h", "out_w", "kernel", "stride", "groups", "act_bits", "wgt_bits")
+_BATCH_CACHE: dict = {}
+_CACHE_LIMIT = 64
+
+
+@dataclass
+class _Enumerated:
+    layers: LayerBatch  # N rows
+    tiles: TileBatch  # N rows (loop_order: N rows, or 1 when a single loop order is searched)
+    dataflow: torch.Tensor  # (N,) long
+    seg: torch.Tensor  # (N,) long: layer index of each row
+    grid: TileGrid  # factored form for the estimator's fast path
+    n: int
+
+
+def _enumerate(layers: Sequence[Layer], lo_ids, df_ids) -> _Enumerated:
+    """All candidate rows of all layers, rows of a layer lexicographic in (t_ic, t_oc, t_oh, t_ow, loop order,
+    dataflow); cached per (layer shapes and bits, loop orders, dataflows)."""
+    key = (tuple(tuple(getattr(l, f) for f in _LAYER_FIELDS) for l in layers), lo_ids, df_ids)
+    e = _BATCH_CACHE.get(key)
+    if e is not None:
+        return e
+    L = len(layers)
+    S = len(space.TILE_CHOICES)
+    cand = {d: torch.ones((L, S), dtype=DTYPE) for d in ("IC", "OC", "OH", "OW")}
+    idx_parts = {d: [] for d in cand}
+    lo_parts, df_parts, sizes = [], [], []
+    for li, l in enumerate(layers):
+        cs = [space.tile_candidates(x) for x in space.layer_dims(l)]
+        for d, c in zip(cand, cs):
+            cand[d][li, :len(c)] = torch.tensor(c, dtype=DTYPE)
+        axes = [torch.arange(len(c)) for c in cs] + [torch.tensor(lo_ids), torch.tensor(df_ids)]
+        g = torch.stack([x.reshape(-1) for x in torch.meshgrid(*axes, indexing="ij")], dim=1)
+        for k, d in enumerate(cand):
+            idx_parts[d].append(g[:, k] + li * S)
+        lo_parts.append(g[:, 4])
+        df_parts.append(g[:, 5])
+        sizes.append(g.shape[0])
+    idx = {d: torch.cat(v) for d, v in idx_parts.items()}
+    counts = torch.tensor(sizes)
+    lrows = torch.tensor([[float(getattr(l, f)) for f in _LAYER_FIELDS] for l in layers], dtype=DTYPE)
+    lfull = lrows.repeat_interleave(counts, dim=0)
+    lb = LayerBatch(**{f: lfull[:, i].contiguous() for i, f in enumerate(_LAYER_FIELDS)})
+    lcol = LayerBatch(**{f: lrows[:, i:i + 1].contiguous() for i, f in enumerate(_LAYER_FIELDS)})
+    lo = torch.cat(lo_parts) if len(lo_ids) > 1 else torch.tensor([lo_ids[0]])
+    tb = TileBatch(t_ic=cand["IC"].reshape(-1)[idx["IC"]], t_oc=cand["OC"].reshape(-1)[idx["OC"]],
+                   t_oh=cand["OH"].reshape(-1)[idx["OH"]], t_ow=cand["OW"].reshape(-1)[idx["OW"]], loop_order=lo)
+    seg = torch.arange(L).repeat_interleave(counts)
+    df = torch.cat(df_parts) if len(df_ids) > 1 else torch.tensor([df_ids[0]])
+    e = _Enumerated(lb, tb, df, seg, TileGrid(lcol, cand, idx), int(counts.sum()))
+    if len(_BATCH_CACHE) >= _CACHE_LIMIT:
+        _BATCH_CACHE.pop(next(iter(_BATCH_CACHE)))
+    _BATCH_CACHE[key] = e
+    return e
+
+
+def clear_cache() -> None:
+    _BATCH_CACHE.clear()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# BatchTile
+# ----------------------------------------------------------------------------------------------------------------
+def _accel_rows(accel: Accelerator, dataflow: torch.Tensor | None) -> AccelBatch:
+    """One accelerator as length-1 fields (they broadcast over the rows: per-accelerator quantities such as the
+    buffers' energy per bit are computed once), with a per-row dataflow when several are searched."""
+    one = AccelBatch.from_accels([accel])
+    if dataflow is not None:
+        one.dataflow = dataflow
+    return one
+
+
+def _segment_best(obj: torch.Tensor, cycles: torch.Tensor, seg: torch.Tensor, n_seg: int) -> torch.Tensor:
+    """Per segment: row index of (lowest obj, then lowest cycles, then lowest row index); -1 when all inf."""
+    N = obj.shape[0]
+    inf = torch.full((n_seg,), math.inf, dtype=obj.dtype)
+    segmin = inf.scatter_reduce(0, seg, obj, "amin")
+    is_min = obj == segmin[seg]
+    cyc = torch.where(is_min, cycles, torch.full_like(cycles, math.inf))
+    segcyc = inf.clone().scatter_reduce(0, seg, cyc, "amin")
+    best = is_min & (cycles == segcyc[seg])
+    idx = torch.where(best, torch.arange(N), torch.full((N,), N, dtype=torch.long))
+    out = torch.full((n_seg,), N, dtype=torch.long).scatter_reduce(0, seg, idx, "amin")
+    out[torch.isinf(segmin)] = -1
+    return out
+
+
+def _choices_from(cb, rows: torch.Tensor, obj: torch.Tensor, tiles: TileBatch, dataflow: torch.Tensor
+                  ) -> list[TileChoice]:
+    """Build TileChoice records of the given rows (one tensor gather per field, one .tolist())."""
+    acc_names = [k for k in COUNTERS if k != "cycles"]
+    cols = [cb.cycles, cb.latency_ms, cb.area_mm2, obj] + [cb.energy_pj[k] for k in ENERGY_COMPONENTS] + \
+        [cb.accesses[k] for k in acc_names] + [tiles.t_ic, tiles.t_oc, tiles.t_oh, tiles.t_ow,
+                                                tiles.loop_order.to(cb.cycles.dtype), dataflow.to(cb.cycles.dtype)]
+    mat = torch.stack([c.detach()[rows].to(torch.float64) for c in cols], dim=1).tolist()
+    legal = cb.legal[rows].tolist()
+    ne = len(ENERGY_COMPONENTS)
+    out = []
+    for r, lg in zip(mat, legal):
+        cyc, lat, area, ob = r[:4]
+        e = dict(zip(ENERGY_COMPONENTS, r[4:4 + ne]))
+        acc = {k: int(round(v)) for k, v in zip(acc_names, r[4 + ne:4 + ne + len(acc_names)])}
+        ti, to, th, tw, lo, df = (int(round(v)) for v in r[-6:])
+        out.append(TileChoice(Tiling(ti, to, th, tw, LOOP_ORDERS[lo]),
+                              Cost(int(round(cyc)), lat, e, area, acc, bool(lg)), ob, DATAFLOWS[df]))
+    return out
+
+
+def batch_tile(layers: Sequence[Layer], accel: Accelerator, weights=DEFAULT_WEIGHTS, mode: str = "native",
+               loop_orders="accel", dataflows="accel", pinned: Mapping[int, Tiling] | None = None
+               ) -> list[TileChoice]:
+    """The best tiling of each layer on ``accel``.
+
+    ``loop_orders``: "accel" (the accelerator's loop order), "all" (the 120) or a list of indices;
+    ``dataflows``: "accel", "all" (treats the dataflow as a per-layer mapping choice, for exploration; the RTL
+    builds one dataflow per accelerator) or a list. ``pinned``: {layer index: Tiling} evaluated as-is (the
+    tiling's own loop order, the accelerator's dataflow) instead of searched. Raises :class:`JaqError` when no
+    legal tiling exists for a layer (or a pinned tiling is illegal)."""
+    weights = _check_weights(weights)
+    layers = list(layers)
+    if not layers:
+        return []
+    pinned = dict(pinned or {})
+    for i in pinned:
+        if not 0 <= i < len(layers):
+            raise JaqError(f"pinned layer index {i} out of range 0..{len(layers) - 1}", "pinned")
+    search_idx = [i for i in range(len(layers)) if i not in pinned]
+    result: list[TileChoice | None] = [None] * len(layers)
+    if pinned:
+        pin_idx = sorted(pinned)
+        for i, ch in zip(pin_idx, evaluate_tilings([layers[i] for i in pin_idx], accel,
+                                                   [pinned[i] for i in pin_idx], weights, mode)):
+            if not ch.cost.legal:
+                raise JaqError(f"pinned tiling {ch.tiling.to_dict()} does not fit (buffers or dimensions)",
+                               f"layers[{i}].tiling")
+            result[i] = ch
+    lo_ids, df_ids = _loop_order_ids(accel, loop_orders), _dataflow_ids(accel, dataflows)
+    per_row = len(lo_ids) * len(df_ids)
+    # chunks of layers, each evaluated in one estimator call
+    chunk: list[int] = []
+    rows = 0
+    chunks = []
+    for i in search_idx:
+        r = space.space_size(layers[i], 1, 1) * per_row
+        if chunk and rows + r > MAX_ROWS_PER_CALL:
+            chunks.append(chunk)
+            chunk, rows = [], 0
+        chunk.append(i)
+        rows += r
+    if chunk:
+        chunks.append(chunk)
+    for ch in chunks:
+        for i, choice in zip(ch, _search([layers[i] for i in ch], accel, weights, mode, lo_ids, df_ids)):
+            if choice is None:
+                raise JaqError(f"no legal tiling: even the smallest tiles do not fit the buffers of "
+                               f"{accel.act_buf_kb}/{accel.wgt_buf_kb}/{accel.out_buf_kb} KB", f"layers[{i}]")
+            result[i] = choice
+    return result  # type: ignore[return-value]
+
+
+def _search(layers, accel, weights, mode, lo_ids, df_ids) -> list[TileChoice | None]:
+    e = _enumerate(layers, lo_ids, df_ids)
+    ab = _accel_rows(accel, e.dataflow if len(df_ids) > 1 else None)
+    cb = estimate(e.layers, ab, e.tiles, mode=mode, grid=e.grid if mode == "native" else None)
+    obj = objective_value(cb.energy_total_pj, cb.cycles, cb.clock_mhz, cb.area_mm2, weights)
+    obj = torch.where(cb.legal, obj, torch.full_like(obj, math.inf))
+    best = _segment_best(obj, cb.cycles, e.seg, len(layers))
+    ok = best >= 0
+    out: list[TileChoice | None] = [None] * len(layers)
+    if bool(ok.any()):
+        good = torch.nonzero(ok).squeeze(1)
+        lo = e.tiles.loop_order.expand(e.n) if e.tiles.loop_order.numel() == 1 else e.tiles.loop_order
+        tiles = TileBatch(e.tiles.t_ic, e.tiles.t_oc, e.tiles.t_oh, e.tiles.t_ow, lo)
+        dfr = e.dataflow.expand(e.n) if e.dataflow.numel() == 1 else e.dataflow
+        for j, ch in zip(good.tolist(), _choices_from(cb, best[good], obj, tiles, dfr)):
+            out[j] = ch
+    return out
+
+
+def evaluate_tilings(layers: Sequence[Layer], accel: Accelerator, tilings: Sequence[Tiling],
+                     weights=DEFAULT_WEIGHTS, mode: str = "native") -> list[TileChoice]:
+    """Evaluate user-pinned tilings as-is (one estimator call); illegal ones come back with ``cost.legal`` False
+    and an infinite objective."""
+    weights = _check_weights(weights)
+    costs = estimate_layers(layers, accel, tilings, mode=mode)
+    out = []
+    for t, c in zip(tilings, costs):
+        ob = objective_value(c.energy_total_pj, c.cycles, accel.clock_mhz, c.area_mm2, weights) if c.legal \
+            else math.inf
+        out.append(TileChoice(t, c, ob, accel.dataflow))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Scalar reference (pure Python, one candidate at a time)
+# ----------------------------------------------------------------------------------------------------------------
+def _dim_sum(dim: int, tile: int, fn) -> int:
+    """Sum of fn(extent) over a dimension's tiles, by explicit iteration."""
+    return sum(fn(min(tile, dim - s)) for s in range(0, dim, tile))
+
+
+def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: str | None = None) -> dict:
+    """Every counter of the program (pure Python ints): per-dimension sums by explicit iteration over tiles and the
+    refetch factors by scanning the loop order. Independent of the tensor code of :mod:`jaq.hw.model`."""
+    df = dataflow or accel.dataflow
+    K, S, G = layer.kernel, layer.stride, layer.groups
+    dims = {"IC": layer.in_ch_per_group, "OC": layer.out_ch_per_group, "OH": layer.out_h, "OW": layer.out_w}
+    tile = {"IC": tiling.t_ic, "OC": tiling.t_oc, "OH": tiling.t_oh, "OW": tiling.t_ow}
+    n = {d: T.ceil_div(dims[d], tile[d]) for d in dims}
+    n["B"] = 1
+    W = accel.dram_bits_per_cycle
+    pf = T.fusion_factor(layer.act_bits, layer.wgt_bits)
+    e_a, e_w, e_o = (T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS))
+    ds = lambda d, fn: _dim_sum(dims[d], tile[d], fn)  # noqa: E731
+    terms = T.compute_terms(df, T.ComputeParams(K, S, accel.pe_x, accel.pe_y, pf))
+    comp = {}
+    for name, ts in terms.items():
+        comp[name] = sum(tm.coef * ds("IC", tm.ic or (lambda x: 1)) * ds("OC", tm.oc or (lambda x: 1))
+                         * ds("OH", tm.oh or (lambda x: 1)) * ds("OW", tm.ow or (lambda x: 1)) for tm in ts)
+    order = tiling.loop_order
+
+    def factors(rel, skip=()):
+        j = -1
+        for p, d in enumerate(order):
+            if d in rel and n[d] > 1:
+                j = p
+        r = 1
+        for d in order[:j + 1]:
+            if d not in rel and d not in skip:
+                r *= n[d]
+        return j, r
+
+    _, r_act = factors(("IC", "OH", "OW"))
+    _, r_wgt = factors(("IC", "OC"))
+    j_out, r_out = factors(("OC", "OH", "OW"))
+    _, r_noic = factors(("OC", "OH", "OW"), skip=("IC",))
+    r_psum = r_noic if order.index("IC") < j_out else 0
+    out_vol = ds("OC", lambda m: T.ceil_div(m, e_o)) * ds("OH", lambda x: x) * ds("OW", lambda x: x)
+    n_out = n["OC"] * n["OH"] * n["OW"]
+    c = {
+        "compute_steps": G * comp["steps"], "act_buf_rd_vectors": G * comp["act_vectors"],
+        "wgt_buf_rd_vectors": G * comp["wgt_vectors"], "out_buf_rd_words": G * comp["out_words"],
+        "out_buf_wr_words": G * comp["out_words"], "fu_active_cycles": G * comp["fu_active"],
+        "macs": G * comp["macs"],
+        "act_load_beats": G * r_act * ds("IC", lambda x: T.ceil_div(x, e_a)) * ds("OH", lambda h: T.in_extent(h, K, S))
+        * ds("OW", lambda x: T.in_extent(x, K, S)),
+        "wgt_load_beats": G * r_wgt * ds("IC", lambda x: T.ceil_div(x, e_w)) * ds("OC", lambda x: x) * K * K,
+        "store_beats": G * r_out * out_vol, "psum_load_beats": G * r_psum * (n["IC"] - 1) * out_vol,
+        "n_set_layer": 1, "n_end": 1, "n_compute": G * n["IC"] * n_out,
+        "n_load_act": G * r_act * n["IC"] * n["OH"] * n["OW"], "n_load_wgt": G * r_wgt * n["IC"] * n["OC"],
+        "n_store_out": G * r_out * n_out, "n_load_psum": G * r_psum * (n["IC"] - 1) * n_out,
+        "_act_vec_bits": T.act_vector_bits(layer.act_bits, layer.wgt_bits),
+        "_wgt_vec_bits": T.wgt_vector_bits(layer.act_bits, layer.wgt_bits), "_bus_bits": W,
+        "_latency": accel.dram_latency_cycles, "_depth": T.pipeline_depth(df),
+    }
+    return derive_counters(c)
+
+
+def scalar_legal(layer: Layer, accel: Accelerator, tiling: Tiling) -> bool:
+    dims = (layer.in_ch_per_group, layer.out_ch_per_group, layer.out_h, layer.out_w)
+    if any(t > d for t, d in zip((tiling.t_ic, tiling.t_oc, tiling.t_oh, tiling.t_ow), dims)):
+        return False
+    W = accel.dram_bits_per_cycle
+    e = [T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS)]
+    fa, fw, fo = T.footprints(tiling.t_ic, tiling.t_oc, tiling.t_oh, tiling.t_ow, layer.kernel, layer.stride, *e)
+    return (fa <= T.buffer_lines(accel.act_buf_kb, W) and fw <= T.buffer_lines(accel.wgt_buf_kb, W)
+            and fo <= T.buffer_lines(accel.out_buf_kb, W))
+
+
+class _ScalarEnergy:
+    """Per-accelerator energy coefficients and area as Python floats (computed once, like the model does)."""
+
+    def __init__(self, accel: Accelerator):
+        one = AccelBatch.from_accels([accel])
+        self.bufs = {b: {k: float(v[0]) if isinstance(v, torch.Tensor) else float(v)
+                         for k, v in C.buffer_costs(getattr(one, f"{b}_buf_kb"), b, one.pe_x, one.pe_y).items()}
+                     for b in ("act", "wgt", "out")}
+        x, y = one.pe_x, one.pe_y
+        area = (C.fu_array_area_mm2(x, y) + C.buffer_costs(one.act_buf_kb, "act", x, y)["area_mm2"]
+                + C.buffer_costs(one.wgt_buf_kb, "wgt", x, y)["area_mm2"]
+                + C.buffer_costs(one.out_buf_kb, "out", x, y)["area_mm2"]) * (1.0 + C.AREA_OVERHEAD_FRAC.value)
+        self.area = float(area[0])
+
+    def energy(self, c: dict) -> dict[str, float]:
+        e = {"mac": float(c["fu_active_cycles"]) * C.FU_ENERGY_PJ.value}
+        for b in ("act", "wgt", "out"):
+            e[f"{b}_buf_rd"] = float(c[f"{b}_buf_rd_bits"]) * self.bufs[b]["rd_pj_per_bit"]
+            e[f"{b}_buf_wr"] = float(c[f"{b}_buf_wr_bits"]) * self.bufs[b]["wr_pj_per_bit"]
+        e["dram"] = float(c["dram_rd_bits"] + c["dram_wr_bits"]) * C.DRAM_PJ_PER_BIT.value
+        return e
+
+
+def scalar_cost(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: str | None = None,
+                _en: _ScalarEnergy | None = None) -> Cost:
+    """The native cost of one candidate in pure Python (the exhaustive reference's evaluator)."""
+    en = _en or _ScalarEnergy(accel)
+    c = scalar_counts(layer, accel, tiling, dataflow)
+    e = en.energy(c)
+    cyc = c.pop("cycles")
+    return Cost(cyc, cyc / (accel.clock_mhz * 1e3), e, en.area, c, scalar_legal(layer, accel, tiling))
+
+
+def exhaustive_reference(layers: Sequence[Layer], accel: Accelerator, weights=DEFAULT_WEIGHTS,
+                         loop_orders="accel", dataflows="accel") -> list[TileChoice]:
+    """The same search as :func:`batch_tile` (native mode) as a pure-Python loop, one candidate at a time."""
+    weights = _check_weights(weights)
+    lo_ids, df_ids = _loop_order_ids(accel, loop_orders), _dataflow_ids(accel, dataflows)
+    en = _ScalarEnergy(accel)
+    out = []
+    for i, layer in enumerate(layers):
+        best = None
+        best_key = None
+        cands = [space.tile_candidates(d) for d in space.layer_dims(layer)]
+        for ti in cands[0]:
+            for to in cands[1]:
+                for th in cands[2]:
+                    for tw in cands[3]:
+                        for lo in lo_ids:
+                            t = Tiling(ti, to, th, tw, LOOP_ORDERS[lo])
+                            if not scalar_legal(layer, accel, t):
+                                continue
+                            for df in df_ids:
+                                c = scalar_cost(layer, accel, t, DATAFLOWS[df], en)
+                                e_tot = 0
+                                for k in ENERGY_COMPONENTS:
+                                    e_tot = e_tot + c.energy_pj[k]
+                                ob = objective_value(e_tot, float(c.cycles), accel.clock_mhz, en.area, weights)
+                                key = (ob, c.cycles)
+                                if best_key is None or key < best_key:
+                                    best_key, best = key, TileChoice(t, c, ob, DATAFLOWS[df])
+        if best is None:
+            raise JaqError("no legal tiling", f"layers[{i}]")
+        out.append(best)
+    return out
+
+
+def summarize(choices: Sequence[TileChoice]) -> dict[str, float]:
+    """Totals over layers: cycles, latency ms, energy mJ, area mm² (the accelerator's), objective sum."""
+    return {"cycles": sum(c.cost.cycles for c in choices),
+            "latency_ms": sum(c.cost.latency_ms for c in choices),
+            "energy_mj": sum(c.cost.energy_total_pj for c in choices) * 1e-9,
+            "area_mm2": choices[0].cost.area_mm2 if choices else 0.0,
+            "objective": sum(c.objective for c in choices)}
+
+
+__all__ = ["TileChoice", "batch_tile", "evaluate_tilings", "exhaustive_reference", "scalar_cost", "scalar_counts",
+           "objective_value", "summarize", "DEFAULT_WEIGHTS", "clear_cache", "LOOP_DIMS"]
