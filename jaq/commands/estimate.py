@@ -165,8 +165,10 @@ def _onchip_bits(c: Cost) -> int:
 
 
 def _layer_label(r: LayerResult) -> str:
+    from rich.markup import escape
+
     e = r.entry
-    return e.layer.name or (f"{e.op}" if e.op else "") or f"layer{r.index}"
+    return escape(e.layer.name or (f"{e.op}" if e.op else "") or f"layer{r.index}")
 
 
 def _shape_str(l: Layer) -> str:
@@ -191,7 +193,9 @@ def result_dict(ev: Evaluation, path: str) -> dict[str, Any]:
 def _print_tables(ev: Evaluation, path: str, console) -> None:
     from rich.table import Table
 
-    t = Table(title=f"{path} — {ev.mode} mode", title_justify="left")
+    from rich.markup import escape
+
+    t = Table(title=escape(f"{path} — {ev.mode} mode"), title_justify="left")
     for col, just in (("#", "right"), ("layer", "left"), ("shape", "left"), ("tiling (tiles, loop order)", "left"),
                       ("src", "left"), ("cycles", "right"), ("energy uJ", "right"), ("DRAM rd bits", "right"),
                       ("DRAM wr bits", "right"), ("on-chip bits", "right")):
@@ -239,9 +243,10 @@ def _explain(spec: AccelSpec, ev: Evaluation, args, weights_arg, console, as_jso
     if as_json:
         return data
     console.print()
-    console.print(C.render_table(spec.accelerator) if spec.accelerator is not None else C.render_table())
+    console.print(C.render_table(spec.accelerator) if spec.accelerator is not None else C.render_table(),
+                  markup=False, highlight=False)
     console.print()
-    console.print(BF.render_constants(cfg))
+    console.print(BF.render_constants(cfg), markup=False, highlight=False)
     console.print()
     from rich.table import Table
     t = Table(title="native vs bitfusion (each mode: pinned tilings as given, others its own search)",
@@ -337,7 +342,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.output:
         _write_back(spec, ev, args.output, weights)
         if not args.json:
-            console.print(f"wrote {args.output}")
+            console.print(f"wrote {args.output}", markup=False)
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     return 0
