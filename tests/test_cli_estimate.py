@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ from jaq.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-JAQ = str(Path(sys.executable).parent / "jaq")
+JAQ = str(Path(sys.executable).parent / "jaq") if (Path(sys.executable).parent / "jaq").exists() \
+    else (shutil.which("jaq") or "jaq")
 
 
 def _run(capsys, *argv) -> tuple[int, str, str]:
