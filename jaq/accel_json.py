@@ -45,7 +45,7 @@ from typing import Any, Mapping, Sequence
 from jaq import __version__
 from jaq.errors import JaqError
 from jaq.hw.bitfusion import BitFusionConfig
-from jaq.hw.records import LAYER_KINDS, Accelerator, Cost, Layer, Tiling, parse_loop_order
+from jaq.hw.records import LAYER_KINDS, Accelerator, Cost, Layer, Tiling
 from jaq.io import atomic_write_text, load_structured
 
 SCHEMA_VERSION = "jaq.accel/1"
@@ -551,5 +551,4 @@ def save_accel_json(spec: AccelSpec, path: str | os.PathLike) -> Path:
 
 
 __all__ = ["SCHEMA_VERSION", "MODES", "AccelSpec", "Network", "LayerEntry", "Predicted", "Provenance", "Totals",
-           "build_spec", "load_accel_json", "load_spec", "parse_spec", "dump", "dumps", "save", "save_accel_json",
-           "parse_loop_order"]
+           "build_spec", "load_accel_json", "load_spec", "parse_spec", "dump", "dumps", "save", "save_accel_json"]
