@@ -33,6 +33,7 @@ def add_arguments(p) -> None:
     p.add_argument("--lambda", dest="lam", type=float, help="override search.lambda (hardware-cost weight)")
     p.add_argument("--seed", type=int, help="override seed")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.add_argument("--threads", type=int, help="torch CPU threads per process (overrides threads)")
     p.add_argument("--sweep-lambda", help="comma-separated lambdas: one run per value under --out, "
                                           "plus sweep.json and pareto.png")
     p.add_argument("--retrain", action="store_true", help="retrain each derived subnet after the search "
@@ -51,6 +52,8 @@ def _overrides(args, cfg: dict) -> dict:
         raw["search"]["lambda"] = args.lam
     if args.seed is not None:
         raw["seed"] = args.seed
+    if args.threads is not None:
+        raw["threads"] = args.threads
     return validate_config(raw, "command line")
 
 

@@ -24,6 +24,7 @@ DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 DEFAULTS: dict[str, Any] = {
     "name": "run",
     "seed": 0,
+    "threads": None,                # torch intra-op CPU threads per process; None = torch's default
     "data": {
         "dataset": "digits",        # digits (embedded, sklearn) | cifar10 | cifar100 | imagefolder
         "root": None,               # folder of the data set (torchvision layout or ImageFolder / JPEG archives)
@@ -73,7 +74,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _TYPES: dict[str, tuple] = {
-    "name": (str,), "seed": (int,),
+    "name": (str,), "seed": (int,), "threads": (int, type(None)),
     "data.dataset": (str,), "data.root": (str, type(None)), "data.image_size": (int, type(None)),
     "data.arch_fraction": (float, int), "data.train_subset": (int, type(None)),
     "data.test_subset": (int, type(None)), "data.augment": (bool,), "data.num_workers": (int,),
@@ -93,7 +94,7 @@ _TYPES: dict[str, tuple] = {
 
 # (field, lower bound, upper bound or None, inclusive lower?)
 _RANGES = [
-    ("seed", 0, None), ("data.image_size", 4, 1024), ("data.train_subset", 1, None),
+    ("seed", 0, None), ("threads", 1, 1024), ("data.image_size", 4, 1024), ("data.train_subset", 1, None),
     ("data.test_subset", 1, None), ("data.num_workers", 0, 64),
     ("search.epochs", 1, None), ("search.batch_size", 1, None), ("search.lr", 0, 10), ("search.momentum", 0, 1),
     ("search.weight_decay", 0, 1), ("search.arch_lr", 0, 10), ("search.arch_weight_decay", 0, 1),
@@ -155,8 +156,6 @@ def validate_config(raw: Any, source: str = "config") -> dict[str, Any]:
     if cfg["data"]["dataset"] not in DATASETS:
         raise JaqError(f"unknown data set {cfg['data']['dataset']!r}; use one of {', '.join(DATASETS)}",
                        "data.dataset")
-    if cfg["data"]["dataset"] == "imagefolder" and not cfg["data"]["root"]:
-        raise JaqError("an imagefolder data set needs data.root (or --data-root)", "data.root")
     af = cfg["data"]["arch_fraction"]
     if not 0 < af < 1:
         raise JaqError(f"{af} must be strictly between 0 and 1", "data.arch_fraction")

@@ -146,6 +146,7 @@ class HWCost:
         self.fixed = dict(fixed)
         self.k_lo = int(loop_order_candidates)
         self.refs = dict(refs) if refs else None  # {"energy_pj", "latency_ms", "area_mm2"}
+        self.bt_weights: tuple[float, float, float] | None = None  # BatchTile's weights (fixed at calibration)
         self.cache = TilingCache(self._bt_weights())
         self._lb_cache: dict[tuple, LayerBatch] = {}
 
@@ -155,24 +156,37 @@ class HWCost:
 
         BatchTile's objective is ``wE * E[mJ] + wL * L[ms] + wA * A[mm²]`` (jaq.hw.batchtile.objective_value);
         before calibration the raw lambdas are used (the paper's weighting in those units)."""
+        if self.bt_weights is not None:
+            return self.bt_weights
         if not self.refs:
             return self.lambdas
-        return (self.lambdas[0] / (self.refs["energy_pj"] * 1e-9), self.lambdas[1] / self.refs["latency_ms"],
-                self.lambdas[2] / self.refs["area_mm2"])
+        return self._bt_weights_from(self.refs)
 
     def reference_accelerator(self) -> Accelerator:
         return Accelerator(**self.fixed)
 
     @torch.no_grad()
     def calibrate(self, rows: CandidateRows) -> dict:
-        """Fix E_ref, L_ref, A_ref: the expected cost of ``rows`` on the reference accelerator."""
+        """Fix E_ref, L_ref, A_ref: the expected cost of ``rows`` on the reference accelerator.
+
+        Two passes: tilings chosen with the raw lambdas give first references; BatchTile's weights are then
+        fixed to the lambdas over those references, and the references are re-measured with the tilings these
+        weights choose (so the normalised cost is exactly 1.0 at the starting point)."""
         acc = self.reference_accelerator()
-        self.refs = None
+        ab = AccelBatch.from_accels([acc])
+        self.refs, self.bt_weights = None, None
         self.cache = TilingCache(self._bt_weights())
-        e, l, a, _ = self._expected(rows, acc, AccelBatch.from_accels([acc]))
+        e, l, a, _ = self._expected(rows, acc, ab)
         self.refs = {"energy_pj": float(e), "latency_ms": float(l), "area_mm2": float(a)}
-        self.cache = TilingCache(self._bt_weights())
+        self.bt_weights = self._bt_weights_from(self.refs)
+        self.cache = TilingCache(self.bt_weights)
+        e, l, a, _ = self._expected(rows, acc, ab)
+        self.refs = {"energy_pj": float(e), "latency_ms": float(l), "area_mm2": float(a)}
         return dict(self.refs)
+
+    def _bt_weights_from(self, refs: dict) -> tuple[float, float, float]:
+        return (self.lambdas[0] / (refs["energy_pj"] * 1e-9), self.lambdas[1] / refs["latency_ms"],
+                self.lambdas[2] / refs["area_mm2"])
 
     # -- pieces --------------------------------------------------------------------------------------------
     def _layer_batch(self, layers: list[Layer]) -> LayerBatch:
@@ -257,8 +271,10 @@ class HWCost:
         return choices
 
     def state_dict(self) -> dict:
-        return {"refs": self.refs}
+        return {"refs": self.refs, "bt_weights": self.bt_weights}
 
     def load_state_dict(self, d: dict) -> None:
         self.refs = d.get("refs")
+        bw = d.get("bt_weights")
+        self.bt_weights = tuple(bw) if bw is not None else None
         self.cache = TilingCache(self._bt_weights())

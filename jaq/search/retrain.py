@@ -43,6 +43,17 @@ def run_retrain(run_dir: str | Path, *, epochs: int | None = None, device: str =
         if not (run / f).is_file():
             raise JaqError(f"{run / f} is missing: is {run} a finished co-search run?", "RUN_DIR")
     cfg = validate_config(read_config(run), str(run / "config.yaml"))
+    from jaq.search.cosearch import cpu_threads
+    with cpu_threads(cfg.get("threads")):
+        return _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch)
+
+
+def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
+    from jaq.data import load_data
+    from jaq.nn.space import SpaceConfig
+    from jaq.nn.subnet import SubnetChoice, build_subnet
+    from jaq.search import artifact
+    from jaq.search.cosearch import _seed_epoch, resolve_device
     r = cfg["retrain"]
     n_epochs = r["epochs"] if epochs is None else epochs
     if n_epochs < 1:
