@@ -41,7 +41,7 @@ from jaq.hw.schedule import COUNTERS, derive_counters
 DEFAULT_WEIGHTS = (0.33, 0.33, 0.33)
 #: Largest number of rows evaluated in one estimator call (memory bound: ~60 float64 tensors of this length).
 #: The accelerator's own dataflow and loop order always fit in one call; the full space is chunked by layers.
-MAX_ROWS_PER_CALL = 1_500_000
+MAX_ROWS_PER_CALL = 600_000
 
 
 @dataclass
