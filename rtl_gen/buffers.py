@@ -11,7 +11,7 @@ hardware's actual accesses: ``cnt_rd`` vector (or word) reads, ``cnt_line_wr`` l
 ``cnt_wr`` word writes and ``cnt_line_rd`` line reads.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -19,6 +19,87 @@ from amaranth.lib.wiring import In, Out
 from rtl_gen.params import clog2
 
 CNT_BITS = 48
+
+
+class _Port:
+    def __init__(self, abits, prefix):
+        self.addr = Signal(abits, name=f"{prefix}_addr")
+        self.data = Signal(32, name=f"{prefix}_data")
+        self.en = Signal(name=f"{prefix}_en")
+
+
+class Ram:
+    """A 32-bit-word RAM with any number of write ports and synchronous read ports (1-cycle latency, data held
+    while the read enable is low, optionally transparent to one write port).
+
+    ``blackbox=False``: an Amaranth ``lib.memory.Memory`` (simulation, unit tests; ``self.mem`` is it).
+    ``blackbox=True``: an instance of the Verilog macro ``module_name`` whose behavioural model
+    :func:`sram_verilog` writes (emitted designs: no per-word init in the netlist, memories stay macros in
+    synthesis)."""
+
+    def __init__(self, depth: int, init=None, blackbox: bool = False, module_name: str = "jaq_sram"):
+        self.depth, self.abits = depth, clog2(depth)
+        self.blackbox, self.module_name = blackbox, module_name
+        self.mem = None if blackbox else Memory(shape=32, depth=depth, init=init or [])
+        self.wports: list[_Port] = []
+        self.rports: list[tuple[_Port, int | None]] = []
+
+    def write_port(self) -> _Port:
+        p = _Port(self.abits, f"w{len(self.wports)}")
+        self.wports.append(p)
+        return p
+
+    def read_port(self, transparent_for: _Port | None = None) -> _Port:
+        p = _Port(self.abits, f"r{len(self.rports)}")
+        self.rports.append((p, None if transparent_for is None else self.wports.index(transparent_for)))
+        return p
+
+    def build(self, m: Module, name: str = "mem") -> None:
+        if not self.blackbox:
+            m.submodules[name] = self.mem
+            wps = []
+            for p in self.wports:
+                wp = self.mem.write_port()
+                wps.append(wp)
+                m.d.comb += [wp.addr.eq(p.addr), wp.data.eq(p.data), wp.en.eq(p.en)]
+            for p, t in self.rports:
+                rp = self.mem.read_port(transparent_for=() if t is None else (wps[t],))
+                m.d.comb += [rp.addr.eq(p.addr), rp.en.eq(p.en), p.data.eq(rp.data)]
+            return
+        kw = {"i_clk": ClockSignal()}
+        for i, p in enumerate(self.wports):
+            kw.update({f"i_w{i}_addr": p.addr, f"i_w{i}_data": p.data, f"i_w{i}_en": p.en})
+        for i, (p, _) in enumerate(self.rports):
+            kw.update({f"i_r{i}_addr": p.addr, f"i_r{i}_en": p.en, f"o_r{i}_data": p.data})
+        m.submodules[name] = Instance(self.module_name, **kw)
+
+    def verilog(self) -> str:
+        return sram_verilog(self.module_name, self.depth, len(self.wports), [t for _, t in self.rports])
+
+
+def sram_verilog(name: str, depth: int, n_w: int, transparent: list) -> str:
+    """Behavioural Verilog of a RAM macro: ``depth`` 32-bit words, ``n_w`` write ports (a later port wins on the
+    same address), one synchronous read port per entry of ``transparent`` (the index of the write port it is
+    transparent to, or None)."""
+    ab = clog2(depth)
+    ports = ["clk"] + [f"w{i}_{s}" for i in range(n_w) for s in ("addr", "data", "en")] + \
+        [f"r{i}_{s}" for i in range(len(transparent)) for s in ("addr", "en", "data")]
+    out = [f"module {name}({', '.join(ports)});", "  input clk;"]
+    for i in range(n_w):
+        out += [f"  input [{ab - 1}:0] w{i}_addr;", f"  input [31:0] w{i}_data;", f"  input w{i}_en;"]
+    for i in range(len(transparent)):
+        out += [f"  input [{ab - 1}:0] r{i}_addr;", f"  input r{i}_en;", f"  output reg [31:0] r{i}_data;"]
+    out += [f"  reg [31:0] mem [0:{depth - 1}];", "  always @(posedge clk) begin"]
+    out += [f"    if (w{i}_en) mem[w{i}_addr] <= w{i}_data;" for i in range(n_w)]
+    out += ["  end"]
+    for i, t in enumerate(transparent):
+        if t is None:
+            out += [f"  always @(posedge clk) if (r{i}_en) r{i}_data <= mem[r{i}_addr];"]
+        else:
+            out += [f"  always @(posedge clk) if (r{i}_en) r{i}_data <= (w{t}_en && w{t}_addr == r{i}_addr) ? "
+                    f"w{t}_data : mem[r{i}_addr];"]
+    out += ["endmodule", ""]
+    return "\n".join(out)
 
 
 def popcount(bits) -> "Value":
@@ -47,12 +128,14 @@ class VectorBuffer(wiring.Component):
     ``rd_data[i]`` (32 bits, valid the cycle after ``rd_en``); counters ``cnt_rd``, ``cnt_line_wr``.
     """
 
-    def __init__(self, lines: int, W: int, n_rd: int, init=None):
+    def __init__(self, lines: int, W: int, n_rd: int, init=None, blackbox: bool = False,
+                 module_name: str = "jaq_sram"):
         self.lines, self.W, self.n_rd = lines, W, n_rd
         self.EW = W // 32
         self.depth = lines * self.EW
         self.abits = clog2(self.depth)
-        self.mem = Memory(shape=32, depth=self.depth, init=init or [])
+        self.ram = Ram(self.depth, init, blackbox, module_name)
+        self.mem = self.ram.mem
         super().__init__({
             "wr_line": In(clog2(lines)), "wr_data": In(W), "wr_en": In(1),
             "rd_addr": In(self.abits).array(n_rd), "rd_en": In(1).array(n_rd), "rd_data": Out(32).array(n_rd),
@@ -61,7 +144,7 @@ class VectorBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = self.mem
+        mem = self.ram
         for k in range(self.EW):
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(self.wr_line * self.EW + k), wp.data.eq(self.wr_data.word_select(k, 32)),
@@ -69,6 +152,7 @@ class VectorBuffer(wiring.Component):
         for i in range(self.n_rd):
             rp = mem.read_port()
             m.d.comb += [rp.addr.eq(self.rd_addr[i]), rp.en.eq(self.rd_en[i]), self.rd_data[i].eq(rp.data)]
+        mem.build(m)
         m.d.sync += [self.cnt_rd.eq(self.cnt_rd + popcount(self.rd_en[i] for i in range(self.n_rd))),
                      self.cnt_line_wr.eq(self.cnt_line_wr + self.wr_en)]
         return m
@@ -85,12 +169,14 @@ class OutBuffer(wiring.Component):
     ``cnt_line_rd`` (DMA lines).
     """
 
-    def __init__(self, lines: int, W: int, n_rmw: int, init=None):
+    def __init__(self, lines: int, W: int, n_rmw: int, init=None, blackbox: bool = False,
+                 module_name: str = "jaq_sram"):
         self.lines, self.W, self.n_rmw = lines, W, n_rmw
         self.EW = W // 32
         self.depth = lines * self.EW
         self.abits = clog2(self.depth)
-        self.mem = Memory(shape=32, depth=self.depth, init=init or [])
+        self.ram = Ram(self.depth, init, blackbox, module_name)
+        self.mem = self.ram.mem
         lb = clog2(lines)
         super().__init__({
             "wr_line": In(lb), "wr_data": In(W), "wr_en": In(1),
@@ -105,7 +191,7 @@ class OutBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = self.mem
+        mem = self.ram
         for k in range(self.EW):
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(self.wr_line * self.EW + k), wp.data.eq(self.wr_data.word_select(k, 32)),
@@ -115,10 +201,11 @@ class OutBuffer(wiring.Component):
                          self.lr_data.word_select(k, 32).eq(rp.data)]
         for i in range(self.n_rmw):
             wp = mem.write_port()
-            rp = mem.read_port(transparent_for=(wp,))
+            rp = mem.read_port(transparent_for=wp)
             m.d.comb += [wp.addr.eq(self.rmw_waddr[i]), wp.data.eq(self.rmw_wdata[i]), wp.en.eq(self.rmw_wen[i]),
                          rp.addr.eq(self.rmw_raddr[i]), rp.en.eq(self.rmw_ren[i]),
                          self.rmw_rdata[i].eq(rp.data)]
+        mem.build(m)
         m.d.sync += [
             self.cnt_rd.eq(self.cnt_rd + popcount(self.rmw_ren[i] for i in range(self.n_rmw))),
             self.cnt_wr.eq(self.cnt_wr + popcount(self.rmw_wen[i] for i in range(self.n_rmw))),

@@ -78,7 +78,7 @@ class PEArray(wiring.Component):
         X, Y, df = p.X, p.Y, p.dataflow
         fus = [[None] * X for _ in range(Y)]
         prod = [[Signal(signed(SUM_BITS), name=f"prod_{i}_{j}") for j in range(X)] for i in range(Y)]
-        blackbox = p.extra.get("fu_blackbox", False)
+        blackbox = p.extra.get("blackbox", False)
         for i in range(Y):
             for j in range(X):
                 if blackbox:

@@ -73,9 +73,11 @@ class JaqAccelerator(wiring.Component):
         m.submodules.ctl = ctl = Controller(p)
         m.submodules.dma = dma = DMA(W, clog2(max(p.act_lines, p.wgt_lines, p.out_lines)), count_bits(W))
         m.submodules.eng = eng = ComputeEngine(p)
-        m.submodules.abuf = ab = VectorBuffer(p.act_lines, W, p.n_act_ports)
-        m.submodules.wbuf = wb = VectorBuffer(p.wgt_lines, W, p.n_wgt_ports)
-        m.submodules.obuf = ob = OutBuffer(p.out_lines, W, p.n_out_ports)
+        bb = p.extra.get("blackbox", False)
+        m.submodules.abuf = ab = VectorBuffer(p.act_lines, W, p.n_act_ports, blackbox=bb, module_name="jaq_sram_act")
+        m.submodules.wbuf = wb = VectorBuffer(p.wgt_lines, W, p.n_wgt_ports, blackbox=bb, module_name="jaq_sram_wgt")
+        m.submodules.obuf = ob = OutBuffer(p.out_lines, W, p.n_out_ports, blackbox=bb, module_name="jaq_sram_out")
+        self.buffers = (ab, wb, ob)
         ir = ctl.ir
         op = ctl.opcode
         OPC = isa.OPCODES
@@ -150,11 +152,15 @@ def emit_verilog(accel: Accelerator, max_layer: MaxLayer | None = None, name: st
     """One Verilog file: the top module ``name`` (+ its submodules) and the shared fusion-unit module.
 
     The array instantiates :data:`rtl_gen.pe_array.FU_MODULE` once per FU instead of flattening a copy of the
-    fusion unit per FU, which keeps a 64x64 array's Verilog small."""
-    p = dataclasses.replace(derive(accel, max_layer), extra={"fu_blackbox": True})
-    top = verilog.convert(JaqAccelerator(accel, params=p), name=name, emit_src=False)
+    fusion unit per FU, which keeps a 64x64 array's Verilog small; the buffers are instances of RAM macros
+    ``jaq_sram_act``/``_wgt``/``_out`` whose behavioural models (:func:`rtl_gen.buffers.sram_verilog`) are
+    appended (no per-word initialisation in the netlist; Yosys infers one memory per macro)."""
+    p = dataclasses.replace(derive(accel, max_layer), extra={"blackbox": True})
+    dut = JaqAccelerator(accel, params=p)
+    top = verilog.convert(dut, name=name, emit_src=False)
     fu = verilog.convert(FusionUnit(), name=FU_MODULE, emit_src=False)
-    return strip_zero_init(top) + "\n" + fu
+    srams = "\n".join(b.ram.verilog() for b in dut.buffers)
+    return strip_zero_init(top) + "\n" + fu + "\n" + srams
 
 
 def verilog_for(accel: Accelerator, layers: Sequence[Layer] = (), name: str = "jaq_accel",
