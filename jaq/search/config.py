@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "name": "run",
     "seed": 0,
     "threads": None,                # torch intra-op CPU threads per process; None = torch's default
+    "plots": True,                  # write RUN/plots/*.png at the end of the search
     "data": {
         "dataset": "digits",        # digits (embedded, sklearn) | cifar10 | cifar100 | imagefolder
         "root": None,               # folder of the data set (torchvision layout or ImageFolder / JPEG archives)
@@ -74,7 +75,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _TYPES: dict[str, tuple] = {
-    "name": (str,), "seed": (int,), "threads": (int, type(None)),
+    "name": (str,), "seed": (int,), "threads": (int, type(None)), "plots": (bool,),
     "data.dataset": (str,), "data.root": (str, type(None)), "data.image_size": (int, type(None)),
     "data.arch_fraction": (float, int), "data.train_subset": (int, type(None)),
     "data.test_subset": (int, type(None)), "data.augment": (bool,), "data.num_workers": (int,),

@@ -386,7 +386,8 @@ class CoSearch:
             doc.provenance.code_version = code_version()
             artifact.write_accel(self.run / ACCEL, doc)
             api.save_choice(self.run, self.net, self.space)
-            plots.make_plots(self.run, self.metrics, self.history)
+            if self.cfg["plots"]:
+                plots.make_plots(self.run, self.metrics, self.history)
         self.dist.barrier()
         return {"accel": doc, "run_dir": str(self.run)}
 
