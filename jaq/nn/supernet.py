@@ -80,47 +80,51 @@ class Candidates:
     stem: list[Layer]
     blocks: list[BlockCandidates]
     head: list[Layer]  # head 1x1 conv and the fc classifier
-    _flat: tuple | None = field(default=None, repr=False)
+    _flat: tuple | None = field(default=None, repr=False)  # static flat layer list (shared by the supernet)
 
     def expected_layers(self) -> tuple[list[Layer], torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every layer of every (block, op, act bits, wgt bits) combination, flattened, with its probability.
 
-        Returns ``(layers, weight, block, op)``: ``layers`` a list of R Layers with bits filled in; ``weight`` [R]
-        = p_op * p_act * p_wgt (fixed layers: 1), differentiable; ``block``/``op`` [R] int64 (-1 for fixed).
-        The expected cost of the network is ``(weight * cost_per_row).sum()``.
+        Returns ``(layers, weight, block, op)``: ``layers`` a list of R Layers with bits filled in (static: built
+        once per supernet and cached); ``weight`` [R] = p_op * p_act * p_wgt (fixed stem/head/fc layers: 1),
+        differentiable; ``block``/``op`` [R] int64 (-1 for the fixed layers). Row order: stem layers, then for
+        each block, each non-identity op, each act bit, each wgt bit (bits in ``self.bits`` order), that op's
+        layers in execution order; then head, fc. Expected network cost = ``(weight * cost_per_row).sum()``.
         """
-        layers: list[Layer] = []
-        w_parts: list[torch.Tensor] = []
-        blk: list[int] = []
-        opi: list[int] = []
-        dev = self.blocks[0].op_probs.device if self.blocks else None
-        dt = self.blocks[0].op_probs.dtype if self.blocks else torch.float32
+        if self._flat is None:
+            layers: list[Layer] = list(self.stem)
+            blk = [-1] * len(self.stem)
+            opi = [-1] * len(self.stem)
+            for bc in self.blocks:
+                for i, lays in enumerate(bc.layers):
+                    for a in self.bits:
+                        for wb in self.bits:
+                            layers += [lay.with_bits(a, wb) for lay in lays]
+                    blk += [bc.index] * (len(lays) * len(self.bits) ** 2)
+                    opi += [i] * (len(lays) * len(self.bits) ** 2)
+            layers += list(self.head)
+            blk += [-1] * len(self.head)
+            opi += [-1] * len(self.head)
+            self._flat = (layers, torch.tensor(blk, dtype=torch.int64), torch.tensor(opi, dtype=torch.int64))
+        layers, blk, opi = self._flat
         nb = len(self.bits)
-        for lay in self.stem:
-            layers.append(lay)
-            blk.append(-1)
-            opi.append(-1)
-        w_parts.append(torch.ones(len(self.stem), device=dev, dtype=dt))
+        parts = []
+        probs = self.blocks[0].op_probs if self.blocks else torch.ones(1)
+        parts.append(probs.new_ones(len(self.stem)))
         for bc in self.blocks:
-            # joint [n_ops, n_a, n_w] probabilities, one row per template layer of each op
-            joint = bc.op_probs[:, None, None] * bc.act_bit_probs[:, :, None] * bc.wgt_bit_probs[:, None, :]
-            for i, lays in enumerate(bc.layers):
-                if not lays:
-                    continue
-                for ia, a in enumerate(self.bits):
-                    for iw, wb in enumerate(self.bits):
-                        for lay in lays:
-                            layers.append(lay.with_bits(a, wb))
-                            blk.append(bc.index)
-                            opi.append(i)
-                w_parts.append(joint[i].reshape(nb * nb).repeat_interleave(len(lays)))
-        for lay in self.head:
-            layers.append(lay)
-            blk.append(-1)
-            opi.append(-1)
-        w_parts.append(torch.ones(len(self.head), device=dev, dtype=dt))
-        return (layers, torch.cat(w_parts), torch.tensor(blk, dtype=torch.int64),
-                torch.tensor(opi, dtype=torch.int64))
+            # joint [n_ops, n_a * n_w] probabilities, each repeated once per template layer of its op
+            joint = (bc.op_probs[:, None, None] * bc.act_bit_probs[:, :, None] * bc.wgt_bit_probs[:, None, :])
+            parts.append(_repeat_rows(joint.reshape(len(bc.layers), nb * nb), [len(x) for x in bc.layers]))
+        parts.append(probs.new_ones(len(self.head)))
+        return layers, torch.cat(parts), blk, opi
+
+
+def _repeat_rows(joint: torch.Tensor, reps: list[int]) -> torch.Tensor:
+    """Flatten [n_ops, nc] to op-major, combination-next order with each entry repeated reps[op] times."""
+    n_ops, nc = joint.shape
+    m = max(reps) if reps else 0
+    keep = torch.arange(m, device=joint.device)[None, :] < torch.tensor(reps, device=joint.device)[:, None]
+    return joint.unsqueeze(-1).expand(n_ops, nc, m)[keep[:, None, :].expand(n_ops, nc, m)]
 
 
 class Supernet(nn.Module):
@@ -159,6 +163,9 @@ class Supernet(nn.Module):
         #: Activation quantization mode (SpaceConfig.csq.mode); may be changed for ablations/benchmarks.
         self.mode: str = space.csq.mode
         self.k_percent: float = space.csq.k_percent
+        #: CSQ selections of the last forward: Omega of each block input (None when not sparse). Diagnostics.
+        self.last_omegas: list[torch.Tensor | None] = []
+        self._templates = None  # static Layer templates and flat expected-cost rows (built once)
 
     # -- parameters -----------------------------------------------------------------------------------------
     def arch_parameters(self) -> list[nn.Parameter]:
@@ -196,8 +203,10 @@ class Supernet(nn.Module):
         x = F.relu(self.stem_bn(self.stem(x, quant_act=q, quant_wgt=q)))
         importance = bn_importance(self.stem_bn)
         probs = F.softmax(self.alpha.detach(), dim=-1)
+        self.last_omegas = []
         for l, ops in enumerate(self.blocks):
             omega = select_channels(importance, self.k_percent, mode) if sparse else None
+            self.last_omegas.append(omega)
             chosen = [ia[l]] if ia is not None else range(len(ops))
             y = None
             for i in chosen:
@@ -223,17 +232,23 @@ class Supernet(nn.Module):
         pa = F.softmax(self.alpha / tau, -1)
         pba = F.softmax(self.beta_act / tau, -1)
         pbw = F.softmax(self.beta_wgt / tau, -1)
-        stem_size = conv_out_size(sp.input_size, sp.stem.kernel, sp.stem.stride)
-        stem = [self.stem.layer(stem_size, name="stem", act_bits=fb.act, wgt_bits=fb.wgt)]
-        blocks = []
-        for l, ((_, _, _, in_size), ops) in enumerate(zip(self._specs, self.blocks)):
-            blocks.append(BlockCandidates(
-                index=l, in_size=in_size, op_names=tuple(sp.ops),
-                layers=[op.layers(in_size, 8, 8, prefix=f"b{l}.") for op in ops],
-                op_probs=pa[l], act_bit_probs=pba[l], wgt_bit_probs=pbw[l]))
-        head = [self.head.layer(sp.final_size, name="head", act_bits=fb.act, wgt_bits=fb.wgt),
-                self.fc.layer(1, name="fc", act_bits=fb.act, wgt_bits=fb.wgt, fc=True)]
-        return Candidates(bits=tuple(sp.bits), stem=stem, blocks=blocks, head=head)
+        if self._templates is None:
+            stem_size = conv_out_size(sp.input_size, sp.stem.kernel, sp.stem.stride)
+            stem = [self.stem.layer(stem_size, name="stem", act_bits=fb.act, wgt_bits=fb.wgt)]
+            per_block = [[op.layers(in_size, 8, 8, prefix=f"b{l}.") for op in ops]
+                         for l, ((_, _, _, in_size), ops) in enumerate(zip(self._specs, self.blocks))]
+            head = [self.head.layer(sp.final_size, name="head", act_bits=fb.act, wgt_bits=fb.wgt),
+                    self.fc.layer(1, name="fc", act_bits=fb.act, wgt_bits=fb.wgt, fc=True)]
+            self._templates = [stem, per_block, head, None]
+        stem, per_block, head, flat = self._templates
+        blocks = [BlockCandidates(index=l, in_size=spec[3], op_names=tuple(sp.ops), layers=per_block[l],
+                                  op_probs=pa[l], act_bit_probs=pba[l], wgt_bit_probs=pbw[l])
+                  for l, spec in enumerate(self._specs)]
+        c = Candidates(bits=tuple(sp.bits), stem=stem, blocks=blocks, head=head, _flat=flat)
+        if flat is None:
+            c.expected_layers()
+            self._templates[3] = c._flat
+        return c
 
     # -- derivation -----------------------------------------------------------------------------------------
     def derive(self) -> SubnetChoice:
