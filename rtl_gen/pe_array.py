@@ -94,6 +94,7 @@ class PEArray(wiring.Component):
                 m.d.comb += [fu.a_mode.eq(self.a_mode), fu.w_mode.eq(self.w_mode),
                              fu.act_signed.eq(self.act_signed), fu.lanes.eq(self.row_lanes[i])]
                 m.d.sync += prod[i][j].eq(fu.out)
+        self.fus = fus
 
         if df == "WS":
             wreg = [[Signal(32, name=f"wreg_{i}_{j}") for j in range(X)] for i in range(Y)]

@@ -94,6 +94,7 @@ class ComputeEngine(wiring.Component):
         X, Y, df = p.X, p.Y, p.dataflow
         D = PIPELINE_DEPTH
         m.submodules.array = arr = PEArray(p)
+        self.array = arr
         m.d.comb += [arr.a_mode.eq(self.a_mode), arr.w_mode.eq(self.w_mode), arr.act_signed.eq(self.act_signed)]
 
         running = Signal()      # issuing steps

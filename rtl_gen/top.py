@@ -73,6 +73,7 @@ class JaqAccelerator(wiring.Component):
         m.submodules.ctl = ctl = Controller(p)
         m.submodules.dma = dma = DMA(W, clog2(max(p.act_lines, p.wgt_lines, p.out_lines)), count_bits(W))
         m.submodules.eng = eng = ComputeEngine(p)
+        self.engine = eng
         bb = p.extra.get("blackbox", False)
         m.submodules.abuf = ab = VectorBuffer(p.act_lines, W, p.n_act_ports, blackbox=bb, module_name="jaq_sram_act")
         m.submodules.wbuf = wb = VectorBuffer(p.wgt_lines, W, p.n_wgt_ports, blackbox=bb, module_name="jaq_sram_wgt")

