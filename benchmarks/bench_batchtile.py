@@ -97,6 +97,11 @@ def main(argv=None) -> int:
     t_ex = time.perf_counter() - t0
     print(f"  (a) BatchTile per iteration (median of {args.repeats}): {t_bt * 1e3:.2f} ms wall, "
           f"{c_bt * 1e3:.2f} ms CPU (all threads)")
+    if args.threads != 1:  # on a shared (oversubscribed) machine one intra-op thread is often faster
+        torch.set_num_threads(1)
+        t1, c1, _ = time_batchtile(layers, accel, args.repeats)
+        torch.set_num_threads(args.threads)
+        print(f"      with 1 torch thread: {t1 * 1e3:.2f} ms wall, {c1 * 1e3:.2f} ms CPU")
     print(f"  (b) exhaustive reference (pure Python, one candidate at a time): {t_ex * 1e3:.1f} ms")
     print(f"  (c) speed-up: {t_ex / t_bt:.1f}x")
     print(f"  (d) identical tilings and costs: {same(res, ref)}")
