@@ -1,0 +1,85 @@
+"""`jaq emit-rtl`: build directory contents, programs that decode, readable by sim.build_dir, one-line errors."""
+
+import json
+
+import pytest
+
+from jaq.cli import main
+from rtl_gen import isa
+
+SPEC = {
+    "schema_version": "jaq.accel/1",
+    "network": {"name": "tiny", "input_shape": [2, 6, 6], "layers": [
+        {"name": "c0", "kind": "conv", "in_ch": 2, "out_ch": 4, "out_h": 4, "out_w": 4, "kernel": 3,
+         "act_bits": 8, "wgt_bits": 4, "tiling": {"t_ic": 2, "t_oc": 4, "t_oh": 2, "t_ow": 4}},
+        {"name": "p1", "kind": "pointwise", "in_ch": 4, "out_ch": 6, "out_h": 4, "out_w": 4, "act_bits": 2,
+         "wgt_bits": 2},
+    ]},
+    "accelerator": {"pe_x": 3, "pe_y": 3, "act_buf_kb": 64, "wgt_buf_kb": 64, "out_buf_kb": 64, "dataflow": "OS",
+                    "loop_order": ["B", "OC", "OH", "OW", "IC"], "dram_bits_per_cycle": 64,
+                    "dram_latency_cycles": 4},
+}
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    d = tmp_path_factory.mktemp("emit")
+    src = d / "accel.json"
+    src.write_text(json.dumps(SPEC))
+    out = d / "build"
+    assert main(["emit-rtl", str(src), "-o", str(out)]) == 0
+    return out
+
+
+def test_build_dir_contents(build):
+    for f in ("rtl/jaq_accel.v", "programs/layer_000.hex", "programs/layer_001.lst", "accel.json", "config.json",
+              "manifest.json", "files.f", "run.sh", "README.md"):
+        assert (build / f).is_file(), f
+    v = (build / "rtl/jaq_accel.v").read_text()
+    assert "module jaq_accel(" in v and "module jaq_fusion_unit(" in v
+    cfg = json.loads((build / "config.json").read_text())
+    assert cfg["array"]["dataflow"] == "OS" and cfg["buffers"]["act"]["lines"] == 64 * 1024 * 8 // 64
+    names = {p["name"] for p in cfg["ports"]}
+    assert {"instr_data", "rd_req_count", "rd_resp_data", "wr_data", "cnt_cycles", "cnt_dram_wr_beats"} <= names
+    assert "jaq simulate" in (build / "run.sh").read_text()
+    assert "files.f" in (build / "README.md").read_text() and "rtl/jaq_accel.v" in (build / "files.f").read_text()
+    # every layer got a pinned tiling (the second one from BatchTile)
+    spec = json.loads((build / "accel.json").read_text())
+    assert all("tiling" in l for l in spec["network"]["layers"])
+
+
+def test_programs_decode(build):
+    for i in range(2):
+        words = isa.from_hex((build / f"programs/layer_{i:03d}.hex").read_text())
+        ops = [isa.decode(w).op for w in words]
+        assert ops[0] == "SET_LAYER" and ops[-1] == "END" and "COMPUTE" in ops
+        lst = (build / f"programs/layer_{i:03d}.lst").read_text()
+        assert "expected counters" in lst and "COMPUTE" in lst
+
+
+def test_simulator_reads_build_dir(build):
+    from sim.build_dir import load_build_dir
+
+    b = load_build_dir(build)
+    assert b.toplevel == "jaq_accel" and len(b.programs) == 2 and b.accel.dataflow == "OS"
+
+
+@pytest.mark.parametrize("patch,field", [
+    ({"accelerator": {**SPEC["accelerator"], "pe_x": 2}}, "pe_x"),
+    ({"accelerator": {**SPEC["accelerator"], "dataflow": "XY"}}, "dataflow"),
+    ({"accelerator": None}, "accelerator"),
+])
+def test_invalid_inputs_are_one_line_errors(tmp_path, capsys, patch, field):
+    spec = {**SPEC, **patch}
+    if spec["accelerator"] is None:
+        del spec["accelerator"]
+    src = tmp_path / "a.json"
+    src.write_text(json.dumps(spec))
+    assert main(["emit-rtl", str(src), "-o", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and field in err
+
+
+def test_missing_file(tmp_path, capsys):
+    assert main(["emit-rtl", str(tmp_path / "nope.json"), "-o", str(tmp_path / "b")]) == 2
+    assert "not found" in capsys.readouterr().err
