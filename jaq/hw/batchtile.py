@@ -197,17 +197,20 @@ def _segment_best(obj: torch.Tensor, cycles: torch.Tensor, seg: torch.Tensor, n_
 def _choices_from(cb, rows: torch.Tensor, obj: torch.Tensor, tiles: TileBatch, dataflow: torch.Tensor
                   ) -> list[TileChoice]:
     """Build TileChoice records of the given rows (one tensor gather per field, one .tolist())."""
-    acc_names = [k for k in COUNTERS if k != "cycles"]
-    cols = [cb.cycles, cb.latency_ms, cb.area_mm2, obj] + [cb.energy_pj[k] for k in ENERGY_COMPONENTS] + \
+    acc_names = [k for k in COUNTERS if k != "cycles" and k in cb.accesses] + \
+        [k for k in cb.accesses if k not in COUNTERS]  # another mode may report other counters
+    e_names = [k for k in ENERGY_COMPONENTS if k in cb.energy_pj] + [k for k in cb.energy_pj
+                                                                     if k not in ENERGY_COMPONENTS]
+    cols = [cb.cycles, cb.latency_ms, cb.area_mm2, obj] + [cb.energy_pj[k] for k in e_names] + \
         [cb.accesses[k] for k in acc_names] + [tiles.t_ic, tiles.t_oc, tiles.t_oh, tiles.t_ow,
                                                 tiles.loop_order.to(cb.cycles.dtype), dataflow.to(cb.cycles.dtype)]
     mat = torch.stack([c.detach()[rows].to(torch.float64) for c in cols], dim=1).tolist()
     legal = cb.legal[rows].tolist()
-    ne = len(ENERGY_COMPONENTS)
+    ne = len(e_names)
     out = []
     for r, lg in zip(mat, legal):
         cyc, lat, area, ob = r[:4]
-        e = dict(zip(ENERGY_COMPONENTS, r[4:4 + ne]))
+        e = dict(zip(e_names, r[4:4 + ne]))
         acc = {k: int(round(v)) for k, v in zip(acc_names, r[4 + ne:4 + ne + len(acc_names)])}
         ti, to, th, tw, lo, df = (int(round(v)) for v in r[-6:])
         out.append(TileChoice(Tiling(ti, to, th, tw, LOOP_ORDERS[lo]),
@@ -243,7 +246,9 @@ def batch_tile(layers: Sequence[Layer], accel: Accelerator, weights=DEFAULT_WEIG
                 raise JaqError(f"pinned tiling {ch.tiling.to_dict()} does not fit (buffers or dimensions)",
                                f"layers[{i}].tiling")
             result[i] = ch
-    lo_ids = distinct_loop_orders(_loop_order_ids(accel, loop_orders))
+    lo_ids = _loop_order_ids(accel, loop_orders)
+    if mode == "native":  # proven (and tested) for the native model only
+        lo_ids = distinct_loop_orders(lo_ids)
     df_ids = _dataflow_ids(accel, dataflows)
     per_row = len(lo_ids) * len(df_ids)
     # chunks of layers, each evaluated in one estimator call
