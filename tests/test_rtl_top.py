@@ -32,8 +32,11 @@ def conv_ref(x, wt, layer):
     return y
 
 
-def run_layer(layer, accel, tiling, seed=0, max_cycles=200000):
+def run_layer(layer, accel, tiling, seed=0, max_cycles=200000, stall=False):
+    """Run one layer; ``stall``: random rd_req_ready / wr_ready drops and random extra response delay (order
+    kept), the memory model's backpressure mode (results must stay exact, cycles are not compared)."""
     rng = np.random.default_rng(seed)
+    srng = np.random.default_rng(seed + 1)
     alo, ahi = value_range(layer.act_bits, layer.act_signed)
     wlo, whi = value_range(layer.wgt_bits, True)
     x = rng.integers(alo, ahi + 1, size=(layer.in_h, layer.in_w, layer.in_ch))
@@ -53,12 +56,15 @@ def run_layer(layer, accel, tiling, seed=0, max_cycles=200000):
     res = {}
 
     async def bench(ctx):
-        ctx.set(dut.rd_req_ready, 1)
-        ctx.set(dut.wr_ready, 1)
         pending = deque()
         idx = 0
         cycle = 0
+        last_due = -1
         while not ctx.get(dut.done):
+            rd_ready = 1 if not stall else int(srng.random() < 0.6)
+            wr_ready = 1 if not stall else int(srng.random() < 0.6)
+            ctx.set(dut.rd_req_ready, rd_ready)
+            ctx.set(dut.wr_ready, wr_ready)
             ctx.set(dut.instr_valid, idx < len(words))
             ctx.set(dut.instr_data, words[idx] if idx < len(words) else 0)
             if pending and pending[0][0] == cycle:
@@ -68,7 +74,7 @@ def run_layer(layer, accel, tiling, seed=0, max_cycles=200000):
                 ctx.set(dut.rd_resp_valid, 0)
             if ctx.get(dut.instr_ready) and idx < len(words):
                 idx += 1
-            if ctx.get(dut.rd_req_valid):
+            if ctx.get(dut.rd_req_valid) and rd_ready:
                 t, a, n = ctx.get(dut.rd_req_tensor), ctx.get(dut.rd_req_addr), ctx.get(dut.rd_req_count)
                 b = bits[t]
                 if t == 2:
@@ -79,8 +85,11 @@ def run_layer(layer, accel, tiling, seed=0, max_cycles=200000):
                 data = 0
                 for i, v in enumerate(src):
                     data |= v << (i * b)
-                pending.append((cycle + L, data))
-            if ctx.get(dut.wr_valid):
+                due = cycle + L + (int(srng.integers(0, 4)) if stall else 0)
+                due = max(due, last_due + 1)
+                last_due = due
+                pending.append((due, data))
+            if ctx.get(dut.wr_valid) and wr_ready:
                 a, n, d = ctx.get(dut.wr_addr), ctx.get(dut.wr_count), ctx.get(dut.wr_data)
                 out[a:a + n] = unpack_lanes(d, 32, n, True)
             await ctx.tick()
@@ -114,3 +123,15 @@ def test_layer_program_end_to_end(case):
     assert (got == ref).all()
     for port, name in COUNTER_WALK_NAMES.items():
         assert cnt[port] == golden[name], (port, cnt[port], golden[name])
+
+
+def test_backpressure_keeps_results_exact():
+    df, layer, tiling = CASES[1]
+    accel = Accelerator(pe_x=3, pe_y=3, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dataflow=df,
+                        dram_bits_per_cycle=64, dram_latency_cycles=3)
+    got, ref, cnt, golden = run_layer(layer, accel, tiling, stall=True, seed=5)
+    assert (got == ref).all()
+    assert cnt["cnt_cycles"] > golden["cycles"]
+    for port, name in COUNTER_WALK_NAMES.items():
+        if port != "cnt_cycles":
+            assert cnt[port] == golden[name], (port, cnt[port], golden[name])
