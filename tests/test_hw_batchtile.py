@@ -11,6 +11,7 @@ import torch
 from jaq.errors import JaqError
 from jaq.hw import batchtile as BT
 from jaq.hw import space
+from jaq.hw.batch import AccelBatch
 from jaq.hw.model import estimate, estimate_one
 from jaq.hw.records import DATAFLOWS, LOOP_ORDERS, Accelerator, Layer, Tiling
 from jaq.hw.schedule import compile_layer, walk
@@ -135,15 +136,20 @@ def test_pinned_tilings_and_errors():
 def test_grid_fast_path_equals_row_evaluation():
     layers = _random_layers(random.Random(5), 4)
     accel = _random_accel(random.Random(6))
-    e = BT._enumerate(layers, (0, 17, 119), (0, 1, 2))
-    ab = BT._accel_rows(accel, e.dataflow)
-    fast = estimate(e.layers, ab, e.tiles, grid=e.grid)
-    slow = estimate(e.layers, ab, e.tiles)
-    assert torch.equal(fast.cycles, slow.cycles) and torch.equal(fast.legal, slow.legal)
-    for k in fast.accesses:
-        assert torch.equal(fast.accesses[k], slow.accesses[k]), k
-    for k in fast.energy_pj:
-        assert torch.equal(fast.energy_pj[k], slow.energy_pj[k]), k
+    for lo_ids, df_ids in (((0, 17, 119), (0, 1, 2)), ((accel.loop_order_id,), (2,)), ((3, 50), (1,))):
+        e = BT._enumerate(layers, lo_ids, df_ids)
+        fast = estimate(e.layers, AccelBatch.from_accels([accel]), e.tiles, grid=e.grid)
+        lb, tb, df = e.row_batches()
+        slow = estimate(lb, BT._accel_rows(accel, df), tb)
+        assert fast.cycles.shape == slow.cycles.shape == (e.n,)
+        assert torch.equal(fast.cycles, slow.cycles) and torch.equal(fast.legal, slow.legal)
+        for k in fast.accesses:
+            assert torch.equal(fast.accesses[k], slow.accesses[k]), k
+        for k in fast.energy_pj:
+            assert torch.equal(fast.energy_pj[k], slow.energy_pj[k]), k
+        info = e.row_info(torch.arange(e.n))
+        assert torch.equal(info[:, 0], tb.t_ic) and torch.equal(info[:, 4].long(), tb.loop_order)
+        assert torch.equal(info[:, 5].long(), df)
 
 
 def test_enumeration_cache_and_order():
@@ -152,3 +158,4 @@ def test_enumeration_cache_and_order():
     assert BT._enumerate([layer], (3,), (0,)) is e1
     rows = list(zip(e1.tiles.t_ic.tolist(), e1.tiles.t_oc.tolist(), e1.tiles.t_oh.tolist(), e1.tiles.t_ow.tolist()))
     assert rows == sorted(rows) and len(rows) == space.space_size(layer, 1, 1) == 4 * 3 * 2 * 2
+    assert len(BT.distinct_loop_orders(range(120))) == 24

@@ -114,12 +114,35 @@ _CACHE_LIMIT = 64
 
 @dataclass
 class _Enumerated:
-    layers: LayerBatch  # N rows
-    tiles: TileBatch  # N rows (loop_order: N rows, or 1 when a single loop order is searched)
-    dataflow: torch.Tensor  # (N,) long
+    """Size rows (one per layer and combination of candidate tiles) x loop orders x dataflows, in that nesting."""
+
+    layers: LayerBatch  # N_s size rows
+    tiles: TileBatch  # N_s size rows (loop_order unused)
+    grid: TileGrid  # factored form for the estimator
     seg: torch.Tensor  # (N,) long: layer index of each row
-    grid: TileGrid  # factored form for the estimator's fast path
-    n: int
+    n: int  # N = N_s * len(lo_ids) * len(df_ids)
+
+    def row_info(self, rows: torch.Tensor) -> torch.Tensor:
+        """(len(rows), 6) float64: t_ic, t_oc, t_oh, t_ow, loop order id, dataflow id of the given rows."""
+        nl, nd = len(self.grid.lo_ids), len(self.grid.df_ids)
+        s = rows // (nl * nd)
+        lo = torch.tensor(self.grid.lo_ids, dtype=DTYPE)[(rows // nd) % nl]
+        df = torch.tensor(self.grid.df_ids, dtype=DTYPE)[rows % nd]
+        t = self.tiles
+        return torch.stack([t.t_ic[s], t.t_oc[s], t.t_oh[s], t.t_ow[s], lo, df], dim=1)
+
+    def row_batches(self) -> tuple[LayerBatch, TileBatch, torch.Tensor]:
+        """The N rows as plain batches (for other modes' estimators): layers, tiles, dataflow."""
+        k = self.grid.inner
+        nl, nd = len(self.grid.lo_ids), len(self.grid.df_ids)
+        lb = self.layers.repeat_interleave(k)
+        t = self.tiles
+        ns = len(t)
+        lo = torch.tensor(self.grid.lo_ids).repeat_interleave(nd).repeat(ns)
+        tb = TileBatch(t.t_ic.repeat_interleave(k), t.t_oc.repeat_interleave(k), t.t_oh.repeat_interleave(k),
+                       t.t_ow.repeat_interleave(k), lo)
+        df = torch.tensor(self.grid.df_ids).repeat(ns * nl)
+        return lb, tb, df
 
 
 def _enumerate(layers: Sequence[Layer], lo_ids, df_ids) -> _Enumerated:
@@ -133,17 +156,15 @@ def _enumerate(layers: Sequence[Layer], lo_ids, df_ids) -> _Enumerated:
     S = len(space.TILE_CHOICES)
     cand = {d: torch.ones((L, S), dtype=DTYPE) for d in ("IC", "OC", "OH", "OW")}
     idx_parts = {d: [] for d in cand}
-    lo_parts, df_parts, sizes = [], [], []
+    sizes = []
     for li, l in enumerate(layers):
         cs = [space.tile_candidates(x) for x in space.layer_dims(l)]
         for d, c in zip(cand, cs):
             cand[d][li, :len(c)] = torch.tensor(c, dtype=DTYPE)
-        axes = [torch.arange(len(c)) for c in cs] + [torch.tensor(lo_ids), torch.tensor(df_ids)]
+        axes = [torch.arange(len(c)) for c in cs]
         g = torch.stack([x.reshape(-1) for x in torch.meshgrid(*axes, indexing="ij")], dim=1)
         for k, d in enumerate(cand):
             idx_parts[d].append(g[:, k] + li * S)
-        lo_parts.append(g[:, 4])
-        df_parts.append(g[:, 5])
         sizes.append(g.shape[0])
     idx = {d: torch.cat(v) for d, v in idx_parts.items()}
     counts = torch.tensor(sizes)
@@ -151,12 +172,13 @@ def _enumerate(layers: Sequence[Layer], lo_ids, df_ids) -> _Enumerated:
     lfull = lrows.repeat_interleave(counts, dim=0)
     lb = LayerBatch(**{f: lfull[:, i].contiguous() for i, f in enumerate(_LAYER_FIELDS)})
     lcol = LayerBatch(**{f: lrows[:, i:i + 1].contiguous() for i, f in enumerate(_LAYER_FIELDS)})
-    lo = torch.cat(lo_parts) if len(lo_ids) > 1 else torch.tensor([lo_ids[0]])
     tb = TileBatch(t_ic=cand["IC"].reshape(-1)[idx["IC"]], t_oc=cand["OC"].reshape(-1)[idx["OC"]],
-                   t_oh=cand["OH"].reshape(-1)[idx["OH"]], t_ow=cand["OW"].reshape(-1)[idx["OW"]], loop_order=lo)
-    seg = torch.arange(L).repeat_interleave(counts)
-    df = torch.cat(df_parts) if len(df_ids) > 1 else torch.tensor([df_ids[0]])
-    e = _Enumerated(lb, tb, df, seg, TileGrid(lcol, cand, idx), int(counts.sum()))
+                   t_oh=cand["OH"].reshape(-1)[idx["OH"]], t_ow=cand["OW"].reshape(-1)[idx["OW"]],
+                   loop_order=torch.tensor([lo_ids[0]]))
+    inner = len(lo_ids) * len(df_ids)
+    seg = torch.arange(L).repeat_interleave(counts * inner)
+    e = _Enumerated(lb, tb, TileGrid(lcol, cand, idx, tuple(lo_ids), tuple(df_ids)), seg,
+                    int(counts.sum()) * inner)
     if len(_BATCH_CACHE) >= _CACHE_LIMIT:
         _BATCH_CACHE.pop(next(iter(_BATCH_CACHE)))
     _BATCH_CACHE[key] = e
@@ -194,17 +216,16 @@ def _segment_best(obj: torch.Tensor, cycles: torch.Tensor, seg: torch.Tensor, n_
     return out
 
 
-def _choices_from(cb, rows: torch.Tensor, obj: torch.Tensor, tiles: TileBatch, dataflow: torch.Tensor
-                  ) -> list[TileChoice]:
+def _choices_from(cb, rows: torch.Tensor, obj: torch.Tensor, tinfo: torch.Tensor) -> list[TileChoice]:
     """Build TileChoice records of the given rows (one tensor gather per field, one .tolist())."""
     acc_names = [k for k in COUNTERS if k != "cycles" and k in cb.accesses] + \
         [k for k in cb.accesses if k not in COUNTERS]  # another mode may report other counters
     e_names = [k for k in ENERGY_COMPONENTS if k in cb.energy_pj] + [k for k in cb.energy_pj
                                                                      if k not in ENERGY_COMPONENTS]
     cols = [cb.cycles, cb.latency_ms, cb.area_mm2, obj] + [cb.energy_pj[k] for k in e_names] + \
-        [cb.accesses[k] for k in acc_names] + [tiles.t_ic, tiles.t_oc, tiles.t_oh, tiles.t_ow,
-                                                tiles.loop_order.to(cb.cycles.dtype), dataflow.to(cb.cycles.dtype)]
-    mat = torch.stack([c.detach()[rows].to(torch.float64) for c in cols], dim=1).tolist()
+        [cb.accesses[k] for k in acc_names]
+    mat = torch.cat([torch.stack([c.detach()[rows].to(torch.float64) for c in cols], dim=1),
+                     tinfo.to(torch.float64)], dim=1).tolist()
     legal = cb.legal[rows].tolist()
     ne = len(e_names)
     out = []
@@ -275,8 +296,11 @@ def batch_tile(layers: Sequence[Layer], accel: Accelerator, weights=DEFAULT_WEIG
 
 def _search(layers, accel, weights, mode, lo_ids, df_ids) -> list[TileChoice | None]:
     e = _enumerate(layers, lo_ids, df_ids)
-    ab = _accel_rows(accel, e.dataflow if len(df_ids) > 1 else None)
-    cb = estimate(e.layers, ab, e.tiles, mode=mode, grid=e.grid if mode == "native" else None)
+    if mode == "native":
+        cb = estimate(e.layers, AccelBatch.from_accels([accel]), e.tiles, mode=mode, grid=e.grid)
+    else:
+        lb, tb, df = e.row_batches()
+        cb = estimate(lb, _accel_rows(accel, df if len(df_ids) > 1 else None), tb, mode=mode)
     obj = objective_value(cb.energy_total_pj, cb.cycles, cb.clock_mhz, cb.area_mm2, weights)
     obj = torch.where(cb.legal, obj, torch.full_like(obj, math.inf))
     best = _segment_best(obj, cb.cycles, e.seg, len(layers))
@@ -284,10 +308,8 @@ def _search(layers, accel, weights, mode, lo_ids, df_ids) -> list[TileChoice | N
     out: list[TileChoice | None] = [None] * len(layers)
     if bool(ok.any()):
         good = torch.nonzero(ok).squeeze(1)
-        lo = e.tiles.loop_order.expand(e.n) if e.tiles.loop_order.numel() == 1 else e.tiles.loop_order
-        tiles = TileBatch(e.tiles.t_ic, e.tiles.t_oc, e.tiles.t_oh, e.tiles.t_ow, lo)
-        dfr = e.dataflow.expand(e.n) if e.dataflow.numel() == 1 else e.dataflow
-        for j, ch in zip(good.tolist(), _choices_from(cb, best[good], obj, tiles, dfr)):
+        rows = best[good]
+        for j, ch in zip(good.tolist(), _choices_from(cb, rows, obj, e.row_info(rows))):
             out[j] = ch
     return out
 

@@ -36,6 +36,7 @@ from jaq.hw.records import DATAFLOWS, LOOP_DIMS, LOOP_ORDERS, Accelerator, Cost,
 from jaq.hw.schedule import COUNTERS, derive_counters
 
 MODES = ("native", "bitfusion")
+_LAYER_FIELDS = ("in_ch", "out_ch", "out_h", "out_w", "kernel", "stride", "groups", "act_bits", "wgt_bits")
 #: Energy components (pJ) of CostBatch.energy_pj, in this order.
 ENERGY_COMPONENTS = ("mac", "act_buf_rd", "act_buf_wr", "wgt_buf_rd", "wgt_buf_wr", "out_buf_rd", "out_buf_wr",
                      "dram")
@@ -123,13 +124,22 @@ def refetch_static(order: Sequence[str], n: dict[str, torch.Tensor]) -> dict[str
 
 @dataclass
 class TileGrid:
-    """BatchTile's enumeration in factored form: rows are, per layer, the Cartesian grid of per-dimension
-    candidate tiles. ``layers_col``: the L layers as (L, 1) columns; ``cand[d]``: (L, S) candidate tiles of
-    dimension d (padded with 1); ``idx[d]``: (N,) flat index into ``cand[d]`` of each row's tile."""
+    """BatchTile's enumeration in factored form. Rows are ``(size row, loop order, dataflow)`` triples in that
+    nesting order (dataflow innermost): ``N = N_s * len(lo_ids) * len(df_ids)``. A size row is one layer with one
+    combination of candidate tiles: ``layers_col`` holds the L layers as (L, 1) columns, ``cand[d]`` the (L, S)
+    candidate tiles of dimension d (padded with 1), ``idx[d]`` (N_s,) each size row's flat index into
+    ``cand[d]``. With a grid, :func:`estimate` takes the N_s size rows as ``layers``/``tiles`` (their
+    ``loop_order`` and the accelerator's ``dataflow`` are ignored: ``lo_ids``/``df_ids`` are used)."""
 
     layers_col: LayerBatch
     cand: dict
     idx: dict
+    lo_ids: tuple = (0,)
+    df_ids: tuple = (0,)
+
+    @property
+    def inner(self) -> int:
+        return len(self.lo_ids) * len(self.df_ids)
 
 
 def _as_float(x: torch.Tensor, dtype) -> torch.Tensor:
@@ -179,7 +189,7 @@ class _GridDomain(_RowDomain):
         super().__init__(P, t_tab)
         self.idx = idx
         self.n_tab = self.n
-        self.n = {d: self.n_tab[d].reshape(-1)[idx[d]] for d in t_tab}
+        self.n = {d: self.n_tab[d].reshape(-1)[idx[d]].reshape(-1, 1, 1) for d in t_tab}
 
     def dsum(self, d: str, fn) -> torch.Tensor:
         if fn is None:
@@ -187,7 +197,7 @@ class _GridDomain(_RowDomain):
         key = (d, fn)
         if key not in self.cache:
             tab = (self.n_tab[d] - 1) * fn(self.t[d]) + fn(self.last[d])
-            self.cache[key] = tab.reshape(-1)[self.idx[d]]
+            self.cache[key] = tab.reshape(-1)[self.idx[d]].reshape(-1, 1, 1)
         return self.cache[key]
 
 
@@ -209,12 +219,14 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
     f = lambda x: _as_float(x, dt)  # noqa: E731
     X, Y = f(accels.pe_x), f(accels.pe_y)
     W, Lat = f(accels.dram_bits_per_cycle), f(accels.dram_latency_cycles)
-    P = _Params(layers, X, Y, W, f)  # row-aligned
     t = {"IC": f(tiles.t_ic), "OC": f(tiles.t_oc), "OH": f(tiles.t_oh), "OW": f(tiles.t_ow)}
     if grid is None:
+        P = _Params(layers, X, Y, W, f)  # row-aligned
         dom = _RowDomain(P, t)
         Pd = P
-    else:
+    else:  # size rows as (N_s, 1, 1): loop orders broadcast along dim 1, dataflows along dim 2
+        P = _Params(LayerBatch(**{k: getattr(layers, k).reshape(-1, 1, 1) for k in _LAYER_FIELDS}), X, Y, W, f)
+        t = {d: v.reshape(-1, 1, 1) for d, v in t.items()}
         Pd = _Params(grid.layers_col, X, Y, W, f)  # (L, 1) columns, broadcast against (L, S) tables
         dom = _GridDomain(Pd, {d: f(grid.cand[d]) for d in grid.cand}, grid.idx)
     G, K, S = P.G, P.K, P.S
@@ -227,11 +239,18 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
                 * dom.dsum("OW", td.ow)
         return tot
 
-    R = refetch(tiles.loop_order, n)
+    if grid is None:
+        R = refetch(tiles.loop_order, n)
+    else:
+        Rs = [refetch_static(LOOP_ORDERS[i], n) for i in grid.lo_ids]
+        R = Rs[0] if len(Rs) == 1 else {k: torch.cat([r[k] for r in Rs], dim=1) for k in Rs[0]}
     c: dict = {}
     # --- compute counters, per dataflow present in the batch -------------------------------------------------
-    df = accels.dataflow
-    present = [int(v) for v in torch.unique(df)] if df.numel() > 1 else [int(df.item())]
+    df = accels.dataflow if grid is None else torch.tensor(grid.df_ids).reshape(1, 1, -1)
+    if grid is not None:
+        present = list(grid.df_ids)
+    else:
+        present = [int(v) for v in torch.unique(df)] if df.numel() > 1 else [int(df.item())]
     per_df = {}
     for k in present:
         td = T.compute_terms(DATAFLOWS[k], Pd.compute)
@@ -239,6 +258,8 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
         per_df[k] = {name: grid_sum(td[name], tr[name]) for name in td}
     if len(present) == 1:
         comp = per_df[present[0]]
+    elif grid is not None:
+        comp = {name: torch.cat([per_df[k][name] for k in present], dim=2) for name in per_df[present[0]]}
     else:
         comp = {}
         for name in T.COMPUTE_COUNTERS:
@@ -316,11 +337,15 @@ def estimate(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, mode: str
         return estimate_bitfusion(layers, accels, tiles)
     if mode != "native":
         raise ValueError(f"unknown cost-model mode {mode!r}; use one of {', '.join(MODES)}")
-    N = _broadcast_len(layers, accels, tiles)
     c, legal = native_counts(layers, accels, tiles, grid)
     dt = c["cycles"].dtype
     energy, area = energy_area(c, accels, dt)
-    full = lambda x: x.expand(N) if x.shape[0] != N else x  # noqa: E731
+    if grid is None:
+        N = _broadcast_len(layers, accels, tiles)
+        full = lambda x: x.expand(N) if x.shape[0] != N else x  # noqa: E731
+    else:
+        shape = (len(layers), len(grid.lo_ids), len(grid.df_ids))
+        full = lambda x: x.expand(shape).reshape(-1)  # noqa: E731
     acc = {k: full(c[k]) for k in COUNTERS if k != "cycles"}
     return CostBatch(cycles=full(c["cycles"]), energy_pj={k: full(v) for k, v in energy.items()},
                      area_mm2=full(area), accesses=acc, legal=full(legal),
