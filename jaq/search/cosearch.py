@@ -178,10 +178,11 @@ class CoSearch:
         self.gen_ddp: nn.Module = self.gen
         if self.dist.enabled:
             dev_ids = [self.device] if self.device.startswith("cuda") else None
+            # soft sampling computes every candidate (no unused parameters); hard sampling skips some
+            unused = getattr(self.net, "sampling", "soft") != "soft"
             self.net_ddp = nn.parallel.DistributedDataParallel(self.net, device_ids=dev_ids,
-                                                               find_unused_parameters=True)
-            self.gen_ddp = nn.parallel.DistributedDataParallel(self.gen, device_ids=dev_ids,
-                                                               find_unused_parameters=True)
+                                                               find_unused_parameters=unused)
+            self.gen_ddp = nn.parallel.DistributedDataParallel(self.gen, device_ids=dev_ids)
 
     # -- state -------------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -284,7 +285,7 @@ class CoSearch:
                                 cost=stats["hw"] / stats["steps"])
         lr_used = self.w_opt.param_groups[0]["lr"]
         with warnings.catch_warnings():  # during warm-up the arch/generator optimizers have not stepped yet
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
             for sc in self.scheds:
                 sc.step()
         n = max(1, stats["steps"])
