@@ -327,12 +327,20 @@ class CoSearch:
 
     @torch.no_grad()
     def evaluate_supernet(self, src) -> float:
+        """Accuracy of the current derived subnet inside the supernet (argmax ops and bits, no noise)."""
         self.net.eval()
+        old = getattr(self.net, "sampling", None)
+        if old is not None:
+            self.net.sampling = "argmax"
         correct = n = 0
-        for x, y in src.batches(256, shuffle=False, device=self.device):
-            correct += int((self.net(x).argmax(1) == y).sum())
-            n += len(y)
-        self.net.train()
+        try:
+            for x, y in src.batches(256, shuffle=False, device=self.device):
+                correct += int((self.net(x).argmax(1) == y).sum())
+                n += len(y)
+        finally:
+            if old is not None:
+                self.net.sampling = old
+            self.net.train()
         return correct / max(1, n)
 
     # -- the whole run ------------------------------------------------------------------------------------------

@@ -1,0 +1,108 @@
+"""Short co-search + retrain on the real CIFAR-10 JPEGs (../shared/datasets/cifar10-jpeg), on the CPU.
+
+This is a *smoke-scale* run, not the paper's experiment: a subset of the images (default 2,000 train / 1,000
+test), a few search epochs capped at a few steps each and a short retrain, so that it finishes in minutes on a
+small CPU machine. It exercises the whole path on real data (JPEG archives -> extraction + decode cache ->
+FBNet-CIFAR supernet with CSQ -> hardware generator + BatchTile -> accel.json -> QAT retrain -> integer export)
+and prints: test accuracy, EDAP of the derived design, time per search epoch, and the hardware-search time per
+iteration (generator + BatchTile + cost model; the paper reports < 0.15 s for BatchTile on a GPU).
+
+Usage:
+    python benchmarks/bench_cifar10.py [--data DIR] [--out DIR] [--train N] [--test N] [--epochs E]
+                                       [--steps S] [--retrain-epochs R] [--space cifar|small] [--threads T]
+
+Skips (exit 0, with a message) when the data folder is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg"
+
+#: A reduced FBNet-CIFAR space for quick CPU runs (same ops and bits, 7 blocks, narrower head).
+SMALL_SPACE = {
+    "preset": "cifar", "name": "cifar-small", "stem": {"channels": 16, "stride": 1},
+    "stages": [{"channels": 16, "blocks": 1, "stride": 1}, {"channels": 24, "blocks": 2, "stride": 2},
+               {"channels": 32, "blocks": 2, "stride": 2}, {"channels": 64, "blocks": 2, "stride": 2}],
+    "head_channels": 256, "csq": {"mode": "csq", "k_percent": 3.0}, "gumbel": {"tau0": 5.0, "decay": 0.7},
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench_cifar10"))
+    ap.add_argument("--train", type=int, default=2000, help="training images used (subset)")
+    ap.add_argument("--test", type=int, default=1000, help="test images used (subset)")
+    ap.add_argument("--epochs", type=int, default=2, help="search epochs")
+    ap.add_argument("--steps", type=int, default=8, help="max steps per search epoch")
+    ap.add_argument("--retrain-epochs", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--space", choices=("cifar", "small"), default="small",
+                    help="cifar: the full 22-block FBNet-CIFAR space; small: 7 blocks (default, CPU-friendly)")
+    ap.add_argument("--lambda", dest="lam", type=float, default=0.5)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args(argv)
+
+    data = Path(a.data)
+    if not (data / "train.tar.gz").is_file() or not (data / "test.tar.gz").is_file():
+        print(f"SKIP: CIFAR-10 JPEG archives not found in {data} (expected train.tar.gz + test.tar.gz; "
+              f"pass --data DIR)")
+        return 0
+
+    from jaq.search.config import validate_config
+    from jaq.search.cosearch import run_cosearch
+    from jaq.search.retrain import run_retrain
+
+    cfg = validate_config({
+        "name": "bench_cifar10", "seed": 0, "threads": a.threads,
+        "data": {"dataset": "cifar10", "root": str(data), "train_subset": a.train, "test_subset": a.test,
+                 "augment": True},
+        "space": {"preset": "cifar", "num_classes": 10} if a.space == "cifar" else dict(SMALL_SPACE),
+        "search": {"epochs": a.epochs, "batch_size": a.batch, "max_steps_per_epoch": a.steps, "lambda": a.lam,
+                   "arch_lr": 0.05, "hw_lr": 0.05},
+        "retrain": {"epochs": a.retrain_epochs, "batch_size": 64, "lr": 0.05},
+    }, "benchmark")
+    out = Path(a.out)
+    if out.exists():
+        shutil.rmtree(out)
+    print(f"CIFAR-10 JPEG benchmark (CPU, subset: {a.train} train / {a.test} test images, {a.epochs} search "
+          f"epochs x <= {a.steps} steps, {a.retrain_epochs} retrain epochs, space {a.space}); not the paper's "
+          f"full-scale run")
+    t0 = time.perf_counter()
+    from jaq.data import load_data
+    load_data(cfg["data"], seed=0)  # extract + decode once (cached for later runs)
+    t_data = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    res = run_cosearch(cfg, out, device=a.device, quiet=not sys.stderr.isatty())
+    t_search = time.perf_counter() - t1
+    metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    t2 = time.perf_counter()
+    r = run_retrain(out, device=a.device, quiet=not sys.stderr.isatty())
+    t_retrain = time.perf_counter() - t2
+    spec = res["accel"]
+    acc = spec.accelerator
+    print(f"data load (first run: extract + decode, later: cache): {t_data:.1f} s")
+    print(f"search: {t_search:.1f} s total, {sum(m['epoch_s'] for m in metrics) / len(metrics):.2f} s per epoch "
+          f"({metrics[0]['steps']} steps), hardware search "
+          f"{sum(m['hw_search_s_per_iter'] for m in metrics) / len(metrics):.3f} s per iteration "
+          f"(of which BatchTile {sum(m['batchtile_s_per_iter'] for m in metrics) / len(metrics):.3f} s)")
+    print(f"retrain: {t_retrain:.1f} s; test accuracy {100 * r['test_acc']:.2f}% (integer model "
+          f"{100 * r['integer_test_acc']:.2f}%) on {a.test} test images")
+    print(f"derived: {spec.network.name}")
+    print(f"accelerator: {acc.pe_x}x{acc.pe_y} PEs, act/wgt/out {acc.act_buf_kb}/{acc.wgt_buf_kb}/{acc.out_buf_kb} KB, "
+          f"{acc.dataflow}; latency {spec.totals.latency_ms:.4g} ms, energy {spec.totals.energy_mj:.4g} mJ, "
+          f"area {spec.totals.area_mm2:.4g} mm^2, EDAP {spec.totals.edap:.4g} J*s*mm^2")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
