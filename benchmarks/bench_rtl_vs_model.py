@@ -95,6 +95,10 @@ def main(argv=None) -> int:
         sim_cycles += rep.simulated_cycles
         for e in rep.errors:
             print(f"config {ci}: error: {e}", file=sys.stderr)
+        print(f"config {ci}: {accel.dataflow} {accel.pe_y}x{accel.pe_x} W={accel.dram_bits_per_cycle} "
+              f"L={accel.dram_latency_cycles}: {n} cases, build {builds[-1]['seconds']:.1f} s"
+              f"{' (cached)' if builds[-1]['cached'] else ''}, sim {rep.sim_seconds:.1f} s, "
+              f"bit-exact {sum(l.bit_exact for l in rep.layers)}/{n}", flush=True)
         for case, lr in zip(cases, rep.layers):
             total += 1
             exact += int(lr.bit_exact)
