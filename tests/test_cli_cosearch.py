@@ -83,3 +83,18 @@ def test_ddp_two_gloo_processes(tmp_path, cfg_file):
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     # each rank takes a disjoint half of every batch: 2 steps of 16 images on rank 0
     assert [m["epoch"] for m in metrics] == [1, 2] and metrics[0]["steps"] == 2
+
+
+def test_lambda_sweep(tmp_path, cfg_file, capsys):
+    out = tmp_path / "sweep"
+    assert main(["co-search", "--config", str(cfg_file), "--out", str(out), "--quiet", "--epochs", "1",
+                 "--sweep-lambda", "0.0,4.0"]) == 0
+    assert "sweep: 2 runs" in capsys.readouterr().out
+    pts = json.loads((out / "sweep.json").read_text())["points"]
+    assert [p["lambda"] for p in pts] == [0.0, 4.0]
+    assert all(p["edap"] > 0 and 0 <= p["accuracy"] <= 1 for p in pts)
+    assert (out / "pareto.png").stat().st_size > 0
+    assert (out / "lambda_4" / "accel.json").is_file()
+    # resuming a finished sweep reuses the runs
+    assert main(["co-search", "--config", str(cfg_file), "--out", str(out), "--quiet", "--epochs", "1",
+                 "--sweep-lambda", "0.0,4.0", "--resume"]) == 0

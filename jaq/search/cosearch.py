@@ -265,7 +265,7 @@ class CoSearch:
             t0 = time.perf_counter()
             hwres, smp = self.hw_step(tau)
             stats["hw_s"] += time.perf_counter() - t0
-            total = ce + self.lam * hwres.loss
+            total = ce + self.lam * hwres.loss.to(device=ce.device, dtype=ce.dtype)
             if search_arch:
                 total.backward()
                 self.a_opt.step()

@@ -210,8 +210,9 @@ class HWCost:
         R = len(rows.layers)
         e = cb.energy_total_pj.reshape(R, nb, nb)
         lat = cb.latency_ms.reshape(R, nb, nb)
-        w = (rows.op_prob.to(DTYPE)[:, None, None] * rows.act_prob.to(DTYPE)[:, :, None]
-             * rows.wgt_prob.to(DTYPE)[:, None, :])
+        cpu = dict(device="cpu", dtype=DTYPE)  # the cost model runs on the CPU; .to keeps the autograd path
+        w = (rows.op_prob.to(**cpu)[:, None, None] * rows.act_prob.to(**cpu)[:, :, None]
+             * rows.wgt_prob.to(**cpu)[:, None, :])
         return (w * e).sum(), (w * lat).sum(), cb.area_mm2.reshape(-1)[0], (dt, n)
 
     def _variant_ratio(self, subnet: list[Layer], acc: Accelerator, ab: AccelBatch, sample) -> torch.Tensor:
@@ -221,7 +222,7 @@ class HWCost:
         n = len(subnet)
         lb = self._layer_batch(subnet)
         sel_lo = sample.index["loop_order"]
-        probs = sample.probs["loop_order"].detach()
+        probs = sample.probs["loop_order"].detach().cpu()
         order = torch.argsort(probs, descending=True).tolist()
         los = [sel_lo] + [o for o in order if o != sel_lo][: max(0, self.k_lo - 1)]
         variants = [(d, sel_lo) for d in range(len(DATAFLOWS))] + [(sample.index["dataflow"], o) for o in los]
@@ -239,9 +240,9 @@ class HWCost:
             c = self.lambdas[0] * e / self.refs["energy_pj"] + self.lambdas[1] * l / self.refs["latency_ms"]
             c = c.clamp_min(1e-12)
         nd = len(DATAFLOWS)
-        h_df = sample.onehot["dataflow"].to(DTYPE)
+        h_df = sample.onehot["dataflow"].to(device="cpu", dtype=DTYPE)
         r_df = (h_df * c[:nd]).sum() / c[sample.index["dataflow"]]
-        h_lo = sample.onehot["loop_order"].to(DTYPE)[torch.tensor(los)]
+        h_lo = sample.onehot["loop_order"].to(device="cpu", dtype=DTYPE)[torch.tensor(los)]
         r_lo = (h_lo * c[nd:]).sum() / c[nd]
         return r_df * r_lo
 

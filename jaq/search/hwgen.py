@@ -86,8 +86,10 @@ class HWSample:
                            loop_order=LOOP_ORDERS[self.index["loop_order"]], **v, **fixed)
 
     def accel_batch(self, fixed: dict, device=None) -> AccelBatch:
-        """A one-row :class:`AccelBatch` whose numeric fields carry the generator's gradients."""
-        f = {n: self.values[n].reshape(1).to(DTYPE) for n in NUMERIC_HEADS}
+        """A one-row :class:`AccelBatch` whose numeric fields carry the generator's gradients (on ``device``,
+        default the CPU, where the cost model runs; ``.to`` keeps the gradient path to a CUDA generator)."""
+        f = {n: self.values[n].reshape(1).to(device="cpu" if device is None else device, dtype=DTYPE)
+             for n in NUMERIC_HEADS}
         for k in ("clock_mhz", "dram_bits_per_cycle", "dram_latency_cycles"):
             f[k] = torch.tensor([float(fixed[k])], dtype=DTYPE, device=device)
         f["dataflow"] = torch.tensor([self.index["dataflow"]], dtype=torch.long, device=device)
