@@ -34,7 +34,7 @@ from jaq.hw import space
 from jaq.hw import timing as T
 from jaq.hw.batch import DTYPE, AccelBatch, LayerBatch, TileBatch
 from jaq.hw.model import ENERGY_COMPONENTS, TileGrid, estimate, estimate_layers
-from jaq.hw.records import DATAFLOWS, LOOP_DIMS, LOOP_ORDERS, Accelerator, Cost, Layer, Tiling
+from jaq.hw.records import DATAFLOWS, LOOP_ORDERS, Accelerator, Cost, Layer, Tiling
 from jaq.hw.schedule import COUNTERS, derive_counters
 
 #: Paper's default weights (lam_E, lam_L, lam_A) = 0.33 each.
@@ -481,4 +481,4 @@ def summarize(choices: Sequence[TileChoice]) -> dict[str, float]:
 
 
 __all__ = ["TileChoice", "batch_tile", "evaluate_tilings", "exhaustive_reference", "scalar_cost", "scalar_counts",
-           "objective_value", "summarize", "DEFAULT_WEIGHTS", "clear_cache", "LOOP_DIMS"]
+           "objective_value", "summarize", "DEFAULT_WEIGHTS", "clear_cache", "distinct_loop_orders"]

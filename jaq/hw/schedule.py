@@ -42,7 +42,7 @@ import numpy as np
 
 from jaq.errors import JaqError
 from jaq.hw import timing as T
-from jaq.hw.records import DATAFLOWS, Accelerator, Layer, Tiling
+from jaq.hw.records import Accelerator, Layer, Tiling
 
 # ----------------------------------------------------------------------------------------------------------------
 # Instruction records
