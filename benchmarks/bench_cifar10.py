@@ -84,7 +84,8 @@ def main(argv=None) -> int:
     t1 = time.perf_counter()
     res = run_cosearch(cfg, out, device=a.device, quiet=not sys.stderr.isatty())
     t_search = time.perf_counter() - t1
-    metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()
+     if json.loads(x)["kind"] == "epoch"]
     t2 = time.perf_counter()
     r = run_retrain(out, device=a.device, quiet=not sys.stderr.isatty())
     t_retrain = time.perf_counter() - t2

@@ -12,7 +12,8 @@ from jaq.search.rundir import prepare_run_dir
 
 TINY = {"name": "t", "seed": 3, "threads": 1, "plots": False, "data": {"dataset": "digits", "augment": False},
         "space": "tiny",
-        "search": {"epochs": 2, "warmup_epochs": 0, "batch_size": 32, "max_steps_per_epoch": 2, "lambda": 0.5},
+        "search": {"epochs": 2, "warmup_epochs": 0, "batch_size": 32, "max_steps_per_epoch": 2, "lambda": 0.5,
+                   "log_every_steps": 1},
         "hardware": {"generator_hidden": 16}, "retrain": {"epochs": 1, "max_steps_per_epoch": 2}}
 
 
@@ -51,7 +52,7 @@ def test_resume_is_exact(tmp_path):
     b = tmp_path / "b"
     r = run_cosearch(cfg, b, quiet=True, stop_after_epoch=1)  # "killed" after the first checkpoint
     assert r == {"stopped_at_epoch": 1} and not (b / "accel.json").exists()
-    assert len((b / "metrics.jsonl").read_text().splitlines()) == 1
+    assert len((b / "metrics.jsonl").read_text().splitlines()) == 3  # two step records + one epoch record
     with pytest.raises(JaqError, match="differs"):
         run_cosearch(tiny_cfg(lr=0.02), b, resume=True, quiet=True)
     run_cosearch(cfg, b, resume=True, quiet=True)
@@ -66,6 +67,7 @@ def test_resume_is_exact(tmp_path):
     for k in sa["gen"]:
         assert torch.equal(sa["gen"][k], sb["gen"][k]), k
     assert [m["hw_cost"] for m in sa["metrics"]] == [m["hw_cost"] for m in sb["metrics"]]
+    assert [m["kind"] for m in sa["metrics"]] == ["step", "step", "epoch"] * 2
 
     # the finished run has everything the brief lists
     for f in ("config.yaml", "metrics.jsonl", "checkpoint.pt", "subnet.json", "accel.json", "plots/alpha_beta.png",
@@ -76,7 +78,8 @@ def test_resume_is_exact(tmp_path):
     assert spec.accelerator is not None and spec.totals.edap > 0
     assert all(e.tiling is not None and e.predicted is not None for e in spec.network.layers)
     assert spec.provenance.seed == 3
-    lines = [json.loads(x) for x in (a / "metrics.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in (a / "metrics.jsonl").read_text().splitlines()
+     if json.loads(x)["kind"] == "epoch"]
     assert [x["epoch"] for x in lines] == [1, 2]
     assert all(x["searched_arch"] for x in lines)
 
@@ -85,7 +88,9 @@ def test_lambda_changes_the_search(tmp_path):
     """A stronger hardware weight pulls the expected hardware cost down faster (same seed, same data)."""
     lo = run_cosearch(tiny_cfg(**{"lambda": 0.0}), tmp_path / "lo", quiet=True)
     hi = run_cosearch(tiny_cfg(**{"lambda": 5.0}), tmp_path / "hi", quiet=True)
-    ml = [json.loads(x) for x in (tmp_path / "lo" / "metrics.jsonl").read_text().splitlines()]
-    mh = [json.loads(x) for x in (tmp_path / "hi" / "metrics.jsonl").read_text().splitlines()]
+    ml = [json.loads(x) for x in (tmp_path / "lo" / "metrics.jsonl").read_text().splitlines()
+     if json.loads(x)["kind"] == "epoch"]
+    mh = [json.loads(x) for x in (tmp_path / "hi" / "metrics.jsonl").read_text().splitlines()
+     if json.loads(x)["kind"] == "epoch"]
     assert mh[-1]["hw_cost"] < ml[-1]["hw_cost"]
     assert lo["accel"].totals.edap > 0 and hi["accel"].totals.edap > 0

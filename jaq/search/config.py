@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
         "warmup_epochs": 0,         # epochs that train only the weights before alpha/beta/generator move
         "max_steps_per_epoch": None,  # cap on steps per epoch (tests, benchmarks); None = whole split
         "grad_clip": 5.0,
+        "log_every_steps": 10,      # also write a "step" record to metrics.jsonl every this many steps (0: off)
     },
     "hardware": {
         "clock_mhz": 500.0,
@@ -84,7 +85,7 @@ _TYPES: dict[str, tuple] = {
     "search.momentum": (float, int), "search.weight_decay": (float, int), "search.arch_lr": (float, int),
     "search.arch_weight_decay": (float, int), "search.hw_lr": (float, int), "search.lambda": (float, int), "search.lambda_e": (float, int),
     "search.lambda_l": (float, int), "search.lambda_a": (float, int),    "search.warmup_epochs": (int,), "search.max_steps_per_epoch": (int, type(None)),
-    "search.grad_clip": (float, int, type(None)),
+    "search.grad_clip": (float, int, type(None)), "search.log_every_steps": (int,),
     "hardware.clock_mhz": (float, int), "hardware.dram_bits_per_cycle": (int,),
     "hardware.dram_latency_cycles": (int,), "hardware.generator_hidden": (int,),
     "hardware.generator_blocks": (int,), "hardware.loop_order_candidates": (int,),
@@ -101,7 +102,7 @@ _RANGES = [
     ("search.weight_decay", 0, 1), ("search.arch_lr", 0, 10), ("search.arch_weight_decay", 0, 1),
     ("search.hw_lr", 0, 10), ("search.lambda", 0, None), ("search.lambda_e", 0, None), ("search.lambda_l", 0, None),
     ("search.lambda_a", 0, None), ("search.warmup_epochs", 0, None),
-    ("search.max_steps_per_epoch", 1, None), ("search.grad_clip", 0, None),
+    ("search.max_steps_per_epoch", 1, None), ("search.grad_clip", 0, None), ("search.log_every_steps", 0, None),
     ("hardware.clock_mhz", 1e-3, 10000), ("hardware.dram_bits_per_cycle", 32, 4096),
     ("hardware.dram_latency_cycles", 0, 100000), ("hardware.generator_hidden", 4, 4096),
     ("hardware.generator_blocks", 1, 64), ("hardware.loop_order_candidates", 1, 120),

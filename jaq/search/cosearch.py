@@ -280,6 +280,13 @@ class CoSearch:
                 stats[k] += hwres.terms[k]
             stats["steps"] += 1
             last = hwres
+            le = s["log_every_steps"]
+            if le and stats["steps"] % le == 0:
+                self.metrics.append({"kind": "step", "epoch": e + 1, "step": stats["steps"],
+                                     "ce": float(ce.detach()), "hw_cost": float(hwres.loss.detach()),
+                                     "arch_acc_running": stats["acc_a"] / max(1, stats["n_a"]),
+                                     "hw_search_s": time.perf_counter() - t0,
+                                     "accelerator": hwres.accelerator.to_dict()})
             if progress is not None:
                 progress.update(task, advance=1, acc=100 * stats["acc_a"] / max(1, stats["n_a"]),
                                 cost=stats["hw"] / stats["steps"])

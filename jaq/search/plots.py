@@ -34,7 +34,7 @@ def _expected_bits(beta_block) -> tuple[float, float] | None:
     """beta entry {"act": [p2, p4, p8], "wgt": [...]} (probabilities of the chosen op) -> expected bits."""
     if not beta_block:
         return None
-    bits = np.array([2.0, 4.0, 8.0])
+    bits = np.array(beta_block.get("bits", [2, 4, 8]), dtype=float)
     return float(np.dot(beta_block["act"], bits)), float(np.dot(beta_block["wgt"], bits))
 
 
@@ -85,6 +85,7 @@ def make_plots(run: Path, metrics: list[dict], history: list[dict]) -> list[Path
         plt.close(fig)
         out.append(d / "layer_cost.png")
 
+    metrics = [m for m in metrics if m.get("kind", "epoch") == "epoch"]
     if metrics:
         ep = [m["epoch"] for m in metrics]
         fig, axes = plt.subplots(1, 3, figsize=(15, 4))

@@ -1,0 +1,199 @@
+"""jaq flow: argument and input errors (one line, exit 2), and the orchestration on a real tiny run.
+
+The whole flow on configs/tiny.yaml is `make demo` (minutes); here a real micro search (2 epochs of 1 step on a
+digits subset) is run once, its accelerator replaced by a small one (BatchTile re-tiles every layer, the real
+accel.json writer saves it) so that emit-rtl is quick, then `jaq flow --resume` runs retrain -> emit-rtl ->
+report with the search reused. The whole-network simulation on Verilator is the `verilator`-marked test at the
+end.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jaq import cli
+from jaq.errors import JaqError
+
+MICRO = """\
+name: micro
+seed: 0
+threads: 1
+data: {dataset: digits, augment: false, arch_fraction: 0.2, train_subset: 192, test_subset: 48}
+space: tiny
+search: {epochs: 2, warmup_epochs: 1, batch_size: 32, max_steps_per_epoch: 1, lambda: 0.1}
+retrain: {epochs: 2, batch_size: 32, lr: 0.05, max_steps_per_epoch: 2}
+"""
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("jaq flow: error:")
+    return err
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Errors before anything runs
+# ---------------------------------------------------------------------------------------------------------------
+def test_needs_a_config(tmp_path, capsys):
+    assert cli.main(["flow", "--out", str(tmp_path / "r")]) == 2
+    assert "--config" in _one_line_error(capsys)
+
+
+def test_resume_needs_something_to_resume(tmp_path, capsys):
+    assert cli.main(["flow", "--resume", "--out", str(tmp_path / "none")]) == 2
+    assert "nothing to resume" in _one_line_error(capsys)
+
+
+def test_force_and_resume_exclude_each_other(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["flow", "--config", "configs/tiny.yaml", "--out", str(tmp_path), "--force", "--resume"])
+    assert e.value.code == 2
+
+
+def test_non_empty_out_is_kept(tmp_path, capsys):
+    cfg = tmp_path / "micro.yaml"
+    cfg.write_text(MICRO)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    assert cli.main(["flow", "--config", str(cfg), "--out", str(out), "--quiet"]) == 2
+    err = _one_line_error(capsys)
+    assert "--resume" in err and "--force" in err
+    assert (out / "precious.txt").read_text() == "keep me"
+
+
+def test_sweep_configs_are_refused(tmp_path, capsys):
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(MICRO + "sweep_lambda: [0.1, 1.0]\n")
+    assert cli.main(["flow", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    assert "sweep_lambda" in _one_line_error(capsys)
+
+
+def test_bad_config_value(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(MICRO.replace("epochs: 2, warmup", "epochs: 0, warmup"))
+    assert cli.main(["flow", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    assert "search.epochs" in _one_line_error(capsys)
+
+
+def test_each_step_names_its_missing_input(tmp_path):
+    from jaq.commands import flow
+
+    args = flow._cmd_args(flow, ["--config", "x.yaml", "--resume"])
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(JaqError, match=r"retrain needs .*accel\.json: the co-search step has not finished"):
+        flow._step_retrain(run, args)
+    with pytest.raises(JaqError, match=r"emit-rtl needs .*accel\.json"):
+        flow._step_emit(run, run / "build", args)
+    f = flow.Flow(run=run, config=None, steps=[flow.Step(n) for n in flow.STEPS], started="", t0=0.0)
+    with pytest.raises(JaqError, match=r"simulate needs the RTL build .*build .*jaq emit-rtl"):
+        flow._step_simulate(run, run / "build", args, flow.Synth(run / "build", "no", 1.0), f)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The orchestration on a real micro run
+# ---------------------------------------------------------------------------------------------------------------
+def _small_accelerator(run: Path) -> None:
+    """Replace the searched accelerator by a 4x4 one: BatchTile re-tiles every layer, costs and totals follow."""
+    from jaq import accel_json as aj
+    from jaq.hw.batchtile import batch_tile
+    from jaq.hw.records import Accelerator
+
+    spec = aj.load_accel_json(run / "accel.json")
+    acc = Accelerator(pe_x=4, pe_y=4, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dataflow="WS",
+                      loop_order=("B", "OC", "OH", "OW", "IC"), clock_mhz=spec.accelerator.clock_mhz,
+                      dram_bits_per_cycle=spec.accelerator.dram_bits_per_cycle,
+                      dram_latency_cycles=spec.accelerator.dram_latency_cycles)
+    choices = batch_tile(spec.layers, acc, weights=spec.objective_weights or (0.33, 0.33, 0.33))
+    for e, c in zip(spec.network.layers, choices):
+        e.tiling, e.predicted = c.tiling, aj.Predicted("native", c.cost)
+    spec.accelerator = acc
+    spec.totals = aj.Totals.from_costs([c.cost for c in choices], "native")
+    aj.save(spec, run / "accel.json")
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory) -> Path:
+    from jaq.search.config import load_config
+    from jaq.search.cosearch import run_cosearch
+
+    d = tmp_path_factory.mktemp("flow")
+    (d / "micro.yaml").write_text(MICRO)
+    run = d / "run"
+    run_cosearch(load_config(d / "micro.yaml"), run, quiet=True)
+    _small_accelerator(run)
+    return run
+
+
+def test_flow_resume_runs_the_remaining_steps(searched, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(searched, run)
+    argv = ["flow", "--out", str(run), "--resume", "--skip-sim", "--synth", "no", "--quiet"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    for i, name in enumerate(("co-search", "retrain", "emit-rtl"), 1):
+        assert f"[{i}/5] {name}: " in out
+    assert "[1/5] co-search: reused" in out and "[2/5] retrain: done" in out and "[3/5] emit-rtl: done" in out
+    assert "[4/5] simulate: skipped (--skip-sim)" in out
+    assert out.strip().splitlines()[-1] == f"report: {run / 'report' / 'report.html'}"
+    fj = json.loads((run / "flow.json").read_text())
+    assert [s["name"] for s in fj["steps"]] == ["co-search", "retrain", "emit-rtl", "simulate", "report"]
+    assert [s["status"] for s in fj["steps"]] == ["reused", "done", "done", "skipped", "done"]
+    assert all(s["seconds"] is not None for s in fj["steps"]) and fj["finished"] and fj["ok"]
+    assert (run / "weights" / "network.json").is_file() and (run / "build" / "manifest.json").is_file()
+    assert len(list((run / "build" / "programs").glob("*.hex"))) == len(
+        json.loads((run / "accel.json").read_text())["network"]["layers"])
+    html = (run / "report" / "report.html").read_text()
+    assert 'id="flow"' in html and "emit-rtl" in html and "skipped" in html
+    assert f"jaq simulate {run}/build" in html  # the simulation is "not run", with its command
+
+    # again: everything is reused, the report is regenerated
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "[2/5] retrain: reused" in out and "[3/5] emit-rtl: reused" in out
+    assert [s["status"] for s in json.loads((run / "flow.json").read_text())["steps"]] == [
+        "reused", "reused", "reused", "skipped", "done"]
+
+
+def test_failed_step_leaves_a_partial_report(searched, tmp_path, capsys, monkeypatch):
+    """A step that fails is recorded in flow.json and the report of what exists is still written."""
+    from jaq.commands import emit_rtl
+
+    run = tmp_path / "run"
+    shutil.copytree(searched, run)
+
+    def broken(args):
+        raise JaqError("the accelerator does not fit the instruction format (test)", "network.layers[0]")
+
+    monkeypatch.setattr(emit_rtl, "run", broken)
+    assert cli.main(["flow", "--out", str(run), "--resume", "--skip-sim", "--synth", "no", "--quiet"]) == 2
+    cap = capsys.readouterr()
+    assert "instruction format" in cap.err and len(cap.err.strip().splitlines()) == 1
+    assert "report (partial, after the failure)" in cap.out
+    fj = json.loads((run / "flow.json").read_text())
+    assert [s["status"] for s in fj["steps"]][:3] == ["reused", "done", "failed"]
+    assert not fj["ok"] and fj["finished"] is None
+    assert (run / "report" / "report.html").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_flow_simulates_the_whole_network(searched, tmp_path, capsys):
+    """emit-rtl + the retrained network end to end on Verilator: logits equal, every layer bit-exact."""
+    run = tmp_path / "run"
+    shutil.copytree(searched, run)
+    assert cli.main(["flow", "--out", str(run), "--resume", "--synth", "no", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "[4/5] simulate: done" in out and "logits equal" in out
+    net = json.loads((run / "build" / "sim" / "network.json").read_text())
+    assert net["ok"] and net["logits_equal"]
+    n = len(json.loads((run / "accel.json").read_text())["network"]["layers"])
+    assert len(net["layers"]) == n and all(l["bit_exact"] and l["counters_ok"] for l in net["layers"])
+    html = (run / "report" / "report.html").read_text()
+    assert f"{n}/{n} bit-exact" in html and "logits <span class=\"badge ok\">equal" in html
