@@ -64,7 +64,9 @@ def test_cosearch_then_retrain(tmp_path, cfg_file, capsys):
     assert (out / "weights" / "network.json").is_file()
 
 
-def test_ddp_two_gloo_processes(tmp_path, cfg_file):
+def test_ddp_two_gloo_processes(tmp_path):
+    cfg_file = tmp_path / "ddp.yaml"  # with a warm-up epoch (no-grad arch forward under DDP) and a search epoch
+    cfg_file.write_text(CFG.replace("lambda: 0.5}", "lambda: 0.5, warmup_epochs: 1}"))
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     import socket

@@ -260,11 +260,13 @@ class CoSearch:
             self.w_opt.zero_grad(set_to_none=True)
             self.a_opt.zero_grad(set_to_none=True)
             self.g_opt.zero_grad(set_to_none=True)
-            out = self.net_ddp(xa)
-            ce = F.cross_entropy(out, ya)
-            t0 = time.perf_counter()
-            hwres, smp = self.hw_step(tau)
-            stats["hw_s"] += time.perf_counter() - t0
+            # warm-up: CE and cost are logged, not learned (no graph; DDP needs a backward after a grad forward)
+            with nullcontext() if search_arch else torch.no_grad():
+                out = self.net_ddp(xa)
+                ce = F.cross_entropy(out, ya)
+                t0 = time.perf_counter()
+                hwres, smp = self.hw_step(tau)
+                stats["hw_s"] += time.perf_counter() - t0
             total = ce + self.lam * hwres.loss.to(device=ce.device, dtype=ce.dtype)
             if search_arch:
                 total.backward()
