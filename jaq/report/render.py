@@ -179,11 +179,12 @@ def _verification(d: dict) -> dict:
     net = sim.get("network")
     lay = sim.get("layers")
     n_layers = len((d.get("network") or {}).get("layers") or [])
-    out: dict[str, Any] = {"rows": rows, "ran": bool(rows) or bool(net) or bool(lay)}
+    out: dict[str, Any] = {"rows": rows, "ran": bool(rows) or bool(net) or bool(lay), "groups": [],
+                           "network": None, "layer_run": None}
     for kind in ("network (real data)", "layer (random data)"):
         rs = [r for r in rows if r["source"] == kind]
         if rs:
-            out.setdefault("groups", []).append({
+            out["groups"].append({
                 "kind": kind, "rows": rs, "n": len(rs), "bit_exact": sum(r["bit_exact"] for r in rs),
                 "counters": sum(r["counters_equal"] for r in rs), "ok": all(r["ok"] for r in rs),
                 "cycles_equal": sum(1 for r in rs if r["cycles_rtl"] is not None and
