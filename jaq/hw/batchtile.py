@@ -145,6 +145,27 @@ class _Enumerated:
         return lb, tb, df
 
 
+_LAYER_GRID_CACHE: dict = {}
+
+
+def _layer_grid(dims) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per layer shape (Cg, Mg, OH, OW), cached: the (4, S) candidate tiles (padded with 1) and the (n, 4) long
+    tensor of candidate indices of every size combination, lexicographic."""
+    hit = _LAYER_GRID_CACHE.get(dims)
+    if hit is None:
+        S = len(space.TILE_CHOICES)
+        cs = [space.tile_candidates(x) for x in dims]
+        cand = torch.ones((4, S), dtype=DTYPE)
+        for k, c in enumerate(cs):
+            cand[k, :len(c)] = torch.tensor(c, dtype=DTYPE)
+        axes = [torch.arange(len(c)) for c in cs]
+        g = torch.stack([x.reshape(-1) for x in torch.meshgrid(*axes, indexing="ij")], dim=1)
+        if len(_LAYER_GRID_CACHE) > 4096:
+            _LAYER_GRID_CACHE.clear()
+        hit = _LAYER_GRID_CACHE[dims] = (cand, g)
+    return hit
+
+
 def _enumerate(layers: Sequence[Layer], lo_ids, df_ids) -> _Enumerated:
     """All candidate rows of all layers, rows of a layer lexicographic in (t_ic, t_oc, t_oh, t_ow, loop order,
     dataflow); cached per (layer shapes and bits, loop orders, dataflows)."""
@@ -154,19 +175,12 @@ def _enumerate(layers: Sequence[Layer], lo_ids, df_ids) -> _Enumerated:
         return e
     L = len(layers)
     S = len(space.TILE_CHOICES)
-    cand = {d: torch.ones((L, S), dtype=DTYPE) for d in ("IC", "OC", "OH", "OW")}
-    idx_parts = {d: [] for d in cand}
-    sizes = []
-    for li, l in enumerate(layers):
-        cs = [space.tile_candidates(x) for x in space.layer_dims(l)]
-        for d, c in zip(cand, cs):
-            cand[d][li, :len(c)] = torch.tensor(c, dtype=DTYPE)
-        axes = [torch.arange(len(c)) for c in cs]
-        g = torch.stack([x.reshape(-1) for x in torch.meshgrid(*axes, indexing="ij")], dim=1)
-        for k, d in enumerate(cand):
-            idx_parts[d].append(g[:, k] + li * S)
-        sizes.append(g.shape[0])
-    idx = {d: torch.cat(v) for d, v in idx_parts.items()}
+    parts = [_layer_grid(space.layer_dims(l)) for l in layers]
+    cand_rows = torch.stack([p[0] for p in parts])  # (L, 4, S)
+    cand = {d: cand_rows[:, k, :].contiguous() for k, d in enumerate(("IC", "OC", "OH", "OW"))}
+    sizes = [p[1].shape[0] for p in parts]
+    g = torch.cat([p[1] for p in parts]) + torch.arange(L).repeat_interleave(torch.tensor(sizes)).unsqueeze(1) * S
+    idx = {d: g[:, k].contiguous() for k, d in enumerate(cand)}
     counts = torch.tensor(sizes)
     lrows = torch.tensor([[float(getattr(l, f)) for f in _LAYER_FIELDS] for l in layers], dtype=DTYPE)
     lfull = lrows.repeat_interleave(counts, dim=0)
@@ -186,6 +200,7 @@ def _enumerate(layers: Sequence[Layer], lo_ids, df_ids) -> _Enumerated:
 
 
 def clear_cache() -> None:
+    _LAYER_GRID_CACHE.clear()
     _BATCH_CACHE.clear()
 
 
