@@ -11,7 +11,7 @@ hardware's actual accesses: ``cnt_rd`` vector (or word) reads, ``cnt_line_wr`` l
 ``cnt_wr`` word writes and ``cnt_line_rd`` line reads.
 """
 
-from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, unsigned
+from amaranth import ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out

@@ -11,7 +11,7 @@ an instruction are not counted (an always-valid stream makes it the wall-clock c
 After END, ``done`` is high and ``busy`` low; a new instruction may follow (``done`` falls when it is issued).
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

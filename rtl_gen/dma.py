@@ -18,12 +18,11 @@ Timing (docs/execution-model.md section 5), instruction issued in cycle ``c0`` (
 Requires ``L >= 1``.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl_gen.buffers import CNT_BITS
-from rtl_gen.params import clog2
 
 TENSOR_ACT, TENSOR_WGT, TENSOR_PSUM = 0, 1, 2
 

@@ -16,7 +16,7 @@ Precision codes (``a_mode`` / ``w_mode``): 0 -> 2 bits, 1 -> 4 bits, 2 -> 8 bits
 """
 
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

@@ -25,7 +25,7 @@ Inactive rows get ``row_lanes[i] = 0`` (their products are zero). All accumulato
 :mod:`rtl_gen.params` for the width rule); ``res`` is sign-extended to 32 bits.
 """
 
-from amaranth import Array, Cat, Const, Instance, Module, Mux, Signal, signed
+from amaranth import Array, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

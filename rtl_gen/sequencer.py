@@ -14,12 +14,12 @@ with ``la = w_mode`` (``w/2`` vectors per word); weight vector ``v`` of output c
 ``(oh*w + ow)*po + mm``.
 """
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl_gen.buffers import CNT_BITS, select_vector
-from rtl_gen.params import EXTENT_BITS, PIPELINE_DEPTH, HWParams, clog2
+from rtl_gen.params import EXTENT_BITS, PIPELINE_DEPTH, HWParams
 from rtl_gen.pe_array import PEArray
 
 AW = 26  # width of intermediate address arithmetic (words); buffers hold < 2^18 words

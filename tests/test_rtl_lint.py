@@ -3,7 +3,6 @@ the corners of the search space: smallest array (each dataflow, smallest and lar
 bus) and the thin extremes 3x64 / 64x3. The 64x64 array (about 3 minutes to generate) is linted by
 benchmarks/bench_lint.py."""
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
