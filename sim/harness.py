@@ -240,16 +240,17 @@ def build_accelerator(accel: Accelerator, layers: Sequence[Layer] = (), *, veril
 
 
 def _top_name(sources: dict[str, str]) -> str:
+    """The top module of ``sources``: the only module no other module instantiates (else ``jaq_accel``)."""
     import re
 
-    names = []
-    for text in sources.values():
-        names += re.findall(r"^\s*module\s+\\?([A-Za-z_][\w$.]*)", text, flags=re.M)
-    if TOPLEVEL in names:
-        return TOPLEVEL
+    text = "\n".join(sources.values())
+    names = [n.lstrip("\\") for n in re.findall(r"^\s*module\s+(\\\S+|[A-Za-z_][\w$]*)", text, flags=re.M)]
     if not names:
         raise JaqError("no Verilog module found in the build's sources")
-    return names[-1]
+    tops = [n for n in names if len(re.findall(rf"(?<![\w$.]){re.escape(n)}(?![\w$.])", text)) == 1]
+    if len(tops) == 1:
+        return tops[0]
+    return TOPLEVEL if TOPLEVEL in names else names[-1]
 
 
 def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: SimBuild | None = None,

@@ -78,9 +78,11 @@ def run_layers(inet, image, conv_fn) -> tuple[np.ndarray, list]:
 
 
 def run_integer_net(inet, accel: Accelerator, tilings: Sequence[Tiling], image, *, stall: bool = False,
-                    cache_dir=None, verilog: dict[str, str] | None = None) -> NetworkResult:
+                    cache_dir=None, verilog: dict[str, str] | None = None,
+                    toplevel: str | None = None) -> NetworkResult:
     """Run ``inet`` (an :class:`IntegerNet`) on the simulated ``accel`` for one real input ``image`` [C][H][W]
-    (or [1][C][H][W]); ``tilings[j]`` is layer j's tiling. Compares the logits with ``inet.run(image)``."""
+    (or [1][C][H][W]); ``tilings[j]`` is layer j's tiling. Compares the logits with ``inet.run(image)``.
+    ``verilog``/``toplevel``: an emitted design (a build dir's sources) instead of generating one."""
     import torch
 
     from sim.harness import LayerCase, build_accelerator, simulate_layers
@@ -88,7 +90,7 @@ def run_integer_net(inet, accel: Accelerator, tilings: Sequence[Tiling], image, 
     if len(tilings) != len(inet.layers):
         raise JaqError(f"{len(tilings)} tilings for {len(inet.layers)} layers", "tilings")
     layers = [L.layer for L in inet.layers]
-    build = build_accelerator(accel, layers, verilog=verilog, cache_dir=cache_dir)
+    build = build_accelerator(accel, layers, verilog=verilog, toplevel=toplevel, cache_dir=cache_dir)
 
     def on_accelerator(j, data):
         rep = simulate_layers(accel, [LayerCase(data.layer, tilings[j], data, name=data.layer.name or f"layer{j}")],
