@@ -105,3 +105,20 @@ def test_generator_values_on_grid():
         assert acc.loop_order in LOOP_ORDERS
         # forward values are exactly grid points
         assert float(smp.values["pe_x"]) == pytest.approx(acc.pe_x, abs=1e-9)
+
+
+def test_shared_candidate_tiling(setup):
+    """'shared' reuses each layer's widest-bit tiling for every bit pair: legal, one search per layer."""
+    net, gen, _ = setup
+    hw = HWCost((0.33, 0.33, 0.33), FIXED, candidate_tiling="shared")
+    rows = api.candidate_rows(net)
+    refs = hw.calibrate(rows)
+    subnet = api.derive_layers(net)
+    res = hw(rows, subnet, sample_heads(gen(encode_layers(subnet)), tau=1.0, sample=False))
+    assert res.batchtile_layers <= len({(l.kind, l.in_ch, l.out_ch, l.out_h, l.kernel, l.stride, l.groups)
+                                        for l in rows.layers}) + len(subnet)
+    assert torch.isfinite(res.loss) and refs["energy_pj"] > 0
+    from jaq.hw.batch import AccelBatch
+    acc = res.accelerator
+    e, _, _, _ = hw._expected(rows, acc, AccelBatch.from_accels([acc]))
+    assert float(e) > 0

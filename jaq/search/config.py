@@ -63,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
         "generator_hidden": 64,     # width of the generator's residual blocks
         "generator_blocks": 5,      # residual blocks (paper: 5)
         "loop_order_candidates": 8,  # loop orders evaluated per step for the loop-order head's gradient
+        "candidate_tiling": "exact",  # exact | shared: BatchTile per candidate layer and bit pair, or per layer
     },
     "retrain": {
         "epochs": 600,
@@ -89,6 +90,7 @@ _TYPES: dict[str, tuple] = {
     "hardware.clock_mhz": (float, int), "hardware.dram_bits_per_cycle": (int,),
     "hardware.dram_latency_cycles": (int,), "hardware.generator_hidden": (int,),
     "hardware.generator_blocks": (int,), "hardware.loop_order_candidates": (int,),
+    "hardware.candidate_tiling": (str,),
     "retrain.epochs": (int,), "retrain.batch_size": (int,), "retrain.lr": (float, int),
     "retrain.momentum": (float, int), "retrain.weight_decay": (float, int),
     "retrain.max_steps_per_epoch": (int, type(None)),
@@ -164,6 +166,8 @@ def validate_config(raw: Any, source: str = "config") -> dict[str, Any]:
     if cfg["search"]["warmup_epochs"] >= cfg["search"]["epochs"]:
         raise JaqError(f"{cfg['search']['warmup_epochs']} must be smaller than search.epochs "
                        f"({cfg['search']['epochs']})", "search.warmup_epochs")
+    if cfg["hardware"]["candidate_tiling"] not in ("exact", "shared"):
+        raise JaqError(f"{cfg['hardware']['candidate_tiling']!r}; use exact or shared", "hardware.candidate_tiling")
     sp = cfg["space"]
     if not isinstance(sp, (str, Mapping)):
         raise JaqError("expected a preset name (tiny, cifar, imagenet) or a mapping", "space")

@@ -159,7 +159,8 @@ class CoSearch:
         self.fixed = {k: cfg["hardware"][k] for k in ("clock_mhz", "dram_bits_per_cycle", "dram_latency_cycles")}
         self.fixed["clock_mhz"] = float(self.fixed["clock_mhz"])
         self.hw = HWCost((s["lambda_e"], s["lambda_l"], s["lambda_a"]), self.fixed,
-                         cfg["hardware"]["loop_order_candidates"])
+                         cfg["hardware"]["loop_order_candidates"],
+                         candidate_tiling=cfg["hardware"]["candidate_tiling"])
         self.lam = float(s["lambda"])
         arch = api.arch_parameters(self.net)
         arch_ids = {id(p) for p in arch}
