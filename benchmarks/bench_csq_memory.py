@@ -18,7 +18,8 @@ inputs, buffers excluded).
   peak. This is an allocator measure, not RSS (glibc keeps freed pages, RSS would mislead).
 * CUDA: ``torch.cuda.max_memory_allocated()`` after ``reset_peak_memory_stats()``, minus the memory allocated
   before the step.
-Step time is measured separately, without the profiler (median of ``--repeats`` runs after one warm-up).
+Step time is measured separately, without the profiler (median of ``--repeats`` runs, after a warm-up run).
+On a shared CPU, use ``--threads 1``: OpenMP threads spinning on an oversubscribed machine distort times badly.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def peak_cuda(fn) -> int:
 
 
 def timed(fn, device: str, repeats: int) -> float:
-    fn()  # warm-up
+    """Median wall time of ``repeats`` runs (the caller has already warmed up)."""
     ts = []
     for _ in range(repeats):
         if device == "cuda":

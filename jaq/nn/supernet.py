@@ -13,7 +13,8 @@ Forward (paper Eq. 5-8)::
 ``a_l = GumbelSoftmax(alpha_l, tau)``; likewise for the bit weights. Modes (``sampling``): ``soft`` (every op and
 bit candidate computed and mixed; the paper's formulation), ``hard`` (straight-through one-hot sample: only
 the sampled op / bit candidates computed; gradients still reach every alpha/beta entry through the soft
-sample), ``argmax`` (no noise, hard argmax: evaluation of the current subnet inside the supernet).
+sample), ``argmax`` (no noise, hard argmax: evaluation of the current subnet inside the supernet), ``mean``
+(no noise, soft: softmax(alpha / tau) mixture; a deterministic validation of the supernet).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from jaq.nn.ops import QConv2d, bn_importance, make_op, select_channels
 from jaq.nn.space import SpaceConfig, conv_out_size
 from jaq.nn.subnet import BlockChoice, SubnetChoice, build_subnet, subnet_layers
 
-SAMPLING_MODES = ("soft", "hard", "argmax")
+SAMPLING_MODES = ("soft", "hard", "argmax", "mean")
 
 
 def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool = False, noise: bool = True,
@@ -158,7 +159,7 @@ class Supernet(nn.Module):
         self.beta_wgt = nn.Parameter(torch.zeros(nb, no, nbits))
         #: Gumbel temperature (set per epoch with :meth:`set_epoch`).
         self.tau: float = space.gumbel.tau0
-        #: ``soft`` | ``hard`` | ``argmax`` (see module docstring).
+        #: ``soft`` | ``hard`` | ``argmax`` | ``mean`` (see module docstring).
         self.sampling: str = "soft"
         #: Activation quantization mode (SpaceConfig.csq.mode); may be changed for ablations/benchmarks.
         self.mode: str = space.csq.mode
@@ -188,7 +189,7 @@ class Supernet(nn.Module):
             raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {self.sampling!r}")
         hard_ops = self.sampling in ("hard", "argmax")
         hard_bits = hard_ops or self.mode == "hetero"
-        noise = self.sampling != "argmax"
+        noise = self.sampling not in ("argmax", "mean")
         pa, ia = gumbel_softmax(self.alpha, self.tau, hard_ops, noise)
         pba, iba = gumbel_softmax(self.beta_act, self.tau, hard_bits, noise)
         pbw, ibw = gumbel_softmax(self.beta_wgt, self.tau, hard_bits, noise)
