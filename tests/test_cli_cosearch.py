@@ -64,6 +64,7 @@ def test_cosearch_then_retrain(tmp_path, cfg_file, capsys):
     assert (out / "weights" / "network.json").is_file()
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes(tmp_path):
     cfg_file = tmp_path / "ddp.yaml"  # with a warm-up epoch (no-grad arch forward under DDP) and a search epoch
     cfg_file.write_text(CFG.replace("lambda: 0.5}", "lambda: 0.5, warmup_epochs: 1}"))
@@ -88,6 +89,7 @@ def test_ddp_two_gloo_processes(tmp_path):
     assert [m["epoch"] for m in metrics] == [1, 2] and metrics[0]["steps"] == 2
 
 
+@pytest.mark.slow
 def test_lambda_sweep(tmp_path, cfg_file, capsys):
     out = tmp_path / "sweep"
     assert main(["co-search", "--config", str(cfg_file), "--out", str(out), "--quiet", "--epochs", "1",

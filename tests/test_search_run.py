@@ -45,6 +45,7 @@ def test_refuses_nonempty_run_dir(tmp_path):
     assert not (tmp_path / "run" / "keep.txt").exists()
 
 
+@pytest.mark.slow
 def test_resume_is_exact(tmp_path):
     cfg = tiny_cfg()
     a = tmp_path / "a"
@@ -56,6 +57,9 @@ def test_resume_is_exact(tmp_path):
     with pytest.raises(JaqError, match="differs"):
         run_cosearch(tiny_cfg(lr=0.02), b, resume=True, quiet=True)
     run_cosearch(cfg, b, resume=True, quiet=True)
+    before = (b / "accel.json").read_text()
+    run_cosearch(cfg, b, resume=True, quiet=True)  # resuming a finished run leaves its accel.json alone
+    assert (b / "accel.json").read_text() == before
     da, db = _comparable(a / "accel.json"), _comparable(b / "accel.json")
     da["provenance"]["extra"]["resolved_config"].pop("plots")
     db["provenance"]["extra"]["resolved_config"].pop("plots")
@@ -84,6 +88,7 @@ def test_resume_is_exact(tmp_path):
     assert all(x["searched_arch"] for x in lines)
 
 
+@pytest.mark.slow
 def test_lambda_changes_the_search(tmp_path):
     """A stronger hardware weight pulls the expected hardware cost down faster (same seed, same data)."""
     lo = run_cosearch(tiny_cfg(**{"lambda": 0.0}), tmp_path / "lo", quiet=True)

@@ -473,7 +473,12 @@ def _run_cosearch(cfg, out, world, rank, *, resume, force, device, quiet, stop_a
                   cfg_path=str(run / "config.yaml"))
     if resume:
         cs.load_state(load_checkpoint(run, map_location=cs.device))
-    res = cs.fit()
+    if resume and cs.epoch >= cfg["search"]["epochs"] and (run / ACCEL).is_file():
+        # already finished: keep accel.json as it is (it may carry retraining results)
+        from jaq.search import artifact
+        res = {"accel": artifact.read_accel(run / ACCEL) if cs.dist.main else None, "run_dir": str(run)}
+    else:
+        res = cs.fit()
     if cs.dist.enabled:
         torch.distributed.destroy_process_group()
     return res
