@@ -256,6 +256,7 @@ def _step_emit(run: Path, build: Path, args) -> tuple[str, str]:
 def _synth_child(build: str, q) -> None:  # pragma: no cover - runs in a child process
     """Synthesize BUILD's Verilog with Yosys (rtl_gen.synth) and write BUILD/synth/report.{json,txt}, as
     ``jaq emit-rtl --synth`` does."""
+    _die_with_parent()
     try:
         from jaq.io import atomic_write_json, atomic_write_text, load_json
         from rtl_gen.synth import synthesize
@@ -272,6 +273,17 @@ def _synth_child(build: str, q) -> None:  # pragma: no cover - runs in a child p
                      f"(+ {mem_bits // 8192} KB of buffers as SRAM macros)"))
     except BaseException as e:  # noqa: BLE001 - reported to the parent as a line
         q.put(("error", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in a child process
+    """Linux: have the kernel send SIGTERM to this process when the flow's process dies (killed flow, no orphan
+    Yosys left running). Elsewhere a no-op."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class Synth:

@@ -51,6 +51,13 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _int_epochs(*axes) -> None:
+    """Whole-number epoch ticks."""
+    from matplotlib.ticker import MaxNLocator
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _layer_labels(layers: list[dict]) -> list[str]:
     return [l["name"] for l in layers]
 
@@ -94,7 +101,7 @@ def bits_figure(d: dict, out: Path) -> Path | None:
     plt = _plt()
     layers = net["layers"]
     x = np.arange(len(layers))
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.45 * len(layers) + 2.0), 2.8))
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.45 * len(layers) + 3.0), 2.6))
     ax.bar(x - 0.2, [l["act_bits"] for l in layers], 0.4, label="activation bits", color=PALETTE[0])
     ax.bar(x + 0.2, [l["wgt_bits"] for l in layers], 0.4, label="weight bits", color=PALETTE[1])
     ax.set_yticks([2, 4, 8])
@@ -154,7 +161,7 @@ def trajectory_figure(d: dict, out: Path) -> Path | None:
         return None
     plt = _plt()
     ep = np.array(t["epochs"], dtype=float)
-    fig, axes = plt.subplots(2, 2, figsize=(11, 6.4))
+    fig, axes = plt.subplots(2, 2, figsize=(12, 6.4))
     ax = axes[0, 0]
     for key, lab, style in (("hw_cost", "E_HW (Eq. 9)", "-"), ("hw_E", "energy / ref", "--"),
                             ("hw_L", "latency / ref", "--"), ("hw_A", "area / ref", "--")):
@@ -164,7 +171,7 @@ def trajectory_figure(d: dict, out: Path) -> Path | None:
     if warm:
         ax.axvspan(min(warm) - 0.5, max(warm) + 0.5, color="0.85", alpha=0.5, lw=0, label="warm-up (weights only)")
     ax.set(title="normalised hardware cost (expectation)", xlabel="epoch")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax = axes[0, 1]
     edap = np.array([v if v is not None else np.nan for v in t["edap"]])
     if np.any(np.isfinite(edap)) and np.nanmin(edap) > 0:
@@ -198,6 +205,7 @@ def trajectory_figure(d: dict, out: Path) -> Path | None:
         ax.plot(ep, [m[1] if m else np.nan for m in mean], marker="o", ms=3, label="weight bits (mean)")
         ax.set(title="derived bits over epochs (mean over layers)", xlabel="epoch", ylim=(1.5, 8.5))
         ax.legend()
+    _int_epochs(*axes.flat)
     fig.tight_layout()
     return _save(fig, out / "trajectory.png")
 
@@ -237,6 +245,7 @@ def alpha_figure(d: dict, out: Path) -> Path | None:
         if b % cols == 0:
             ax.set_ylabel("P(op)")
     axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
+    _int_epochs(*axes.flat)
     fig.suptitle("alpha: softmax probability of each candidate op per block, over epochs", x=0.01, ha="left",
                  fontsize=10)
     fig.tight_layout()
@@ -262,6 +271,7 @@ def accelerator_trajectory_figure(d: dict, out: Path) -> Path | None:
         if a:
             axes[0].annotate(a["dataflow"], (e, a["pe_x"] * a["pe_y"]), fontsize=6, xytext=(0, 4),
                              textcoords="offset points", ha="center")
+    _int_epochs(*axes)
     fig.tight_layout()
     return _save(fig, out / "accelerator_trajectory.png")
 
@@ -297,7 +307,7 @@ def area_figure(d: dict, out: Path) -> Path | None:
     plt = _plt()
     parts = am["parts_mm2"]
     ys = (d.get("build") or {}).get("yosys")
-    fig, ax = plt.subplots(figsize=(7.5, 1.9 if not (ys and ys.get("area_mm2")) else 2.4))
+    fig, ax = plt.subplots(figsize=(6.5, 1.5 if not (ys and ys.get("area_mm2")) else 2.0))
     left = 0.0
     for i, (k, v) in enumerate(parts.items()):
         ax.barh(["model"], [v], left=left, color=PALETTE[i % len(PALETTE)], label=f"{k} ({v:.3g})")
@@ -338,10 +348,11 @@ def retrain_figure(d: dict, out: Path) -> Path | None:
     plt = _plt()
     ep = [e["epoch"] for e in r["epochs"]]
     fig, ax = plt.subplots(figsize=(6.5, 2.8))
-    ax.plot(ep, [e["train_loss"] for e in r["epochs"]], color=PALETTE[0], label="train loss")
+    ax.plot(ep, [e["train_loss"] for e in r["epochs"]], color=PALETTE[0], marker="o", ms=3, label="train loss")
     ax.set(xlabel="epoch", ylabel="loss", title="retraining (quantization-aware, fixed bits)")
     ax2 = ax.twinx()
-    ax2.plot(ep, [100 * e["train_acc"] for e in r["epochs"]], color=PALETTE[1], label="train accuracy")
+    ax2.plot(ep, [100 * e["train_acc"] for e in r["epochs"]], color=PALETTE[1], marker="o", ms=3,
+             label="train accuracy")
     if r.get("test") and r["test"].get("test_acc") is not None:
         ax2.axhline(100 * r["test"]["test_acc"], color=PALETTE[2], ls="--", label="test accuracy")
     ax2.set_ylabel("accuracy (%)")
@@ -349,6 +360,7 @@ def retrain_figure(d: dict, out: Path) -> Path | None:
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="center right")
+    _int_epochs(ax, ax2)
     return _save(fig, out / "retrain.png")
 
 

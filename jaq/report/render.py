@@ -43,7 +43,9 @@ def fmt(v: Any, digits: int = 4) -> str:
             return str(v)
         if v == 0:
             return "0"
-        if abs(v) >= 1e5 or abs(v) < 1e-3:
+        if 1e4 <= abs(v) < 1e12:
+            return f"{v:,.0f}"
+        if abs(v) >= 1e12 or abs(v) < 1e-3:
             return f"{v:.{max(1, digits - 1)}e}"
         return f"{v:.{digits}g}"
     return str(v)
@@ -164,12 +166,12 @@ def _layer_rows(d: dict) -> tuple[list[dict], dict]:
     for k, lab in ENERGY_PARTS:
         comp[lab] = sum(l["energy_pj"].get(k, 0.0) for l in layers)
     s = sum(comp.values()) or 1.0
-    tot_s["energy_split"] = [(lab, v / s) for lab, v in sorted(comp.items(), key=lambda kv: -kv[1]) if v > 0]
+    tot_s["energy_split"] = [(lab, v / s) for lab, v in sorted(comp.items(), key=lambda kv: -kv[1]) if v / s >= 0.005]
     cyc = {}
     for k, lab in CYCLE_PARTS:
         cyc[lab] = sum(l["accesses"].get(k, 0) for l in layers)
     s = sum(cyc.values()) or 1
-    tot_s["cycle_split"] = [(lab, v / s) for lab, v in sorted(cyc.items(), key=lambda kv: -kv[1]) if v > 0]
+    tot_s["cycle_split"] = [(lab, v / s) for lab, v in sorted(cyc.items(), key=lambda kv: -kv[1]) if v / s >= 0.005]
     return rows, tot_s
 
 
@@ -308,6 +310,9 @@ def view_model(d: dict, figures: dict[str, str]) -> dict:
         "cmd": _commands(d), "layers": rows, "tot": tot, "ver": ver, "acc": acc_v, "kpis": _kpis(d, ver),
         "accuracy_rows": _accuracy_rows(d), "area_rows": area_rows, "yosys": ys, "search_rows": _search_rows(d),
         "flow_rows": flow_rows, "flow": flow,
+        "sweep_rows": sorted((d.get("sweep") or {}).get("points", []), key=lambda p: p.get("lambda", 0.0)),
+        "objective_s": ", ".join(fmt(float(w), 3) for w in d["objective_weights"]) if d.get("objective_weights")
+        else None,
         "config_yaml": yaml.safe_dump(cfg, sort_keys=False) if cfg else None,
         "fmt": fmt, "pct": pct, "fmt_energy_pj": fmt_energy_pj, "fmt_time_ms": fmt_time_ms, "fmt_bits": fmt_bits,
         "fmt_seconds": fmt_seconds,
