@@ -43,7 +43,8 @@ def main(argv=None) -> int:
     ap.add_argument("--test", type=int, default=1000, help="test images used (subset)")
     ap.add_argument("--epochs", type=int, default=2, help="search epochs")
     ap.add_argument("--steps", type=int, default=8, help="max steps per search epoch")
-    ap.add_argument("--retrain-epochs", type=int, default=3)
+    ap.add_argument("--retrain-epochs", type=int, default=6)
+    ap.add_argument("--retrain-lr", type=float, default=0.01, help="paper: 0.01, cosine")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--space", choices=("cifar", "small"), default="small",
                     help="cifar: the full 22-block FBNet-CIFAR space; small: 7 blocks (default, CPU-friendly)")
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
         "space": {"preset": "cifar", "num_classes": 10} if a.space == "cifar" else dict(SMALL_SPACE),
         "search": {"epochs": a.epochs, "batch_size": a.batch, "max_steps_per_epoch": a.steps, "lambda": a.lam,
                    "arch_lr": 0.05, "hw_lr": 0.05},
-        "retrain": {"epochs": a.retrain_epochs, "batch_size": 64, "lr": 0.05},
+        "retrain": {"epochs": a.retrain_epochs, "batch_size": 64, "lr": a.retrain_lr},
     }, "benchmark")
     out = Path(a.out)
     if out.exists():
