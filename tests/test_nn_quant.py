@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from jaq.nn.ops import QConv2d, num_selected, select_channels
-from jaq.nn.quant import fake_quant, fake_quant_multi, int_range, minmax_scale, mix_bits, quantize_int
+from jaq.nn.quant import (fake_quant, fake_quant_multi, int_range, minmax_scale, mix_bits, mixed_fake_quant,
+                          quantize_int)
 
 
 @pytest.fixture(autouse=True)
@@ -85,6 +86,23 @@ def test_multi_bit_mixture_gradient_reaches_weights():
     y = mix_bits(q, w)
     y.sum().backward()
     assert torch.all(w.grad != 0) and x.grad is not None
+
+
+def test_fused_weight_mixture_equals_autograd_mixture():
+    torch.manual_seed(3)
+    bits = torch.tensor([2.0, 4.0, 8.0])
+    x1 = torch.randn(6, 4, 3, 3, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    w1 = torch.tensor([0.2, 0.3, 0.5], requires_grad=True)
+    w2 = w1.detach().clone().requires_grad_(True)
+    g = torch.randn(6, 4, 3, 3)
+    lo, hi = x1.detach().min(), x1.detach().max() * 0.8  # some values clip
+    y1 = mix_bits(fake_quant_multi(x1, bits, True, lo, hi), w1)
+    y2 = mixed_fake_quant(x2, bits, True, lo, hi, w2)
+    assert torch.allclose(y1, y2, atol=1e-6)
+    (y1 * g).sum().backward()
+    (y2 * g).sum().backward()
+    assert torch.allclose(x1.grad, x2.grad, atol=1e-6) and torch.allclose(w1.grad, w2.grad, atol=1e-5)
 
 
 def test_scale_includes_zero():

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jaq.hw.records import Layer
-from jaq.nn.quant import RangeTracker, fake_quant_multi, int_ranges, minmax_scale, mix_bits
+from jaq.nn.quant import RangeTracker, fake_quant_multi, int_ranges, mix_bits, mixed_fake_quant
 from jaq.nn.space import OP_SPECS, SKIP, conv_out_size
 
 
@@ -81,10 +81,13 @@ class QConv2d(nn.Module):
             bits = bits[widx:widx + 1]
             weights = None if wb is None else wb[widx:widx + 1]
         w = self.weight
-        q = fake_quant_multi(w, bits, True, w.detach().min(), w.detach().max())
-        if weights is None and q.shape[0] != 1:
-            raise ValueError("several weight-bit candidates need weights")
-        return mix_bits(q, weights)
+        if weights is None:
+            if bits.numel() != 1:
+                raise ValueError("several weight-bit candidates need weights")
+            return fake_quant_multi(w, bits, True, w.detach().min(), w.detach().max())[0]
+        # the m quantized weight copies are recomputed in backward rather than stored (weights are small,
+        # but at small batch sizes 3 copies of every candidate's weights rival the activations)
+        return mixed_fake_quant(w, bits, True, w.detach().min(), w.detach().max(), weights)
 
     def _conv(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, w, self.bias, self.stride, self.padding, 1, self.groups)

@@ -130,6 +130,42 @@ def fake_quant_multi(x: torch.Tensor, bits: torch.Tensor, signed: bool, lo_obs: 
     return _FakeQuantSTE.apply(x.unsqueeze(0), s, lo.view(view), hi.view(view))
 
 
+class _MixedFakeQuant(torch.autograd.Function):
+    """sum_k w_k * Q_k(x) (Eq. 5) in one op that saves only x and the small per-candidate tensors: the m
+    quantized copies are recomputed in backward (for dL/dw_k = <dL/dy, Q_k(x)>) instead of being stored.
+    ``scale``/``lo``/``hi``: [m, 1, ...]; ``w``: [m]. Clipped STE for x, as :class:`_FakeQuantSTE`."""
+
+    @staticmethod
+    def forward(ctx, x, scale, lo, hi, w):  # noqa: D401
+        ctx.save_for_backward(x, scale, lo, hi, w)
+        wv = w.view((-1,) + (1,) * x.dim())
+        return (wv * (round_clip(x.unsqueeze(0), scale, lo, hi) * scale)).sum(0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, scale, lo, hi, w = ctx.saved_tensors
+        wv = w.view((-1,) + (1,) * x.dim())
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            u = x.unsqueeze(0) / scale
+            gx = (wv * ((u >= lo) & (u <= hi)).to(grad.dtype)).sum(0) * grad
+        if ctx.needs_input_grad[4]:
+            q = round_clip(x.unsqueeze(0), scale, lo, hi) * scale
+            gw = (q * grad.unsqueeze(0)).reshape(q.shape[0], -1).sum(1)
+        return gx, None, None, None, gw
+
+
+def mixed_fake_quant(x: torch.Tensor, bits: torch.Tensor, signed: bool, lo_obs: torch.Tensor,
+                     hi_obs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``mix_bits(fake_quant_multi(x, ...), weights)`` without storing the m quantized copies for backward
+    (recomputed instead). Used for the weights (Eq. 5's W~); same forward values and gradients."""
+    m = bits.numel()
+    view = (m,) + (1,) * x.dim()
+    s = minmax_scale(lo_obs, hi_obs, bits.to(x.dtype), signed).view(view)
+    lo, hi = int_ranges(bits.to(x.dtype), signed)
+    return _MixedFakeQuant.apply(x, s, lo.view(view), hi.view(view), weights)
+
+
 def mix_bits(q: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Eq. 5's sum over bit candidates: sum_k weights[k] * q[k] (q: [m, ...]); ``weights`` None means m == 1."""
     if weights is None:
