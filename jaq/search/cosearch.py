@@ -337,11 +337,16 @@ class CoSearch:
 
     @torch.no_grad()
     def evaluate_supernet(self, src) -> float:
-        """Accuracy of the current derived subnet inside the supernet (argmax ops and bits, no noise)."""
-        self.net.eval()
+        """Accuracy of the current derived subnet inside the supernet (argmax ops and bits, no noise).
+
+        Batch-norm and activation-range statistics are recalibrated on each evaluation batch (train-mode
+        statistics; the supernet's running statistics belong to the op mixture, not to one path) and
+        restored afterwards, so the evaluation leaves the model untouched."""
+        saved = {k: v.clone() for k, v in self.net.named_buffers()}
         old = getattr(self.net, "sampling", None)
         if old is not None:
             self.net.sampling = "argmax"
+        self.net.train()
         correct = n = 0
         try:
             for x, y in src.batches(256, shuffle=False, device=self.device):
@@ -350,7 +355,7 @@ class CoSearch:
         finally:
             if old is not None:
                 self.net.sampling = old
-            self.net.train()
+            self.net.load_state_dict(saved, strict=False)
         return correct / max(1, n)
 
     # -- the whole run ------------------------------------------------------------------------------------------
