@@ -134,17 +134,19 @@ class QConv2d(nn.Module):
         return self._add_sparse_conv(y, delta, omega, w)
 
     def _add_sparse_conv(self, y, delta, omega, w):
+        """y += conv(delta on channels omega). In place: the conv's backward does not need its output, so this
+        is autograd-safe and avoids a second full-size output tensor."""
         n = omega.numel()
         if self.groups == 1:
-            return y + F.conv2d(delta, w.index_select(1, omega), None, self.stride, self.padding)
+            return y.add_(F.conv2d(delta, w.index_select(1, omega), None, self.stride, self.padding))
         if self.groups == self.in_ch == self.out_ch:  # depthwise: output channel j sees only input channel j
             corr = F.conv2d(delta, w.index_select(0, omega), None, self.stride, self.padding, 1, n)
-            return y.index_add(1, omega, corr)
+            return y.index_add_(1, omega, corr)
         cg, mg = self.in_ch // self.groups, self.out_ch // self.groups
         wl = w.index_select(1, omega % cg)  # [out, n, k, k]: weights of each selected channel's local index
         same_group = (torch.arange(self.out_ch, device=w.device) // mg).unsqueeze(1) == (omega // cg).unsqueeze(0)
         wl = wl * same_group.to(w.dtype)[:, :, None, None]
-        return y + F.conv2d(delta, wl, None, self.stride, self.padding)
+        return y.add_(F.conv2d(delta, wl, None, self.stride, self.padding))
 
     def act_scale(self, bits: int) -> torch.Tensor:
         """Eval-time activation scale at ``bits`` (from the running range)."""
