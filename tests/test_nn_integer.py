@@ -52,14 +52,14 @@ def test_search_steps_reduce_loss(digits):
     before = eval_loss()
     alpha0 = net.alpha.detach().clone()
     g = torch.Generator().manual_seed(0)
-    for it in range(12):
+    for it in range(8):
         net.train()
         net.set_epoch(it / 4)
-        i = torch.randint(0, len(xw), (48,), generator=g)
+        i = torch.randint(0, len(xw), (32,), generator=g)
         wopt.zero_grad()
         F.cross_entropy(net(xw[i]), yw[i]).backward()
         wopt.step()
-        j = torch.randint(0, len(xa), (32,), generator=g)
+        j = torch.randint(0, len(xa), (16,), generator=g)
         aopt.zero_grad()
         F.cross_entropy(net(xa[j]), ya[j]).backward()
         aopt.step()
