@@ -3,18 +3,21 @@
 Steps (each calls the other commands' Python entry points in this process, no shell):
 
 1. **co-search** (:func:`jaq.search.cosearch.run_cosearch`) -> RUN/accel.json, metrics.jsonl, checkpoint.pt
-2. **retrain** (:func:`jaq.search.retrain.run_retrain`) -> accuracy in accel.json, RUN/weights/, retrained.pt
-3. **emit-rtl** (``jaq emit-rtl RUN/accel.json -o RUN/build``) -> Verilog, per-layer programs; Yosys synthesis
-   runs in a child process beside the simulation, within a time budget (``--synth``)
+2. **emit-rtl** (``jaq emit-rtl RUN/accel.json -o RUN/build``) -> Verilog, per-layer programs. It needs only the
+   search's accelerator, layers and tilings, so it comes before retraining, and two child processes start here:
+   the Verilator model build (into sim's content-hash cache) and Yosys synthesis (``--synth``, niced, within
+   ``--synth-timeout``), both running while the next step trains
+3. **retrain** (:func:`jaq.search.retrain.run_retrain`) -> accuracy in accel.json, RUN/weights/, retrained.pt
 4. **simulate** -> the whole retrained network on the Verilator model of the emitted RTL, one real test image,
    host-side requantization between layers (:mod:`sim.network`; RUN/build/sim/network.json); without a retrained
    network, every layer with random data (``jaq simulate RUN/build``; RUN/build/sim/report.json)
 5. **report** (:func:`jaq.report.build_report`) -> RUN/report/report.html, report.md, figures/
 
 RUN/flow.json records every step (status, seconds, one-line summary). ``--resume`` continues a run: finished
-steps are reused (their outputs exist and are newer than their inputs), an interrupted search continues from its
-checkpoint. Exit status: 0 when everything ran and the RTL agrees with the model, 1 when the simulation found a
-mismatch (the report says where), 2 for a user error (one line naming what is missing and how to make it).
+steps are reused (the build when it was emitted for the same accelerator/layers/tilings, the simulation when its
+report is newer than the build and the retrained weights), an interrupted search continues from its checkpoint.
+Exit status: 0 when everything ran and the RTL agrees with the model, 1 when the simulation found a mismatch (the
+report says where), 2 for a user error (one line naming what is missing and how to make it).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any, Callable
 from jaq.errors import JaqError
 
 NAME = "flow"
-HELP = "config -> co-search -> retrain -> emit-rtl -> simulate -> report, in one command"
+HELP = "config -> co-search -> emit-rtl -> retrain -> simulate -> report, in one command"
 DESCRIPTION = __doc__ + """
 examples:
   jaq flow --config configs/tiny.yaml --out runs/demo --force
@@ -40,7 +43,15 @@ examples:
   jaq flow --config configs/tiny.yaml --out runs/quick --epochs 2 --retrain-epochs 2 --max-steps 4 --skip-sim
 """
 
-STEPS = ("co-search", "retrain", "emit-rtl", "simulate", "report")
+#: Step order. emit-rtl needs only the search's accel.json (accelerator, layers, tilings), not the retrained
+#: weights, so it runs before retrain and the Verilator build + Yosys run in child processes while retrain trains.
+STEPS = ("co-search", "emit-rtl", "retrain", "simulate", "report")
+#: What each step leaves in the run directory (listed in flow.json when present).
+OUTPUTS = {"co-search": ("config.yaml", "accel.json", "metrics.jsonl", "checkpoint.pt", "subnet.json", "plots"),
+           "retrain": ("retrained.pt", "retrain_metrics.jsonl", "weights"),
+           "emit-rtl": ("build/rtl", "build/programs", "build/manifest.json", "build/synth/report.json"),
+           "simulate": ("build/sim/network.json", "build/sim/report.json"),
+           "report": ("report/report.html", "report/report.md", "report/figures")}
 FLOW_JSON = "flow.json"
 
 
@@ -127,6 +138,7 @@ def _run_step(flow: Flow, name: str, fn: Callable[[], tuple[str, str]]) -> None:
         flow.save()
         raise
     st.status, st.summary, st.seconds = status, summary, round(time.perf_counter() - t, 2)
+    st.outputs = [o for o in OUTPUTS[name] if (flow.run / o).exists()]
     flow.save()
     flow.log(f"[{i}/{len(STEPS)}] {name}: {status} in {_fmt_s(st.seconds)} -- {summary}")
 
@@ -186,6 +198,7 @@ def _step_cosearch(cfg: dict, run: Path, args) -> tuple[str, str]:
     from jaq.search.rundir import ACCEL, CHECKPOINT
 
     if args.resume and (run / ACCEL).is_file():
+        _check_same_config(cfg, run)
         return "reused", f"{run / ACCEL} exists (delete it or use --force to search again)"
     resume = bool(args.resume and (run / CHECKPOINT).is_file())
     if args.resume and not resume and run.is_dir() and any(run.iterdir()):
@@ -204,6 +217,28 @@ def _step_cosearch(cfg: dict, run: Path, args) -> tuple[str, str]:
         f"{len(spec.layers)} layers, {a.pe_x}x{a.pe_y} {a.dataflow}, buffers {a.act_buf_kb}/{a.wgt_buf_kb}/"
         f"{a.out_buf_kb} KB; latency {t.latency_ms:.4g} ms, energy {t.energy_mj:.4g} mJ, area {t.area_mm2:.4g} "
         f"mm^2, EDAP {t.edap:.4g} J*s*mm^2")
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def _check_same_config(cfg: dict, run: Path) -> None:
+    """--resume reuses a finished search only for the same (resolved) config."""
+    from jaq.search.config import validate_config
+    from jaq.search.rundir import read_config
+    if not (run / "config.yaml").is_file():
+        return
+    saved = validate_config(read_config(run), str(run / "config.yaml"))
+    diff = _diff(saved, cfg)
+    if diff:
+        raise JaqError(f"differs from {run / 'config.yaml'} ({', '.join(diff[:4])}); resume with the run's own "
+                       f"config (omit --config and the overrides) or start again with --force", diff[0])
 
 
 def _retrained(run: Path) -> bool:
@@ -231,6 +266,23 @@ def _step_retrain(run: Path, args) -> tuple[str, str]:
     return "done", s
 
 
+def _build_matches(run: Path, build: Path) -> bool:
+    """The build in ``build`` was emitted for the accelerator, layers and tilings of ``run/accel.json``."""
+    from jaq.accel_json import load_accel_json
+    if not (build / "manifest.json").is_file() or not (build / "accel.json").is_file():
+        return False
+    try:
+        a, b = load_accel_json(run / "accel.json"), load_accel_json(build / "accel.json")
+    except JaqError:
+        return False
+    if a.accelerator is None or b.accelerator is None or a.accelerator.to_dict() != b.accelerator.to_dict():
+        return False
+    if [l.to_dict() for l in a.layers] != [l.to_dict() for l in b.layers]:
+        return False
+    return all(ta is None or (tb is not None and ta.to_dict() == tb.to_dict())
+               for ta, tb in zip(a.tilings, b.tilings))
+
+
 def _step_emit(run: Path, build: Path, args) -> tuple[str, str]:
     from jaq.commands import emit_rtl
 
@@ -238,9 +290,8 @@ def _step_emit(run: Path, build: Path, args) -> tuple[str, str]:
     if not accel.is_file():
         raise JaqError(f"emit-rtl needs {accel}: the co-search step has not finished "
                        f"(jaq flow --config CONFIG --out {run} --resume)", "emit-rtl")
-    man = build / "manifest.json"
-    if args.resume and _newer(man, accel):
-        return "reused", f"{build} is newer than {accel}"
+    if args.resume and _build_matches(run, build):
+        return "reused", f"{build} was emitted for this accel.json"
     if build.exists():
         import shutil
         shutil.rmtree(build)
@@ -286,43 +337,89 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in a child process
         pass
 
 
-class Synth:
-    """Yosys synthesis of a build directory in a child process, with a wall-clock budget."""
+def _prebuild_child(build: str, q) -> None:  # pragma: no cover - runs in a child process
+    """Build the Verilator model of BUILD's Verilog into sim's content-hash cache (the simulate step then finds
+    it; sim.verilator's file lock makes a concurrent request wait for this build instead of repeating it)."""
+    _die_with_parent()
+    try:
+        import os
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        from sim.build_dir import load_build_dir
+        from sim.harness import build_accelerator
+        b = load_build_dir(build)
+        sb = build_accelerator(b.accel, b.layers, verilog=b.verilog)
+        q.put(("ok", f"Verilator model {'built' if sb.built else 'cached'} ({sb.build_dir})"))
+    except BaseException as e:  # noqa: BLE001 - the simulate step reports a real failure itself
+        q.put(("error", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
 
-    def __init__(self, build: Path, mode: str, timeout: float):
-        self.build, self.mode, self.timeout = build, mode, timeout
+
+class Background:
+    """A function run in a child process (``spawn``: a clean interpreter) with an optional wall-clock budget."""
+
+    def __init__(self, target, build: Path, timeout: float | None = None, nice: int = 0):
+        self.target, self.build, self.timeout, self.nice = target, build, timeout, nice
         self.proc = None
         self.q = None
         self.t0 = 0.0
+
+    def start(self) -> None:
+        ctx = mp.get_context("spawn")  # no torch threads or Verilator state inherited
+        self.q = ctx.Queue()
+        self.proc = ctx.Process(target=_niced, args=(self.nice, self.target, str(self.build), self.q), daemon=True)
+        self.t0 = time.perf_counter()
+        self.proc.start()
+
+    def finish(self, wait: bool = True) -> tuple[str | None, str, float]:
+        """(status "ok"/"error"/"timeout"/None when never started, message, seconds since start)."""
+        if self.proc is None:
+            return None, "", 0.0
+        left = None if self.timeout is None else max(0.0, self.timeout - (time.perf_counter() - self.t0))
+        self.proc.join(left if wait else 0)
+        secs = time.perf_counter() - self.t0
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+            return "timeout", "", secs
+        try:
+            status, msg = self.q.get(timeout=5)
+        except Exception:  # noqa: BLE001
+            return "error", f"ended without a result (exit code {self.proc.exitcode})", secs
+        return status, msg, secs
+
+
+def _niced(nice: int, target, build: str, q) -> None:  # pragma: no cover - runs in a child process
+    if nice:
+        import os
+        try:
+            os.nice(nice)
+        except OSError:
+            pass
+    target(build, q)
+
+
+class Synth:
+    """Yosys synthesis of a build directory in a child process (niced), with a wall-clock budget."""
+
+    def __init__(self, build: Path, mode: str, timeout: float):
+        self.mode = mode
+        self.timeout = timeout
+        self.job = Background(_synth_child, build, None if mode == "yes" else timeout, nice=10)
         self.reused = False  # a previous run's synth/report.json is kept (--resume)
 
     def start(self) -> None:
-        if self.mode == "no":
-            return
-        ctx = mp.get_context("spawn")  # a clean interpreter: no torch threads or Verilator state inherited
-        self.q = ctx.Queue()
-        self.proc = ctx.Process(target=_synth_child, args=(str(self.build), self.q), daemon=True)
-        self.t0 = time.perf_counter()
-        self.proc.start()
+        if self.mode != "no":
+            self.job.start()
 
     def finish(self) -> tuple[str, float]:
         """Wait (within the budget) and return (one-line outcome, seconds)."""
         if self.mode == "no":
             return "synthesis skipped (--synth no)", 0.0
-        if self.proc is None:
+        status, msg, secs = self.job.finish()
+        if status is None:
             return "synthesis not started", 0.0
-        left = None if self.mode == "yes" else max(0.0, self.timeout - (time.perf_counter() - self.t0))
-        self.proc.join(left)
-        secs = time.perf_counter() - self.t0
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
+        if status == "timeout":
             return (f"synthesis dropped after {self.timeout:.0f} s (design too large for the budget; run "
                     f"`jaq emit-rtl ... --synth` alone or raise --synth-timeout)"), secs
-        try:
-            status, msg = self.q.get(timeout=5)
-        except Exception:  # noqa: BLE001
-            return f"synthesis ended without a result (exit code {self.proc.exitcode})", secs
         return (msg if status == "ok" else f"synthesis failed: {msg}"), secs
 
 
@@ -387,14 +484,16 @@ def _simulate_layers(build: Path) -> tuple[bool, str]:
                      f"{rep.get('simulated_cycles')} cycles in {rep.get('sim_seconds')} s")
 
 
-def _step_simulate(run: Path, build: Path, args, synth: Synth, flow: Flow) -> tuple[str, str]:
+def _step_simulate(run: Path, build: Path, args, flow: Flow) -> tuple[str, str]:
     if not (build / "manifest.json").is_file():
         raise JaqError(f"simulate needs the RTL build {build} (emit-rtl step): "
                        f"jaq emit-rtl {run / 'accel.json'} -o {build}", "simulate")
     sim_dir = build / "sim"
     network = (run / "retrained.pt").is_file()
     out = sim_dir / ("network.json" if network else "report.json")
-    if args.resume and _newer(out, build / "manifest.json"):
+    newest_input = max((p for p in (build / "manifest.json", run / "retrained.pt") if p.exists()),
+                       key=lambda p: p.stat().st_mtime)
+    if args.resume and _newer(out, newest_input):
         from jaq.io import load_json
         ok = bool(load_json(out).get("ok"))
         flow.ok &= ok
@@ -438,30 +537,39 @@ def _report_after_failure(flow: Flow, run: Path, log) -> None:
 def _steps(flow: Flow, cfg: dict, run: Path, build: Path, args, log) -> int:
     t0 = flow.t0
     _run_step(flow, "co-search", lambda: _step_cosearch(cfg, run, args))
-    _run_step(flow, "retrain", lambda: _step_retrain(run, args))
     synth = Synth(build, args.synth, args.synth_timeout)
+    prebuild = Background(_prebuild_child, build)
 
     def emit():
         status, s = _step_emit(run, build, args)
-        have = (build / "synth" / "report.json").is_file()
-        if status == "reused" and have:
+        if status == "reused" and (build / "synth" / "report.json").is_file():
             synth.reused = True
         else:
             synth.start()
+        if not args.skip_sim:
+            prebuild.start()  # the Verilator model builds while retrain trains
         return status, s
 
     _run_step(flow, "emit-rtl", emit)
+    _run_step(flow, "retrain", lambda: _step_retrain(run, args))
     if args.skip_sim:
         st = flow.step("simulate")
         st.status, st.summary, st.seconds = "skipped", "--skip-sim", 0.0
         log(f"[{STEPS.index('simulate') + 1}/{len(STEPS)}] simulate: skipped (--skip-sim)")
     else:
-        _run_step(flow, "simulate", lambda: _step_simulate(run, build, args, synth, flow))
+        def simulate():
+            pstatus, pmsg, psecs = prebuild.finish()
+            status, summary = _step_simulate(run, build, args, flow)
+            if pstatus == "ok":
+                summary += f"; {pmsg.split(' (')[0]} beside retrain in {_fmt_s(psecs)}"
+            return status, summary
+        _run_step(flow, "simulate", simulate)
     msg, secs = synth.finish()
     if synth.reused:
         msg, secs = f"synthesis reused ({build / 'synth' / 'report.json'})", 0.0
     emit_st = flow.step("emit-rtl")
-    emit_st.summary += f"; {msg}" + (f" ({_fmt_s(secs)}, beside the simulation)" if secs else "")
+    emit_st.summary += f"; {msg}" + (f" ({_fmt_s(secs)}, in the background)" if secs else "")
+    emit_st.outputs = [o for o in OUTPUTS["emit-rtl"] if (run / o).exists()]
     flow.extra["synthesis"] = {"outcome": msg, "seconds": round(secs, 2)}
     log(f"    yosys: {msg}")
     flow.save()
@@ -469,9 +577,9 @@ def _steps(flow: Flow, cfg: dict, run: Path, build: Path, args, log) -> int:
     def report():
         from jaq.report import build_report
         res = build_report(run)
+        missing = [m for m in res.missing if m != "flow"]
         return "done", f"{res.html} ({len(res.figures)} figures)" + (
-            f"; not run: {', '.join(m for m in res.missing if m != 'flow')}" if [m for m in res.missing
-                                                                                 if m != 'flow'] else "")
+            f"; not run: {', '.join(missing)}" if missing else "")
 
     _run_step(flow, "report", report)
     flow.save(finished=True)

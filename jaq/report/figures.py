@@ -82,14 +82,21 @@ def layers_figure(d: dict, out: Path) -> Path | None:
     layers = net["layers"]
     x = np.arange(len(layers))
     width = max(7.0, 0.45 * len(layers) + 3.0)
-    fig, axes = plt.subplots(3, 1, figsize=(width, 8.2), sharex=True)
+    en = [(lab, np.array([l["energy_pj"].get(k, 0.0) for l in layers], float) * 1e-6) for k, lab in ENERGY_PARTS]
+    total = sum(v.sum() for _, v in en) or 1.0
+    dram_share = sum(v.sum() for lab, v in en if lab == dict(ENERGY_PARTS)["dram"]) / total
+    on_chip = dram_share > 0.8  # off-chip energy hides the rest: add an on-chip-only panel
+    n = 4 if on_chip else 3
+    fig, axes = plt.subplots(n, 1, figsize=(width, 2.75 * n), sharex=True)
     cyc = [(lab, np.array([l["accesses"].get(k, 0) for l in layers], float)) for k, lab in CYCLE_PARTS]
     _stacked(axes[0], x, cyc, "cycles", "latency by instruction class")
-    en = [(lab, np.array([l["energy_pj"].get(k, 0.0) for l in layers], float) * 1e-6) for k, lab in ENERGY_PARTS]
-    _stacked(axes[1], x, en, "energy (µJ)", "energy by component")
+    _stacked(axes[1], x, en, "energy (µJ)", f"energy by component (off-chip DRAM {100 * dram_share:.0f} %)")
+    if on_chip:
+        chip = [(lab, v * 1e3) for lab, v in en if lab != dict(ENERGY_PARTS)["dram"]]
+        _stacked(axes[2], x, chip, "energy (nJ)", "on-chip energy only (without DRAM)")
     tr = [(lab, np.array([l["accesses"].get(k, 0) for l in layers], float) / 8e3) for k, lab in TRAFFIC_PARTS]
-    _stacked(axes[2], x, tr, "traffic (kB)", "traffic by buffer and off-chip")
-    axes[2].set_xticks(x, _layer_labels(layers), rotation=60, ha="right", fontsize=8)
+    _stacked(axes[-1], x, tr, "traffic (kB)", "traffic by buffer and off-chip")
+    axes[-1].set_xticks(x, _layer_labels(layers), rotation=60, ha="right", fontsize=8)
     fig.align_ylabels(axes)
     return _save(fig, out / "layers.png")
 
@@ -241,7 +248,7 @@ def alpha_figure(d: dict, out: Path) -> Path | None:
             ax.plot(ep, alpha[:, b, o], color=cmap(o % 10), lw=1.4 if alpha[-1, b, o] == alpha[-1, b].max() else 0.8,
                     label=ops[o])
         ax.set_title(f"block {b}", fontsize=9)
-        ax.set_ylim(0, 1.02)
+        ax.set_ylim(0, min(1.02, float(alpha.max()) * 1.15 + 0.02))
         if b % cols == 0:
             ax.set_ylabel("P(op)")
     axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)

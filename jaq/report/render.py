@@ -298,7 +298,13 @@ def view_model(d: dict, figures: dict[str, str]) -> dict:
     flow_rows = []
     if flow:
         for s in flow.get("steps", []):
-            flow_rows.append({**s, "secs_s": fmt_seconds(s.get("seconds"))})
+            row = {**s, "secs_s": fmt_seconds(s.get("seconds"))}
+            if s.get("name") == "report" and s.get("status") == "pending":
+                row.update(status="now", summary="this page")
+            flow_rows.append(row)
+    synth_outcome = ((flow or {}).get("synthesis") or {}).get("outcome")
+    blocks = (d.get("network") or {}).get("blocks") or []
+    n_skip = sum(1 for b in blocks if b.get("op") == "skip")
     present = {
         "summary": True, "flow": bool(flow_rows), "network": bool(d.get("network")),
         "accelerator": bool(acc), "breakdown": bool(rows), "accuracy": bool(d.get("accuracy")),
@@ -314,9 +320,26 @@ def view_model(d: dict, figures: dict[str, str]) -> dict:
         "objective_s": ", ".join(fmt(float(w), 3) for w in d["objective_weights"]) if d.get("objective_weights")
         else None,
         "config_yaml": yaml.safe_dump(cfg, sort_keys=False) if cfg else None,
+        "synth_outcome": synth_outcome if not ys else None, "n_skip": n_skip,
+        "sweep_root": bool(d.get("sweep")) and not d.get("has_accel"),
+        "sweep_links": _sweep_links(d),
         "fmt": fmt, "pct": pct, "fmt_energy_pj": fmt_energy_pj, "fmt_time_ms": fmt_time_ms, "fmt_bits": fmt_bits,
         "fmt_seconds": fmt_seconds,
     }
+
+
+def _sweep_links(d: dict) -> dict[str, str]:
+    """{run path as written in sweep.json: relative link to that run's report.html} for the runs that have one."""
+    sw = d.get("sweep")
+    if not sw:
+        return {}
+    run = Path(d["run"])
+    out = {}
+    for p in sw["points"]:
+        name = Path(str(p.get("run", ""))).name
+        if name and (run / name / "report" / "report.html").is_file():
+            out[str(p.get("run"))] = f"../{name}/report/report.html"
+    return out
 
 
 def _env():
