@@ -39,7 +39,7 @@ def test_search_steps_reduce_loss(digits):
     wopt = torch.optim.Adam(net.weight_parameters(), 1e-2)
     aopt = torch.optim.Adam(net.arch_parameters(), 1e-2)
     xw, yw, xa, ya = x[:1200], y[:1200], x[1200:1500], y[1200:1500]
-    xe, ye = x[1500:], y[1500:]
+    xe, ye = x[1500:1628], y[1500:1628]
 
     def eval_loss():  # held-out batch, BN on batch statistics (running ones lag after a few steps)
         net.train()
