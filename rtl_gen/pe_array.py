@@ -29,24 +29,20 @@ from amaranth import Array, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.fusion_unit import SUM_BITS, FusionUnit
+from rtl_gen.fusion_unit import CTL_BITS, SUM_BITS, FusionCore, build_decoder
 from rtl_gen.params import HWParams, clog2
 
 
 #: Verilog module name of the fusion unit when the array instantiates it as a shared module.
-FU_MODULE = "jaq_fusion_unit"
+FU_MODULE = "jaq_fusion_core"
 
 
 class _FUPorts:
-    """The signals of one fusion-unit instance (same names as :class:`FusionUnit`'s ports)."""
+    """The signals of one fusion-unit instance (same names as :class:`FusionCore`'s ports)."""
 
     def __init__(self, i, j):
         self.act = Signal(32, name=f"fu_act_{i}_{j}")
         self.wgt = Signal(32, name=f"fu_wgt_{i}_{j}")
-        self.a_mode = Signal(2, name=f"fu_amode_{i}_{j}")
-        self.w_mode = Signal(2, name=f"fu_wmode_{i}_{j}")
-        self.act_signed = Signal(name=f"fu_asg_{i}_{j}")
-        self.lanes = Signal(5, name=f"fu_lanes_{i}_{j}")
         self.out = Signal(signed(SUM_BITS), name=f"fu_out_{i}_{j}")
 
 
@@ -79,20 +75,21 @@ class PEArray(wiring.Component):
         fus = [[None] * X for _ in range(Y)]
         prod = [[Signal(signed(SUM_BITS), name=f"prod_{i}_{j}") for j in range(X)] for i in range(Y)]
         blackbox = p.extra.get("blackbox", False)
+        # one precision decoder for the whole array, one fusion core per FU
+        ctl = Signal(CTL_BITS)
+        build_decoder(m, self.a_mode, self.w_mode, self.act_signed, ctl)
         for i in range(Y):
             for j in range(X):
                 if blackbox:
                     # one shared Verilog module (FU_MODULE) instead of one flattened copy per FU
                     fu = _FUPorts(i, j)
                     m.submodules[f"fu_{i}_{j}"] = Instance(
-                        FU_MODULE, i_act=fu.act, i_wgt=fu.wgt, i_a_mode=fu.a_mode, i_w_mode=fu.w_mode,
-                        i_act_signed=fu.act_signed, i_lanes=fu.lanes, o_out=fu.out)
+                        FU_MODULE, i_act=fu.act, i_wgt=fu.wgt, i_ctl=ctl, i_lanes=self.row_lanes[i], o_out=fu.out)
                 else:
-                    fu = FusionUnit()
+                    fu = FusionCore()
                     m.submodules[f"fu_{i}_{j}"] = fu
+                    m.d.comb += [fu.ctl.eq(ctl), fu.lanes.eq(self.row_lanes[i])]
                 fus[i][j] = fu
-                m.d.comb += [fu.a_mode.eq(self.a_mode), fu.w_mode.eq(self.w_mode),
-                             fu.act_signed.eq(self.act_signed), fu.lanes.eq(self.row_lanes[i])]
                 m.d.sync += prod[i][j].eq(fu.out)
         self.fus = fus
 

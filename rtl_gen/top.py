@@ -25,7 +25,7 @@ from rtl_gen import isa
 from rtl_gen.buffers import CNT_BITS, OutBuffer, VectorBuffer
 from rtl_gen.controller import Controller, ir_field
 from rtl_gen.dma import DMA, TENSOR_ACT, TENSOR_PSUM, TENSOR_WGT
-from rtl_gen.fusion_unit import FusionUnit
+from rtl_gen.fusion_unit import FusionCore
 from rtl_gen.params import HWParams, MaxLayer, clog2, derive
 from rtl_gen.pe_array import FU_MODULE
 from rtl_gen.sequencer import ComputeEngine
@@ -159,7 +159,7 @@ def emit_verilog(accel: Accelerator, max_layer: MaxLayer | None = None, name: st
     p = dataclasses.replace(derive(accel, max_layer), extra={"blackbox": True})
     dut = JaqAccelerator(accel, params=p)
     top = verilog.convert(dut, name=name, emit_src=False)
-    fu = verilog.convert(FusionUnit(), name=FU_MODULE, emit_src=False)
+    fu = verilog.convert(FusionCore(), name=FU_MODULE, emit_src=False)
     srams = "\n".join(b.ram.verilog() for b in dut.buffers)
     return strip_zero_init(top) + "\n" + fu + "\n" + srams
 

@@ -36,7 +36,7 @@ def test_build_dir_contents(build):
               "manifest.json", "files.f", "run.sh", "README.md"):
         assert (build / f).is_file(), f
     v = (build / "rtl/jaq_accel.v").read_text()
-    assert "module jaq_accel(" in v and "module jaq_fusion_unit(" in v
+    assert "module jaq_accel(" in v and "module jaq_fusion_core(" in v
     cfg = json.loads((build / "config.json").read_text())
     assert cfg["array"]["dataflow"] == "OS" and cfg["buffers"]["act"]["lines"] == 64 * 1024 * 8 // 64
     names = {p["name"] for p in cfg["ports"]}

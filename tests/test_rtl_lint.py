@@ -47,7 +47,7 @@ THIN = [
 def test_lint_corners(cfg, tmp_path):
     text = emit_verilog(Accelerator(**cfg))
     lint(text, tmp_path)
-    assert "module jaq_accel" in text and "module jaq_fusion_unit" in text and "module jaq_sram_out" in text
+    assert "module jaq_accel" in text and "module jaq_fusion_core" in text and "module jaq_sram_out" in text
 
 
 @pytest.mark.slow
