@@ -89,7 +89,6 @@ def test_ddp_two_gloo_processes(tmp_path):
     assert [m["epoch"] for m in metrics] == [1, 2] and metrics[0]["steps"] == 2
 
 
-@pytest.mark.slow
 def test_lambda_sweep(tmp_path, cfg_file, capsys):
     out = tmp_path / "sweep"
     assert main(["co-search", "--config", str(cfg_file), "--out", str(out), "--quiet", "--epochs", "1",

@@ -45,7 +45,6 @@ def test_refuses_nonempty_run_dir(tmp_path):
     assert not (tmp_path / "run" / "keep.txt").exists()
 
 
-@pytest.mark.slow
 def test_resume_is_exact(tmp_path):
     cfg = tiny_cfg()
     a = tmp_path / "a"
@@ -88,7 +87,6 @@ def test_resume_is_exact(tmp_path):
     assert all(x["searched_arch"] for x in lines)
 
 
-@pytest.mark.slow
 def test_lambda_changes_the_search(tmp_path):
     """A stronger hardware weight pulls the expected hardware cost down faster (same seed, same data)."""
     lo = run_cosearch(tiny_cfg(**{"lambda": 0.0}), tmp_path / "lo", quiet=True)

@@ -33,9 +33,11 @@ def build_accel_doc(cfg: dict, space, net, subnet, acc, choices, *, provenance: 
     prov = aj.Provenance.now(config=config_path, seed=cfg["seed"], command=provenance.pop("command", None),
                              **provenance)
     prov.code_version = provenance.get("code_version", prov.code_version)
+    with_layers = {e.block for e in entries if e.block is not None}
+    label = ",".join(f"{b['op']}/a{b['act_bits']}w{b['wgt_bits']}" if i in with_layers else f"{b['op']}(identity)"
+                     for i, b in enumerate(choice["blocks"]))
     net_rec = aj.Network(layers=entries, input_shape=(space.in_channels, space.input_size, space.input_size),
-                         name=f"{space.name}:" + ",".join(f"{b['op']}/a{b['act_bits']}w{b['wgt_bits']}"
-                                                          for b in choice["blocks"]),
+                         name=f"{space.name}:{label}",
                          dataset=cfg["data"]["dataset"])
     return aj.AccelSpec(network=net_rec, accelerator=acc, mode="native", provenance=prov,
                         objective_weights=tuple(objective_weights) if objective_weights else None,
