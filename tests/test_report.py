@@ -164,8 +164,8 @@ def test_full_report_files_sections_and_figures(full_report):
     assert res.missing == ["flow"]
     assert "not run" not in html.split('id="network"')[1]
     # figures: PNG files next to the page, referenced relatively, all present
-    for name in ("layers", "bits", "trajectory", "alpha", "accelerator_trajectory", "pareto", "area", "sim_cycles",
-                 "retrain"):
+    for name in ("layers", "bits", "trajectory", "alpha", "beta", "accelerator_trajectory", "pareto", "area",
+                 "sim_cycles", "retrain"):
         assert name in res.figures, name
         assert res.figures[name].read_bytes()[:8] == PNG_MAGIC
     assert sorted(page.imgs) == sorted(f"figures/{n}.png" for n in res.figures)

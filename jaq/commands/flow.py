@@ -132,7 +132,8 @@ def _run_step(flow: Flow, name: str, fn: Callable[[], tuple[str, str]]) -> None:
     try:
         status, summary = fn()
     except BaseException as e:
-        st.status, st.seconds = "failed", round(time.perf_counter() - t, 2)
+        st.status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        st.seconds = round(time.perf_counter() - t, 2)
         st.summary = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
         flow.ok = False
         flow.save()

@@ -332,6 +332,8 @@ def collect(run_dir: str | Path, *, build_dir: str | Path | None = None, sim_dir
     metrics = _read_jsonl(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else []
     metrics = [m for m in metrics if m.get("kind", "epoch") == "epoch"]
     data["trajectory"] = _trajectory(metrics, _history_from_checkpoint(run))
+    if data["trajectory"] is not None and subnet and isinstance(subnet.get("space"), dict):
+        data["trajectory"]["ops"] = subnet["space"].get("ops")
     data["search_epochs_planned"] = (data["config"] or {}).get("search", {}).get("epochs")
     data["search_seconds"] = sum(m.get("epoch_s") or 0.0 for m in metrics) if metrics else None
     retrain = _read_jsonl(run / "retrain_metrics.jsonl") if (run / "retrain_metrics.jsonl").is_file() else []

@@ -9,6 +9,7 @@ when its data is absent (the page then says "not run"). Figures are written atom
 * ``trajectory.png``: the search over epochs: hardware cost (E_HW and its E, L, A terms), EDAP of the derived
   design, supernet accuracy, and the derived bits per layer.
 * ``alpha.png``: per block, the probability of each candidate op over epochs (from the checkpoint's history).
+* ``beta.png``: per block, the expected activation / weight bits under softmax(beta) over epochs.
 * ``accelerator_trajectory.png``: the derived accelerator's PE count and buffer sizes over epochs.
 * ``pareto.png``: accuracy vs EDAP over a lambda sweep, Pareto front highlighted.
 * ``area.png``: model area by component (and the Yosys figure when synthesis ran).
@@ -225,15 +226,13 @@ def alpha_figure(d: dict, out: Path) -> Path | None:
     alpha = np.array(t["alpha"], dtype=float)  # epochs x blocks x ops
     ep = np.array(t["alpha_epochs"], dtype=float)
     nb, nops = alpha.shape[1], alpha.shape[2]
-    ops = None
-    cfg_ops = None
-    try:
-        from jaq.nn.space import ALL_OPS
-        cfg_ops = list(ALL_OPS)
-    except ImportError:  # pragma: no cover
-        pass
-    if cfg_ops is not None and len(cfg_ops) == nops:
-        ops = cfg_ops
+    ops = t.get("ops")
+    if not ops or len(ops) != nops:
+        try:
+            from jaq.nn.space import ALL_OPS
+            ops = list(ALL_OPS) if len(ALL_OPS) == nops else None
+        except ImportError:  # pragma: no cover
+            ops = None
     ops = ops or [f"op{i}" for i in range(nops)]
     cols = min(nb, 5)
     rows = int(np.ceil(nb / cols))
@@ -257,6 +256,44 @@ def alpha_figure(d: dict, out: Path) -> Path | None:
                  fontsize=10)
     fig.tight_layout()
     return _save(fig, out / "alpha.png")
+
+
+def beta_figure(d: dict, out: Path) -> Path | None:
+    """Expected activation / weight bits of each block's leading op under softmax(beta), over epochs."""
+    t = d.get("trajectory")
+    if not t or not t.get("beta") or not t["beta"][0]:
+        return None
+    plt = _plt()
+    ep = np.array(t["alpha_epochs"], dtype=float)
+    nb = len(t["beta"][0])
+    exp = np.full((len(ep), nb, 2), np.nan)
+    for j, epoch in enumerate(t["beta"]):
+        for b, blk in enumerate(epoch or []):
+            if blk and b < nb:
+                bits = np.array(blk.get("bits") or [2, 4, 8], float)
+                exp[j, b, 0] = float(np.dot(blk["act"], bits))
+                exp[j, b, 1] = float(np.dot(blk["wgt"], bits))
+    cols = min(nb, 5)
+    rows = int(np.ceil(nb / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 1.6, 2.0 * rows + 0.4), sharey=True, squeeze=False)
+    for b in range(rows * cols):
+        ax = axes[b // cols, b % cols]
+        if b >= nb:
+            ax.set_axis_off()
+            continue
+        ax.plot(ep, exp[:, b, 0], color=PALETTE[0], marker="o", ms=2, label="activation bits")
+        ax.plot(ep, exp[:, b, 1], color=PALETTE[1], marker="o", ms=2, ls="--", label="weight bits")
+        ax.set_title(f"block {b}", fontsize=9)
+        ax.set_ylim(1.5, 8.5)
+        ax.set_yticks([2, 4, 8])
+        if b % cols == 0:
+            ax.set_ylabel("E[bits]")
+    axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
+    _int_epochs(*axes.flat)
+    fig.suptitle("beta: expected bits of each block's leading op under softmax(beta), over epochs", x=0.01,
+                 ha="left", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out / "beta.png")
 
 
 def accelerator_trajectory_figure(d: dict, out: Path) -> Path | None:
@@ -372,6 +409,7 @@ def retrain_figure(d: dict, out: Path) -> Path | None:
 
 
 FIGURES = {"layers": layers_figure, "bits": bits_figure, "trajectory": trajectory_figure, "alpha": alpha_figure,
+           "beta": beta_figure,
            "accelerator_trajectory": accelerator_trajectory_figure, "pareto": pareto_figure, "area": area_figure,
            "sim_cycles": sim_figure, "retrain": retrain_figure}
 
