@@ -25,8 +25,6 @@ shard of each batch stream, gradients are averaged by DDP, rank 0 writes the run
 
 from __future__ import annotations
 
-import datetime
-import math
 import os
 import random
 import subprocess
@@ -48,7 +46,7 @@ from jaq.errors import JaqError
 from jaq.search import model_api as api
 from jaq.search.hwcost import HWCost
 from jaq.search.hwgen import HWGenerator, encode_layers, sample_heads
-from jaq.search.rundir import (ACCEL, CHECKPOINT, load_checkpoint, prepare_run_dir, read_config, save_checkpoint,
+from jaq.search.rundir import (ACCEL, load_checkpoint, prepare_run_dir, read_config, save_checkpoint,
                                write_config, write_metrics)
 
 

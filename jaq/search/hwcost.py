@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import torch
 
 from jaq.hw.batch import DTYPE, AccelBatch, LayerBatch, TileBatch
-from jaq.hw.records import BITS, DATAFLOWS, LOOP_ORDER_INDEX, LOOP_ORDERS, Accelerator, Layer, Tiling
+from jaq.hw.records import BITS, DATAFLOWS, Accelerator, Layer, Tiling
 
 
 
