@@ -208,3 +208,28 @@ def test_resume_refuses_another_config(searched, tmp_path, capsys):
     err = _one_line_error(capsys)
     assert "search.epochs" in err and "--force" in err
     assert not (run / "retrained.pt").exists()
+
+
+def _sleeper(build: str, q) -> None:
+    """A background job for the budget test: answers after ``build`` seconds (the Background passes a string)."""
+    import time
+    time.sleep(float(Path(build).name))
+    q.put(("ok", "slept"))
+
+
+def test_background_job_budget():
+    """A child over its budget is ended when the budget runs out (not when the flow next looks), a quick one
+    reports its message."""
+    import time
+
+    from jaq.commands.flow import Background
+
+    slow = Background(_sleeper, Path("30"), timeout=1.0)
+    fast = Background(_sleeper, Path("0"), timeout=60.0)
+    slow.start()
+    fast.start()
+    time.sleep(3.0)
+    assert not slow.proc.is_alive()  # the timer ended it while we were busy
+    status, _, secs = slow.finish()
+    assert status == "timeout" and 0.9 <= secs < 3.0
+    assert fast.finish()[:2] == ("ok", "slept")

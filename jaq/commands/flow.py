@@ -359,6 +359,8 @@ class Background:
 
     def __init__(self, target, build: Path, timeout: float | None = None, nice: int = 0):
         self.target, self.build, self.timeout, self.nice = target, build, timeout, nice
+        self.timer = None
+        self.timed_out: float | None = None  # seconds at which the budget ended the child
         self.proc = None
         self.q = None
         self.t0 = 0.0
@@ -369,6 +371,16 @@ class Background:
         self.proc = ctx.Process(target=_niced, args=(self.nice, self.target, str(self.build), self.q), daemon=True)
         self.t0 = time.perf_counter()
         self.proc.start()
+        if self.timeout is not None:  # the budget holds even while the flow is busy elsewhere
+            import threading
+            self.timer = threading.Timer(self.timeout, self._expire)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _expire(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            self.timed_out = time.perf_counter() - self.t0
+            self.proc.terminate()
 
     def finish(self, wait: bool = True) -> tuple[str | None, str, float]:
         """(status "ok"/"error"/"timeout"/None when never started, message, seconds since start)."""
@@ -376,11 +388,14 @@ class Background:
             return None, "", 0.0
         left = None if self.timeout is None else max(0.0, self.timeout - (time.perf_counter() - self.t0))
         self.proc.join(left if wait else 0)
-        secs = time.perf_counter() - self.t0
         if self.proc.is_alive():
-            self.proc.terminate()
+            self._expire()
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.timed_out is not None:
             self.proc.join(5)
-            return "timeout", "", secs
+            return "timeout", "", self.timed_out
+        secs = time.perf_counter() - self.t0
         try:
             status, msg = self.q.get(timeout=5)
         except Exception:  # noqa: BLE001
@@ -569,7 +584,8 @@ def _steps(flow: Flow, cfg: dict, run: Path, build: Path, args, log) -> int:
     if synth.reused:
         msg, secs = f"synthesis reused ({build / 'synth' / 'report.json'})", 0.0
     emit_st = flow.step("emit-rtl")
-    emit_st.summary += f"; {msg}" + (f" ({_fmt_s(secs)}, in the background)" if secs else "")
+    emit_st.summary += f"; {msg}" + (f" ({_fmt_s(secs)} in the background)" if secs and "dropped" not in msg
+                                     else "")
     emit_st.outputs = [o for o in OUTPUTS["emit-rtl"] if (run / o).exists()]
     flow.extra["synthesis"] = {"outcome": msg, "seconds": round(secs, 2)}
     log(f"    yosys: {msg}")

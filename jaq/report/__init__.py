@@ -50,9 +50,19 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, buil
     html_p, md_p = out / "report.html", out / "report.md"
     atomic_write_text(html_p, render_html(d, figs, out, embed=embed))
     atomic_write_text(md_p, render_markdown(d, figs, out))
+    _readable(html_p, md_p)
     present = view_model(d, {})["present"]
     missing = [k for k, v in present.items() if not v]
     return ReportResult(out_dir=out, html=html_p, markdown=md_p, figures=figs, data=d, missing=missing)
+
+
+def _readable(*paths: Path) -> None:
+    """Pages are for reading and serving: the usual file mode (0666 less the umask), not the temp file's 0600."""
+    import os
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in paths:
+        os.chmod(p, 0o666 & ~mask)
 
 
 __all__ = ["build_report", "ReportResult", "collect", "is_run_dir"]
