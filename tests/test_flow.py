@@ -233,3 +233,20 @@ def test_background_job_budget():
     status, _, secs = slow.finish()
     assert status == "timeout" and 0.9 <= secs < 3.0
     assert fast.finish()[:2] == ("ok", "slept")
+
+
+def test_synthesis_grace_after_the_other_steps():
+    """--synth auto: a synthesis still running when the other steps are done gets --synth-timeout more seconds,
+    then is dropped with a line saying so."""
+    import time
+
+    from jaq.commands.flow import Synth
+
+    s = Synth(Path("x"), "auto", 1.0)
+    s.job.target, s.job.build = _sleeper, Path("30")
+    s.start()
+    t = time.perf_counter()
+    msg, secs = s.finish()
+    assert 0.9 <= time.perf_counter() - t < 5.0
+    assert msg.startswith("synthesis dropped: not done 1 s after the other steps") and "--synth" in msg
+    assert Synth(Path("x"), "no", 1.0).finish() == ("synthesis skipped (--synth no)", 0.0)
