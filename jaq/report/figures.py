@@ -357,7 +357,8 @@ def area_figure(d: dict, out: Path) -> Path | None:
         ax.barh(["model"], [v], left=left, color=PALETTE[i % len(PALETTE)], label=f"{k} ({v:.3g})")
         left += v
     if ys and ys.get("area_mm2"):
-        ax.barh(["Yosys"], [ys["area_mm2"]], color="0.45", label=f"Yosys cells ({ys['area_mm2']:.3g})")
+        what = "Yosys logic\n(no SRAM)" if ys.get("logic_only") else "Yosys"
+        ax.barh([what], [ys["area_mm2"]], color="0.45", label=f"Yosys cells ({ys['area_mm2']:.3g})")
     ax.set_xlabel("area (mm²)")
     ax.set_title("accelerator area by component", loc="left")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.05))
