@@ -12,16 +12,6 @@ from jaq.nn.subnet import SubnetChoice, build_subnet
 from jaq.nn.supernet import Supernet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine OpenMP spinning makes multi-threaded steps far slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
 @pytest.fixture(scope="module")
 def digits():
     d = load_digits()

@@ -8,16 +8,6 @@ from jaq.nn.quant import (fake_quant, fake_quant_multi, int_range, minmax_scale,
                           quantize_int)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine OpenMP spinning makes multi-threaded steps far slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
 def test_int_ranges():
     assert int_range(2, True) == (-2, 1)
     assert int_range(4, True) == (-8, 7)

@@ -138,8 +138,8 @@ class LoadWgt:
 
 
 @dataclass(frozen=True)
-class LoadPsum:
-    """Load a partial-sum tile (g, oc, oh, ow) back into the output buffer: h' x w' runs of m' 32-bit words;
+class _OutTileTransfer:
+    """Fields shared by the out-tile transfers: tile (g, oc, oh, ow) of h' x w' runs of m' 32-bit words;
     run (y, x) at ``dram_base + y*row_stride + x*col_stride``, buffer line ``(y*w + x)*beats_per_run``."""
 
     g: int
@@ -156,29 +156,21 @@ class LoadPsum:
     n_runs: int
     beats_per_run: int
     beats: int
+
+
+@dataclass(frozen=True)
+class LoadPsum(_OutTileTransfer):
+    """Load a partial-sum tile back into the output buffer (addressing of :class:`_OutTileTransfer`)."""
+
     op: str = "LOAD_PSUM"
 
 
 @dataclass(frozen=True)
-class StoreOut:
-    """Store the out tile (g, oc, oh, ow) (same addressing as :class:`LoadPsum`). ``final`` is True when the tile
-    holds complete sums (its last contribution had the last ic index), False for a partial sum."""
+class StoreOut(_OutTileTransfer):
+    """Store the out tile (addressing of :class:`_OutTileTransfer`). ``final`` is True when the tile holds
+    complete sums (its last contribution had the last ic index), False for a partial sum."""
 
-    g: int
-    oc: int
-    oh: int
-    ow: int
-    m: int
-    h: int
-    w: int
-    dram_base: int
-    row_stride: int
-    col_stride: int
-    run_len: int
-    n_runs: int
-    beats_per_run: int
-    beats: int
-    final: bool
+    final: bool = True
     op: str = "STORE_OUT"
 
 
