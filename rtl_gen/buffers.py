@@ -66,15 +66,30 @@ class Ram:
                 rp = self.mem.read_port(transparent_for=() if t is None else (wps[t],))
                 m.d.comb += [rp.addr.eq(p.addr), rp.en.eq(p.en), p.data.eq(rp.data)]
             return
-        kw = {"i_clk": ClockSignal()}
-        for i, p in enumerate(self.wports):
-            kw.update({f"i_w{i}_addr": p.addr, f"i_w{i}_data": p.data, f"i_w{i}_en": p.en})
-        for i, (p, _) in enumerate(self.rports):
-            kw.update({f"i_r{i}_addr": p.addr, f"i_r{i}_en": p.en, f"o_r{i}_data": p.data})
-        m.submodules[name] = Instance(self.module_name, **kw)
+        for k, (module, rports) in enumerate(self._macros()):
+            kw = {"i_clk": ClockSignal()}
+            for i, p in enumerate(self.wports):
+                kw.update({f"i_w{i}_addr": p.addr, f"i_w{i}_data": p.data, f"i_w{i}_en": p.en})
+            for i, (p, _) in enumerate(rports):
+                kw.update({f"i_r{i}_addr": p.addr, f"i_r{i}_en": p.en, f"o_r{i}_data": p.data})
+            m.submodules[name if k == 0 else f"{name}_{k}"] = Instance(module, **kw)
+
+    def _macros(self) -> list[tuple[str, list]]:
+        """(module name, read ports) of each macro instance. A macro has at most :data:`MAX_READ_PORTS` read
+        ports (Amaranth limits one instance to 65,536 output bits); beyond that the RAM is replicated, one copy
+        per group of read ports, every copy taking all writes, so all copies always hold the same words."""
+        groups = [self.rports[i:i + MAX_READ_PORTS] for i in range(0, len(self.rports), MAX_READ_PORTS)] or [[]]
+        if len(groups) == 1:
+            return [(self.module_name, groups[0])]
+        return [(f"{self.module_name}_copy{k}", g) for k, g in enumerate(groups)]
 
     def verilog(self) -> str:
-        return sram_verilog(self.module_name, self.depth, len(self.wports), [t for _, t in self.rports])
+        return "\n".join(sram_verilog(module, self.depth, len(self.wports), [t for _, t in rports])
+                         for module, rports in self._macros())
+
+
+#: Read ports per RAM macro instance (x 32 data bits stays under Amaranth's 65,536 output bits per instance).
+MAX_READ_PORTS = 1024
 
 
 def sram_verilog(name: str, depth: int, n_w: int, transparent: list) -> str:

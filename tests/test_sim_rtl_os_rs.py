@@ -46,3 +46,21 @@ def test_row_stationary():
     acc = Accelerator(pe_x=3, pe_y=4, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dataflow="RS",
                       dram_bits_per_cycle=64, dram_latency_cycles=2)
     _check(simulate_layers(acc, CASES, seed=31))
+
+
+def test_replicated_ram_macros(monkeypatch):
+    """Past MAX_READ_PORTS read ports a RAM macro is replicated (every copy takes all writes): with a limit of
+    3 ports the RS output buffer (12 read-modify-write ports) becomes several copies and stays exact."""
+    import rtl_gen.buffers as buffers
+    from rtl_gen.top import verilog_for
+
+    monkeypatch.setattr(buffers, "MAX_READ_PORTS", 3)
+    acc = Accelerator(pe_x=3, pe_y=4, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dataflow="RS",
+                      dram_bits_per_cycle=64, dram_latency_cycles=2)
+    cases = [CASES[0], CASES[3]]
+    text = verilog_for(acc, [c.layer for c in cases])
+    assert "module jaq_sram_out_copy1" in text
+    rep = simulate_layers(acc, cases, verilog={"jaq_accel.v": text}, toplevel="jaq_accel", seed=41)
+    assert not rep.errors, rep.errors
+    for l in rep.layers:
+        assert l.finished and l.bit_exact and l.counters_ok, (l.name, l.mismatches, l.counter_diffs)
