@@ -99,7 +99,8 @@ def sram_verilog(name: str, depth: int, n_w: int, transparent: list) -> str:
     ab = clog2(depth)
     ports = ["clk"] + [f"w{i}_{s}" for i in range(n_w) for s in ("addr", "data", "en")] + \
         [f"r{i}_{s}" for i in range(len(transparent)) for s in ("addr", "en", "data")]
-    out = [f"module {name}({', '.join(ports)});", "  input clk;"]
+    # One port per line: Verilator refuses lines of more than 40,000 tokens (4,096-port macros of RS arrays).
+    out = [f"module {name}(", ",\n".join(f"  {p}" for p in ports) + ");", "  input clk;"]
     for i in range(n_w):
         out += [f"  input [{ab - 1}:0] w{i}_addr;", f"  input [31:0] w{i}_data;", f"  input w{i}_en;"]
     for i in range(len(transparent)):
