@@ -58,22 +58,13 @@ def _overrides(args, cfg: dict) -> dict:
 
 
 def run(args) -> int:
-    from jaq.search.config import load_config, parse_lambda_list
+    from jaq.search.config import parse_lambda_list, resolve_run_config
     from jaq.search.cosearch import run_cosearch
-    from jaq.search.rundir import read_config
     from jaq.search.sweep import run_sweep
 
     if args.resume and args.force:
         raise JaqError("--resume and --force exclude each other", "--resume")
-    if args.config is None and not args.resume:
-        raise JaqError("missing: pass --config FILE (e.g. configs/tiny.yaml)", "--config")
-    if args.config is not None:
-        cfg = load_config(args.config)
-    else:
-        if not args.out:
-            raise JaqError("--resume needs --out RUN_DIR", "--out")
-        from jaq.search.config import validate_config
-        cfg = validate_config(read_config(Path(args.out)), str(Path(args.out) / "config.yaml"))
+    cfg = resolve_run_config(args.config, args.out, args.resume)
     cfg = _overrides(args, cfg)
     out = Path(args.out or f"runs/{cfg['name']}")
     sweep = parse_lambda_list(args.sweep_lambda) if args.sweep_lambda else cfg.get("sweep_lambda")

@@ -161,20 +161,9 @@ def _cmd_args(module, argv: list[str]) -> argparse.Namespace:
 # Config
 # ---------------------------------------------------------------------------------------------------------------
 def _resolve_config(args) -> tuple[dict, Path, str | None]:
-    from jaq.search.config import load_config, validate_config
-    from jaq.search.rundir import read_config
+    from jaq.search.config import resolve_run_config, validate_config
 
-    if args.config is None and not args.resume:
-        raise JaqError("missing: pass --config FILE (e.g. configs/tiny.yaml)", "--config")
-    if args.config is not None:
-        cfg = load_config(args.config)
-    else:
-        if not args.out:
-            raise JaqError("--resume without --config needs --out RUN_DIR", "--out")
-        cfg_p = Path(args.out) / "config.yaml"
-        if not cfg_p.is_file():
-            raise JaqError(f"nothing to resume: {cfg_p} does not exist (start with --config FILE)", "--resume")
-        cfg = validate_config(read_config(Path(args.out)), str(cfg_p))
+    cfg = resolve_run_config(args.config, args.out, args.resume)
     raw = json.loads(json.dumps(cfg))
     if args.epochs is not None:
         raw["search"]["epochs"] = args.epochs

@@ -186,6 +186,24 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return validate_config(load_yaml(path), str(path))
 
 
+def resolve_run_config(config: str | Path | None, out: str | Path | None, resume: bool) -> dict[str, Any]:
+    """The config a command runs with: ``config`` when given, else (with ``resume``) the run's own config.yaml.
+
+    Shared by ``jaq co-search`` and ``jaq flow``; a missing or invalid choice is a one-line :class:`JaqError`."""
+    from jaq.search.rundir import read_config
+
+    if config is None and not resume:
+        raise JaqError("missing: pass --config FILE (e.g. configs/tiny.yaml)", "--config")
+    if config is not None:
+        return load_config(config)
+    if not out:
+        raise JaqError("--resume without --config needs --out RUN_DIR", "--out")
+    cfg_p = Path(out) / "config.yaml"
+    if not cfg_p.is_file():
+        raise JaqError(f"nothing to resume: {cfg_p} does not exist (start with --config FILE)", "--resume")
+    return validate_config(read_config(Path(out)), str(cfg_p))
+
+
 def parse_lambda_list(text: str) -> list[float]:
     """``"0.0005,0.001"`` -> [0.0005, 0.001]; errors name ``--sweep-lambda``."""
     try:
