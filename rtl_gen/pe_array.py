@@ -23,9 +23,15 @@ Dataflows (X = pe_x columns, Y = pe_y rows, FU(i, j) at row i, column j):
 
 Inactive rows get ``row_lanes[i] = 0`` (their products are zero). All accumulators are ``acc_bits`` wide (see
 :mod:`rtl_gen.params` for the width rule); ``res`` is sign-extended to 32 bits.
+
+Hierarchy: the array is X identical :class:`PEColumn` s (Y fusion units and the column's dataflow logic); only
+the RS diagonal delivery (which port feeds which column) differs between columns, and it stays in the array.
+In the emitted Verilog a column is one shared module (:data:`COLUMN_MODULE`) instantiated X times and a fusion
+core one module (:data:`FU_MODULE`) instantiated Y times per column, so the netlist, Verilator and Yosys work
+grow with X + Y rather than X * Y for everything but the top-level wiring.
 """
 
-from amaranth import Array, Const, Instance, Module, Mux, Signal, signed
+from amaranth import Array, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,15 +41,132 @@ from rtl_gen.params import HWParams, clog2
 
 #: Verilog module name of the fusion unit when the array instantiates it as a shared module.
 FU_MODULE = "jaq_fusion_core"
+#: Verilog module name of a column of the array (shared by the X columns).
+COLUMN_MODULE = "jaq_pe_column"
 
 
 class _FUPorts:
     """The signals of one fusion-unit instance (same names as :class:`FusionCore`'s ports)."""
 
-    def __init__(self, i, j):
-        self.act = Signal(32, name=f"fu_act_{i}_{j}")
-        self.wgt = Signal(32, name=f"fu_wgt_{i}_{j}")
-        self.out = Signal(signed(SUM_BITS), name=f"fu_out_{i}_{j}")
+    def __init__(self, i):
+        self.act = Signal(32, name=f"fu_act_{i}")
+        self.wgt = Signal(32, name=f"fu_wgt_{i}")
+        self.out = Signal(signed(SUM_BITS), name=f"fu_out_{i}")
+
+
+def column_signature(p: HWParams) -> dict:
+    """Ports of a :class:`PEColumn` for ``p.dataflow`` (the shared control first, then the dataflow's)."""
+    Y, df = p.Y, p.dataflow
+    sig = {"ctl": In(CTL_BITS), "row_lanes": In(5).array(Y)}
+    if df == "WS":
+        sig.update({"row_act": In(32).array(Y), "wgt_in": In(32), "wgt_shift": In(1), "res": Out(signed(32))})
+    elif df == "OS":
+        sig.update({"row_wgt": In(32).array(Y), "act_in": In(32), "acc_en": In(1), "acc_clear": In(1),
+                    "drain_row": In(clog2(Y)), "res": Out(signed(32))})
+    else:
+        sig.update({"row_wgt": In(32).array(Y), "colv": In(32).array(p.rmax), "rs_r": In(7), "rs_r4": In(7),
+                    "acc_en": In(1), "acc_clear": In(1), "res": Out(signed(32)).array(Y)})
+    return sig
+
+
+class PEColumn(wiring.Component):
+    """One column of the array: Y fusion units (FU ``i`` at row ``i``) and the column's dataflow logic.
+
+    WS: weight registers shifted down from ``wgt_in``, ``row_act[i]`` into FU i, ``res`` = registered column
+    sum. OS: ``act_in`` into every FU, ``row_wgt[i]`` into FU i, per-FU accumulators, ``res`` = accumulator of
+    ``drain_row``. RS: FU i takes ``colv[i % rs_r]`` and ``row_wgt[i]``, per-FU accumulators, ``res[k]`` =
+    replica k's sum (rows ``k*rs_r .. k*rs_r + rs_r - 1``; 0 past the last replica)."""
+
+    def __init__(self, p: HWParams):
+        self.p = p
+        super().__init__(column_signature(p))
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.p
+        Y, df = p.Y, p.dataflow
+        fus = []
+        prod = [Signal(signed(SUM_BITS), name=f"prod_{i}") for i in range(Y)]
+        for i in range(Y):
+            if p.extra.get("blackbox", False):
+                fu = _FUPorts(i)
+                m.submodules[f"fu_{i}"] = Instance(
+                    FU_MODULE, i_act=fu.act, i_wgt=fu.wgt, i_ctl=self.ctl, i_lanes=self.row_lanes[i], o_out=fu.out)
+            else:
+                fu = FusionCore()
+                m.submodules[f"fu_{i}"] = fu
+                m.d.comb += [fu.ctl.eq(self.ctl), fu.lanes.eq(self.row_lanes[i])]
+            fus.append(fu)
+            m.d.sync += prod[i].eq(fu.out)
+        self.fus = fus
+
+        if df == "WS":
+            wreg = [Signal(32, name=f"wreg_{i}") for i in range(Y)]
+            for i in range(Y):
+                m.d.comb += [fus[i].act.eq(self.row_act[i]), fus[i].wgt.eq(wreg[i])]
+                with m.If(self.wgt_shift):
+                    m.d.sync += wreg[i].eq(self.wgt_in if i == 0 else wreg[i - 1])
+            colsum = Signal(signed(min(32, SUM_BITS + clog2(Y) + 1)))
+            terms = list(prod)
+            while len(terms) > 1:
+                nxt = [terms[k] + terms[k + 1] for k in range(0, len(terms) - 1, 2)]
+                if len(terms) % 2:
+                    nxt.append(terms[-1])
+                terms = nxt
+            m.d.sync += colsum.eq(terms[0])
+            m.d.comb += self.res.eq(colsum)
+            return m
+
+        acc = [Signal(signed(p.acc_bits), name=f"acc_{i}") for i in range(Y)]
+        for i in range(Y):
+            with m.If(self.acc_en):
+                m.d.sync += acc[i].eq(Mux(self.acc_clear, 0, acc[i]) + prod[i])
+
+        if df == "OS":
+            for i in range(Y):
+                m.d.comb += [fus[i].act.eq(self.act_in), fus[i].wgt.eq(self.row_wgt[i])]
+            m.d.comb += self.res.eq(Array(acc)[self.drain_row])
+            return m
+
+        # RS: row i of a pass of R kernel rows takes the column's vector for kernel row i % R
+        R = p.rmax
+        colv = Array(self.colv)
+        for i in range(Y):
+            kr_i = Signal(range(R), name=f"kr_{i}")
+            with m.Switch(self.rs_r):
+                for r in range(1, R + 1):
+                    with m.Case(r):
+                        m.d.comb += kr_i.eq(i % r)
+            m.d.comb += [fus[i].act.eq(colv[kr_i]), fus[i].wgt.eq(self.row_wgt[i])]
+        # replica sums (stage 4, from the accumulators): seg(i) = acc(i) + seg(i+1) unless row i+1 starts a replica
+        seg = [None] * Y
+        for i in reversed(range(Y)):
+            s = Signal(signed(32), name=f"seg_{i}")
+            if i == Y - 1:
+                m.d.comb += s.eq(acc[i])
+            else:
+                nxt_start = Signal(name=f"start_{i + 1}")
+                with m.Switch(self.rs_r4):
+                    for r in range(1, R + 1):
+                        with m.Case(r):
+                            m.d.comb += nxt_start.eq(1 if (i + 1) % r == 0 else 0)
+                m.d.comb += s.eq(acc[i] + Mux(nxt_start, 0, seg[i + 1]))
+            seg[i] = s
+        for k in range(Y):
+            with m.Switch(self.rs_r4):
+                for r in range(1, R + 1):
+                    with m.Case(r):
+                        m.d.comb += self.res[k].eq(seg[k * r] if k * r < Y else 0)
+        return m
+
+
+def _column_ports(sig: dict) -> list[tuple[str, str, int]]:
+    """(direction 'i'/'o', Verilog port name, element count or 0 for a scalar) of a column signature."""
+    out = []
+    for name, member in sig.items():
+        d = "i" if member.flow == wiring.In else "o"
+        out.append((d, name, member.dimensions[0] if member.dimensions else 0))
+    return out
 
 
 class PEArray(wiring.Component):
@@ -68,107 +191,62 @@ class PEArray(wiring.Component):
         self.n_res = n_res
         super().__init__(sig)
 
+    @property
+    def fu_grid(self) -> tuple[int, int]:
+        """(rows, columns) of fusion units instantiated (set by elaboration)."""
+        return self._fu_grid
+
+    def _column(self, m, j):
+        """Column ``j``: a :class:`PEColumn` submodule, or an instance of the shared Verilog module."""
+        p = self.p
+        sig = column_signature(p)
+        if not p.extra.get("blackbox", False):
+            col = PEColumn(p)
+            m.submodules[f"col_{j}"] = col
+            return col
+        # a port bundle with the column's member names, wired to an Instance of COLUMN_MODULE
+        col = wiring.Signature(sig).flip().create(path=(f"col{j}",))
+        kw = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+        for d, name, n in _column_ports(sig):
+            v = getattr(col, name)
+            if n:
+                for e in range(n):
+                    kw[f"{d}_{name}__{e}"] = v[e]
+            else:
+                kw[f"{d}_{name}"] = v
+        m.submodules[f"col_{j}"] = Instance(COLUMN_MODULE, **kw)
+        return col
+
     def elaborate(self, platform):
         m = Module()
         p = self.p
         X, Y, df = p.X, p.Y, p.dataflow
-        fus = [[None] * X for _ in range(Y)]
-        prod = [[Signal(signed(SUM_BITS), name=f"prod_{i}_{j}") for j in range(X)] for i in range(Y)]
-        blackbox = p.extra.get("blackbox", False)
-        # one precision decoder for the whole array, one fusion core per FU
+        # one precision decoder for the whole array
         ctl = Signal(CTL_BITS)
         build_decoder(m, self.a_mode, self.w_mode, self.act_signed, ctl)
-        for i in range(Y):
-            for j in range(X):
-                if blackbox:
-                    # one shared Verilog module (FU_MODULE) instead of one flattened copy per FU
-                    fu = _FUPorts(i, j)
-                    m.submodules[f"fu_{i}_{j}"] = Instance(
-                        FU_MODULE, i_act=fu.act, i_wgt=fu.wgt, i_ctl=ctl, i_lanes=self.row_lanes[i], o_out=fu.out)
-                else:
-                    fu = FusionCore()
-                    m.submodules[f"fu_{i}_{j}"] = fu
-                    m.d.comb += [fu.ctl.eq(ctl), fu.lanes.eq(self.row_lanes[i])]
-                fus[i][j] = fu
-                m.d.sync += prod[i][j].eq(fu.out)
-        self.fus = fus
-
-        if df == "WS":
-            wreg = [[Signal(32, name=f"wreg_{i}_{j}") for j in range(X)] for i in range(Y)]
-            for i in range(Y):
-                for j in range(X):
-                    m.d.comb += [fus[i][j].act.eq(self.row_act[i]), fus[i][j].wgt.eq(wreg[i][j])]
-                    with m.If(self.wgt_shift):
-                        m.d.sync += wreg[i][j].eq(self.col_wgt[j] if i == 0 else wreg[i - 1][j])
-            csw = min(32, SUM_BITS + clog2(Y) + 1)
-            for j in range(X):
-                colsum = Signal(signed(csw), name=f"colsum_{j}")
-                terms = [prod[i][j] for i in range(Y)]
-                while len(terms) > 1:
-                    nxt = [terms[k] + terms[k + 1] for k in range(0, len(terms) - 1, 2)]
-                    if len(terms) % 2:
-                        nxt.append(terms[-1])
-                    terms = nxt
-                m.d.sync += colsum.eq(terms[0])
-                m.d.comb += self.res[j].eq(colsum)
-            return m
-
-        acc = [[Signal(signed(p.acc_bits), name=f"acc_{i}_{j}") for j in range(X)] for i in range(Y)]
-        for i in range(Y):
-            for j in range(X):
-                with m.If(self.acc_en):
-                    m.d.sync += acc[i][j].eq(Mux(self.acc_clear, 0, acc[i][j]) + prod[i][j])
-
-        if df == "OS":
-            for i in range(Y):
-                for j in range(X):
-                    m.d.comb += [fus[i][j].act.eq(self.col_act[j]), fus[i][j].wgt.eq(self.row_wgt[i])]
-            for j in range(X):
-                col = Array(acc[i][j] for i in range(Y))
-                m.d.comb += self.res[j].eq(col[self.drain_row])
-            return m
-
-        # RS: diagonal activation delivery. colv[j][kr] = port_act[j*seff + kr].
-        R = p.rmax
-        D = p.n_act_ports
-        zero = Const(0, 32)
-        for j in range(X):
-            colv = []
-            for kr in range(R):
-                v = Signal(32, name=f"colv_{j}_{kr}")
-                with m.Switch(self.rs_seff):
-                    for s in range(1, R + 1):
-                        idx = j * s + kr
-                        with m.Case(s):
-                            m.d.comb += v.eq(self.port_act[idx] if idx < D else zero)
-                colv.append(v)
-            colv_a = Array(colv)
-            for i in range(Y):
-                kr_i = Signal(range(R), name=f"kr_{i}_{j}")
-                with m.Switch(self.rs_r):
-                    for r in range(1, R + 1):
-                        with m.Case(r):
-                            m.d.comb += kr_i.eq(i % r)
-                m.d.comb += [fus[i][j].act.eq(colv_a[kr_i]), fus[i][j].wgt.eq(self.row_wgt[i])]
-        # replica sums (stage 4, from the accumulators): seg(i) = acc(i) + seg(i+1) unless row i+1 starts a replica
-        for j in range(X):
-            seg = [None] * Y
-            for i in reversed(range(Y)):
-                s = Signal(signed(32), name=f"seg_{i}_{j}")
-                if i == Y - 1:
-                    m.d.comb += s.eq(acc[i][j])
-                else:
-                    nxt_start = Signal(name=f"start_{i + 1}_{j}")
-                    with m.Switch(self.rs_r4):
-                        for r in range(1, R + 1):
-                            with m.Case(r):
-                                m.d.comb += nxt_start.eq(1 if (i + 1) % r == 0 else 0)
-                    m.d.comb += s.eq(acc[i][j] + Mux(nxt_start, 0, seg[i + 1]))
-                seg[i] = s
-            for k in range(Y):
-                out = self.res[j * Y + k]
-                with m.Switch(self.rs_r4):
-                    for r in range(1, R + 1):
-                        with m.Case(r):
-                            m.d.comb += out.eq(seg[k * r] if k * r < Y else 0)
+        cols = [self._column(m, j) for j in range(X)]
+        self._fu_grid = (Y, len(cols))
+        for j, col in enumerate(cols):
+            m.d.comb += col.ctl.eq(ctl)
+            m.d.comb += [col.row_lanes[i].eq(self.row_lanes[i]) for i in range(Y)]
+            if df == "WS":
+                m.d.comb += [col.row_act[i].eq(self.row_act[i]) for i in range(Y)]
+                m.d.comb += [col.wgt_in.eq(self.col_wgt[j]), col.wgt_shift.eq(self.wgt_shift), self.res[j].eq(col.res)]
+            elif df == "OS":
+                m.d.comb += [col.row_wgt[i].eq(self.row_wgt[i]) for i in range(Y)]
+                m.d.comb += [col.act_in.eq(self.col_act[j]), col.acc_en.eq(self.acc_en),
+                             col.acc_clear.eq(self.acc_clear), col.drain_row.eq(self.drain_row), self.res[j].eq(col.res)]
+            else:
+                m.d.comb += [col.row_wgt[i].eq(self.row_wgt[i]) for i in range(Y)]
+                m.d.comb += [col.rs_r.eq(self.rs_r), col.rs_r4.eq(self.rs_r4), col.acc_en.eq(self.acc_en),
+                             col.acc_clear.eq(self.acc_clear)]
+                m.d.comb += [self.res[j * Y + k].eq(col.res[k]) for k in range(Y)]
+                # diagonal delivery: column j's kernel row kr reads port j*seff + kr
+                R, D = p.rmax, p.n_act_ports
+                for kr in range(R):
+                    with m.Switch(self.rs_seff):
+                        for s in range(1, R + 1):
+                            idx = j * s + kr
+                            with m.Case(s):
+                                m.d.comb += col.colv[kr].eq(self.port_act[idx] if idx < D else Const(0, 32))
         return m

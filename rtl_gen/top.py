@@ -27,7 +27,7 @@ from rtl_gen.controller import Controller, ir_field
 from rtl_gen.dma import DMA, TENSOR_ACT, TENSOR_PSUM, TENSOR_WGT
 from rtl_gen.fusion_unit import FusionCore
 from rtl_gen.params import HWParams, MaxLayer, clog2, derive
-from rtl_gen.pe_array import FU_MODULE
+from rtl_gen.pe_array import COLUMN_MODULE, FU_MODULE, PEColumn
 from rtl_gen.sequencer import ComputeEngine
 
 COUNTERS: tuple[str, ...] = ("cnt_cycles", "cnt_fu_active", "cnt_act_rd", "cnt_wgt_rd", "cnt_out_rd", "cnt_out_wr",
@@ -150,18 +150,20 @@ def strip_zero_init(text: str) -> str:
 
 
 def emit_verilog(accel: Accelerator, max_layer: MaxLayer | None = None, name: str = "jaq_accel") -> str:
-    """One Verilog file: the top module ``name`` (+ its submodules) and the shared fusion-unit module.
+    """One Verilog file: the top module ``name`` (+ its submodules), the shared column and fusion-unit modules.
 
-    The array instantiates :data:`rtl_gen.pe_array.FU_MODULE` once per FU instead of flattening a copy of the
-    fusion unit per FU, which keeps a 64x64 array's Verilog small; the buffers are instances of RAM macros
+    The array instantiates :data:`rtl_gen.pe_array.COLUMN_MODULE` once per column and each column
+    :data:`rtl_gen.pe_array.FU_MODULE` once per row instead of flattening a copy per FU, which keeps a 64x64
+    array's Verilog small; the buffers are instances of RAM macros
     ``jaq_sram_act``/``_wgt``/``_out`` whose behavioural models (:func:`rtl_gen.buffers.sram_verilog`) are
     appended (no per-word initialisation in the netlist; Yosys infers one memory per macro)."""
     p = dataclasses.replace(derive(accel, max_layer), extra={"blackbox": True})
     dut = JaqAccelerator(accel, params=p)
     top = verilog.convert(dut, name=name, emit_src=False)
+    col = verilog.convert(PEColumn(p), name=COLUMN_MODULE, emit_src=False)
     fu = verilog.convert(FusionCore(), name=FU_MODULE, emit_src=False)
     srams = "\n".join(b.ram.verilog() for b in dut.buffers)
-    return strip_zero_init(top) + "\n" + fu + "\n" + srams
+    return strip_zero_init(top) + "\n" + col + "\n" + fu + "\n" + srams
 
 
 def verilog_for(accel: Accelerator, layers: Sequence[Layer] = (), name: str = "jaq_accel",

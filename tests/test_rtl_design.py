@@ -28,7 +28,7 @@ def summary(accel):
     arr = dut.engine.array
     ab, wb, ob = dut.buffers
     return {
-        "fu_grid": (len(arr.fus), len(arr.fus[0])),
+        "fu_grid": arr.fu_grid,
         "depths": (ab.depth, wb.depth, ob.depth),
         "array_ports": tuple(sorted(arr.signature.members.keys())),
         "port_counts": (ab.n_rd, wb.n_rd, ob.n_rmw),
