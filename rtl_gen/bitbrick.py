@@ -3,10 +3,14 @@
 Each 2-bit operand is sign-extended to 3 bits according to its own control input (``x_signed`` / ``y_signed``): a
 digit that is the most significant digit of a signed operand is signed, every other digit unsigned. The product of
 two 3-bit values fits a 6-bit signed result (range -6..9 used: unsigned 3*3 = 9, signed -2 * 3 = -6).
+
+The brick computes the product in Baugh-Wooley form (:func:`brick_q`): an unsigned 4-bit ``q`` minus a
+correction that depends only on the two signedness inputs. The fusion unit adds the ``q`` of its bricks unsigned
+and subtracts the summed corrections once (a per-configuration constant).
 """
 
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -14,9 +18,17 @@ from amaranth.lib.wiring import In, Out
 PRODUCT_BITS = 6
 
 
-def extend_digit(digit, is_signed):
-    """A 3-bit signed value: the 2-bit ``digit`` sign-extended when ``is_signed`` else zero-extended."""
-    return Cat(digit, Mux(is_signed, digit[1], 0)).as_signed()
+def brick_q(x, y, sx, sy):
+    """Baugh-Wooley form of the brick product: the unsigned 4-bit ``q = p + corr`` (0..9), where ``p`` is the
+    product of the digits ``x``, ``y`` (signed per ``sx``, ``sy``) and ``corr = 2*sx + 2*sy + 4*(sx ^ sy)``.
+
+    With a signed digit ``x = x0 - 2*x1``, each partial product of weight 2 or 4 that carries exactly one negative
+    digit bit is negated; ``-b = ~b - 1``, so it is inverted and the ``-1`` goes to ``corr``."""
+    pp0 = x[0] & y[0]
+    pp1 = (x[0] & y[1]) ^ sy
+    pp2 = (x[1] & y[0]) ^ sx
+    pp3 = (x[1] & y[1]) ^ sx ^ sy
+    return pp0 + ((pp1 + pp2) << 1) + (pp3 << 2)
 
 
 class BitBrick(wiring.Component):
@@ -33,11 +45,11 @@ class BitBrick(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        xs = Signal(signed(3))
-        ys = Signal(signed(3))
+        q = Signal(signed(PRODUCT_BITS))  # 0..9
+        # corr = 2*sx + 2*sy + 4*(sx ^ sy)
+        corr = Cat(Const(0, 1), self.x_signed ^ self.y_signed, self.x_signed | self.y_signed)
         m.d.comb += [
-            xs.eq(extend_digit(self.x, self.x_signed)),
-            ys.eq(extend_digit(self.y, self.y_signed)),
-            self.p.eq(xs * ys),
+            q.eq(brick_q(self.x, self.y, self.x_signed, self.y_signed)),
+            self.p.eq(q - corr),
         ]
         return m

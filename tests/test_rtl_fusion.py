@@ -88,3 +88,28 @@ def test_fusion_unit_all_precisions():
 
     _run(dut, bench)
     assert count[(2, 2)] >= 16 * 16 * 2 and len(count) == 9
+
+
+def test_brick_grid_mapping_and_tree():
+    """Every configuration's 16 (lane, i, j) digit pairs are served by exactly one brick each, the brick digits
+    follow jaq.hw.packing, each brick's weight 4^(i+j) is the shift the tree applies to it, the digit multiplexers
+    stay small, and the unsigned tree nodes never overflow."""
+    from rtl_gen.fusion_unit import ACT_DIGITS, CONFIGS, SUM_BITS, TREE, WGT_DIGITS, brick_map, tree_ranges
+
+    for a, w in CONFIGS:
+        da, dw = a // 2, w // 2
+        seen = set()
+        for k in range(16):
+            lane, ad, wd, sh, atop, wtop = brick_map(a, w, k)
+            i, j = ad - lane * da, wd - lane * dw
+            assert 0 <= i < da and 0 <= j < dw and lane < pf(a, w)
+            assert (atop, wtop) == (i == da - 1, j == dw - 1)
+            seen.add((lane, i, j))
+            X, Y = divmod(k, 4)
+            tree_shift = sum((2 << bit) for op, bit in TREE
+                             if ((X if op == "X" else Y) >> bit) & 1 and (a if op == "X" else w) // 2 > (1 << bit))
+            assert sh == tree_shift == 2 * (i + j), (a, w, k)
+        assert len(seen) == 16, (a, w)
+    assert max(map(len, ACT_DIGITS)) <= 3 and max(map(len, WGT_DIGITS)) <= 7
+    root = tree_ranges()[-1][0]
+    assert all(0 <= lo and hi < 1 << (SUM_BITS - 1) for lo, hi in root.values())
