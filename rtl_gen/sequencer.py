@@ -12,17 +12,24 @@ activation vector ``v`` of input pixel ``(y, x)``: ``y*arow + x*pa + (v >> la)``
 with ``la = w_mode`` (``w/2`` vectors per word); weight vector ``v`` of output channel ``mm`` at ``(kh, kw)``:
 ``mm*wm + (kh*K + kw)*pw + (v >> lw)`` with ``lw = a_mode``; output word of pixel ``(oh, ow)``, channel ``mm``:
 ``(oh*w + ow)*po + mm``.
+
+Address logic (sized for 64x64 arrays): every port address is the same number modulo ``2^abits`` as the formula
+above, computed from a shared per-step base (the few run-time products, e.g. ``mb*wm``, happen once per engine)
+plus a per-port offset that is a multiple of a shared stride (``wm``, ``S*pa``, ``w*po``, ...), taken from a table
+``[0, s, 2s, ...]`` built with one adder per entry (:func:`_series`) or selected from one by the run-time ``R`` /
+``seff``. The OBUF write-back carries one base, one stride and the shared enable conditions through S1..S4 and
+forms the per-port read (S3) and write (S4) addresses and enables there, ``out_abits`` wide. (Only difference
+from per-port address registers: in the 3 cycles after reset, while every OBUF port is disabled, a port's address
+is its offset from the reset base 0 rather than 0.)
 """
 
-from amaranth import Array, Const, Module, Mux, Signal, signed
+from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl_gen.buffers import CNT_BITS, select_vector
 from rtl_gen.params import EXTENT_BITS, PIPELINE_DEPTH, HWParams
 from rtl_gen.pe_array import PEArray
-
-AW = 26  # width of intermediate address arithmetic (words); buffers hold < 2^18 words
 
 
 def _min(a, b):
@@ -46,6 +53,36 @@ def _advance(m, loops, domain="sync"):
             m.d[domain] += lp.v.eq(Mux(lp.last, 0, lp.v + lp.step))
         carry = carry & lp.last
     return carry
+
+
+def _cut(v, width):
+    """The low ``width`` bits of ``v`` (``v`` itself if not wider: a short signed value keeps its sign)."""
+    return v[:width] if len(v) > width else v
+
+
+def _ring(m, value, width, name):
+    """``value`` modulo ``2^width`` as a signal. Sums, differences and products modulo ``2^width`` depend only on
+    the low ``width`` bits of their operands, so an address may be formed from truncated parts."""
+    s = Signal(width, name=name)
+    m.d.comb += s.eq(value)
+    return s
+
+
+def _mul(m, a, b, width, name):
+    """``a*b`` modulo ``2^width`` (a run-time multiplier of ``width``-bit operands)."""
+    return _ring(m, _cut(a, width) * _cut(b, width), width, name)
+
+
+def _series(m, base, stride, n, width, name):
+    """``[base + i*stride mod 2^width for i in range(n)]``: entry ``i`` = entry ``i & (i-1)`` + ``stride``
+    shifted by the index of ``i``'s lowest set bit (one adder per entry, at most log2(n) adders deep)."""
+    out = [base]
+    for i in range(1, n):
+        low = i & -i
+        s = Signal(width, name=f"{name}{i}")
+        m.d.comb += s.eq(out[i - low] + (stride << (low.bit_length() - 1)))
+        out.append(s)
+    return out
 
 
 def _delay(m, value, n, name, shape=None):
@@ -128,8 +165,9 @@ class ComputeEngine(wiring.Component):
 
         # per-step S1 outputs (registered into the pipeline below)
         row_lanes1 = [Signal(5, name=f"row_lanes1_{i}") for i in range(Y)]
-        out_addr1 = [Signal(AW, name=f"out_addr1_{i}") for i in range(p.n_out_ports)]
-        out_en1 = [Signal(name=f"out_en1_{i}") for i in range(p.n_out_ports)]
+        aA, aW, aO = p.act_abits, p.wgt_abits, p.out_abits
+        # OBUF write-back: each dataflow sets ``ob1`` (S1 values of the shared signals: base address, stride, enable
+        # conditions), delayed to S3 and S4, where ``ob_ports(shared)`` forms the per-port addresses and enables.
         overwrite1 = Signal()
         fu_inc = Signal(16)
         act_sub1 = [Signal(2, name=f"act_sub1_{i}") for i in range(p.n_act_ports)]
@@ -173,21 +211,30 @@ class ComputeEngine(wiring.Component):
                         m.d.sync += phase_str.eq(0)
                         _advance(m, [kh, kw, mb, vb])
             m.d.comb += steps_done.eq(phase_str & oh.last & ow.last & kh.last & kw.last & mb.last & vb.last)
-            kwoff = (kh.v * K + kw.v) * self.pw
-            # preload: column x reads the weight vector for row r-1-t
+            # preload: column x reads the weight vector for row r-1-t: (mb + x)*wm + (kh*K + kw)*pw + (vpre >> lw)
             vpre = vb.v + r - 1 - t.v
+            wbase = _ring(m, _mul(m, mb.v, self.wm, aW, "ws_mbwm") + _mul(m, kh.v * K + kw.v, self.pw, aW, "ws_kwoff")
+                          + (vpre >> lw), aW, "ws_wbase")
+            waddr = _series(m, wbase, _ring(m, self.wm, aW, "ws_wm"), X, aW, "ws_waddr")
             for x in range(X):
-                addr = (mb.v + x) * self.wm + kwoff + (vpre >> lw)
-                set_wgt(x, addr, ~phase_str & (x < cols), vpre & lw_mask)
-            pix = (oh.v * S + kh.v) * self.arow + (ow.v * S + kw.v) * self.pa
+                set_wgt(x, waddr[x], ~phase_str & (x < cols), vpre & lw_mask)
+            # row i: pix + ((vb + i) >> la) = pix + (vb >> la) + ((vlo + i) >> la), vlo = vb mod 2^la
+            pix = _ring(m, _mul(m, oh.v * S + kh.v, self.arow, aA, "ws_pixrow")
+                        + _mul(m, ow.v * S + kw.v, self.pa, aA, "ws_pixcol") + (vb.v >> la), aA, "ws_pix")
+            vlo = Signal(3, name="ws_vlo")
+            m.d.comb += vlo.eq(vb.v & ((Const(1, 4) << la) - 1))
             for i in range(Y):
                 vi = vb.v + i
+                lo_i = vlo + i
                 act_i = phase_str & (i < r)
-                set_act(i, pix + (vi >> la), act_i, vi & la_mask)
+                set_act(i, pix + (lo_i >> la), act_i, lo_i & la_mask)
                 m.d.comb += row_lanes1[i].eq(Mux(act_i, lanes_of(vi), 0))
-            obase = (oh.v * self.w + ow.v) * self.po + mb.v
-            for x in range(X):
-                m.d.comb += [out_addr1[x].eq(obase + x), out_en1[x].eq(phase_str & (x < cols) & step_valid)]
+            # OBUF word of column x: (oh*w + ow)*po + mb + x
+            ob1 = {"base": _ring(m, _mul(m, oh.v * self.w + ow.v, self.po, aO, "ws_opix") + mb.v, aO, "ws_obase"),
+                   "en": phase_str & step_valid, "cols": cols}
+
+            def ob_ports(sh):
+                return ([sh["base"] + x for x in range(X)], [sh["en"] & (x < sh["cols"]) for x in range(X)])
             m.d.comb += [overwrite1.eq(~self.acc & (kh.v == 0) & (kw.v == 0) & (vb.v == 0)),
                          fu_inc.eq(Mux(phase_str & step_valid, r * cols, 0))]
             wshift2 = _delay(m, ~phase_str & step_valid, 1, "wshift")[0]
@@ -228,19 +275,28 @@ class ComputeEngine(wiring.Component):
                         m.d.sync += t.v.eq(t.v + 1)
             m.d.comb += steps_done.eq(phase_drn & t.last & oh.last & ob.last & mb.last)
             strm = ~phase_drn
-            kwoff = (kh.v * K + kw.v) * self.pw
             lanes = lanes_of(v.v)
+            # row i: (mb + i)*wm + (kh*K + kw)*pw + (v >> lw)
+            wbase = _ring(m, _mul(m, mb.v, self.wm, aW, "os_mbwm") + _mul(m, kh.v * K + kw.v, self.pw, aW, "os_kwoff")
+                          + (v.v >> lw), aW, "os_wbase")
+            waddr = _series(m, wbase, _ring(m, self.wm, aW, "os_wm"), Y, aW, "os_waddr")
             for i in range(Y):
                 act_i = strm & (i < rr)
-                set_wgt(i, (mb.v + i) * self.wm + kwoff + (v.v >> lw), act_i, v.v & lw_mask)
+                set_wgt(i, waddr[i], act_i, v.v & lw_mask)
                 m.d.comb += row_lanes1[i].eq(Mux(act_i, lanes, 0))
+            # column j: (oh*S + kh)*arow + ((ob + j)*S + kw)*pa + (v >> la) = base + j*(S*pa)
+            abase = _ring(m, _mul(m, oh.v * S + kh.v, self.arow, aA, "os_arowoff")
+                          + _mul(m, ob.v * S + kw.v, self.pa, aA, "os_acoloff") + (v.v >> la), aA, "os_abase")
+            aaddr = _series(m, abase, _mul(m, S, self.pa, aA, "os_spa"), X, aA, "os_aaddr")
             for j in range(X):
-                addr = (oh.v * S + kh.v) * self.arow + ((ob.v + j) * S + kw.v) * self.pa + (v.v >> la)
-                set_act(j, addr, strm & (j < cols), v.v & la_mask)
-            obase = (oh.v * self.w + ob.v) * self.po + mb.v + t.v
-            for j in range(X):
-                m.d.comb += [out_addr1[j].eq(obase + j * self.po),
-                             out_en1[j].eq(phase_drn & (j < cols) & step_valid)]
+                set_act(j, aaddr[j], strm & (j < cols), v.v & la_mask)
+            # OBUF word of column j: (oh*w + ob)*po + mb + t + j*po
+            ob1 = {"base": _ring(m, _mul(m, oh.v * self.w + ob.v, self.po, aO, "os_opix") + mb.v + t.v, aO, "os_obase"),
+                   "stride": _ring(m, self.po, aO, "os_po"), "en": phase_drn & step_valid, "cols": cols}
+
+            def ob_ports(sh):
+                addr = _series(m, sh["base"], sh["stride"], X, aO, f"os_oaddr_{sh['tag']}_")
+                return addr, [sh["en"] & (j < sh["cols"]) for j in range(X)]
             m.d.comb += [overwrite1.eq(~self.acc), fu_inc.eq(Mux(strm & step_valid, rr * cols, 0))]
             acc_en1 = strm & step_valid
             acc_clear1 = (kh.v == 0) & (kw.v == 0) & (v.v == 0)
@@ -280,35 +336,58 @@ class ComputeEngine(wiring.Component):
                          n_in.eq(Mux(S <= rows_k, (cols - 1) * S + rows_k, rows_k * cols))]
             lanes = lanes_of(v.v)
             Rm = p.rmax
+            # row i = (replica rep_i, kernel row kr_i): (mb + rep_i)*wm + ((kh0 + kr_i)*K + kw)*pw + (v >> lw)
+            # = base + rep_i*wm + kr_i*(K*pw); rep_i = kr_i = 255 if R is not 1..Rm
+            wbase = _ring(m, _mul(m, mb.v, self.wm, aW, "rs_mbwm") + _mul(m, kh0.v * K + kw.v, self.pw, aW, "rs_kwoff")
+                          + (v.v >> lw), aW, "rs_wbase")
+            wm_w = _ring(m, self.wm, aW, "rs_wm")
+            kpw = _mul(m, K, self.pw, aW, "rs_kpw")
+            rep_wm = _series(m, Const(0, aW), wm_w, Y, aW, "rs_repwm")
+            kr_kpw = _series(m, Const(0, aW), kpw, Rm, aW, "rs_krkpw")
+            rep_wm_x = _ring(m, (wm_w << 8) - wm_w, aW, "rs_repwm255")
+            kr_kpw_x = _ring(m, (kpw << 8) - kpw, aW, "rs_krkpw255")
             for i in range(Y):
                 rep_i = Signal(8, name=f"rep_{i}")
                 kr_i = Signal(8, name=f"kr_{i}")
+                roff = Signal(aW, name=f"rs_wrep_{i}")
+                koff = Signal(aW, name=f"rs_wkr_{i}")
                 with m.Switch(R):
                     for rv in range(1, Rm + 1):
                         with m.Case(rv):
-                            m.d.comb += [rep_i.eq(i // rv), kr_i.eq(i % rv)]
+                            m.d.comb += [rep_i.eq(i // rv), kr_i.eq(i % rv),
+                                         roff.eq(rep_wm[i // rv]), koff.eq(kr_kpw[i % rv])]
                     with m.Default():
-                        m.d.comb += [rep_i.eq(255), kr_i.eq(255)]
+                        m.d.comb += [rep_i.eq(255), kr_i.eq(255), roff.eq(rep_wm_x), koff.eq(kr_kpw_x)]
                 act_i = (kr_i < rows_k) & (rep_i < reps)
-                addr = (mb.v + rep_i) * self.wm + ((kh0.v + kr_i) * K + kw.v) * self.pw + (v.v >> lw)
-                set_wgt(i, addr, act_i, v.v & lw_mask)
+                set_wgt(i, wbase + roff + koff, act_i, v.v & lw_mask)
                 m.d.comb += row_lanes1[i].eq(Mux(act_i, lanes, 0))
-            colpart = (ow.v * S + kw.v) * self.pa + (v.v >> la)
-            rowbase = hb.v * S + kh0.v
-            for d in range(p.n_act_ports):
-                rowoff = Signal(16, name=f"rowoff_{d}")
+            # port d reads input row rowbase + (d // seff)*S + d % seff (offset 0 if seff is not 1..Rm):
+            # (rowbase*arow + (ow*S + kw)*pa + (v >> la)) + (d // seff)*(S*arow) + (d % seff)*arow
+            nA = p.n_act_ports
+            abase = _ring(m, _mul(m, hb.v * S + kh0.v, self.arow, aA, "rs_arowoff")
+                          + _mul(m, ow.v * S + kw.v, self.pa, aA, "rs_acoloff") + (v.v >> la), aA, "rs_abase")
+            grp = _series(m, Const(0, aA), _mul(m, S, self.arow, aA, "rs_sarow"), nA, aA, "rs_agrp")
+            sub = _series(m, Const(0, aA), _ring(m, self.arow, aA, "rs_arow"), Rm, aA, "rs_asub")
+            for d in range(nA):
+                goff = Signal(aA, name=f"rs_agoff_{d}")
+                soff = Signal(aA, name=f"rs_asoff_{d}")
                 with m.Switch(seff):
                     for sv in range(1, Rm + 1):
                         with m.Case(sv):
-                            m.d.comb += rowoff.eq((d // sv) * S + (d % sv))
-                set_act(d, (rowbase + rowoff) * self.arow + colpart, d < n_in, v.v & la_mask)
+                            m.d.comb += [goff.eq(grp[d // sv]), soff.eq(sub[d % sv])]
+                set_act(d, abase + goff + soff, d < n_in, v.v & la_mask)
+            # OBUF word of (column j, replica k): ((hb + j)*w + ow)*po + mb + k = base + j*(w*po) + k
             col_end = kw.last & v.last
-            for j in range(X):
-                for k in range(Y):
-                    idx = j * Y + k
-                    m.d.comb += [
-                        out_addr1[idx].eq(((hb.v + j) * self.w + ow.v) * self.po + mb.v + k),
-                        out_en1[idx].eq(col_end & (j < cols) & (k < reps) & step_valid)]
+            ob1 = {"base": _ring(m, _mul(m, hb.v * self.w + ow.v, self.po, aO, "rs_opix") + mb.v, aO, "rs_obase"),
+                   "stride": _mul(m, self.w, self.po, aO, "rs_wpo"), "en": col_end & step_valid, "cols": cols,
+                   "reps": reps}
+
+            def ob_ports(sh):
+                colbase = _series(m, sh["base"], sh["stride"], X, aO, f"rs_ocol_{sh['tag']}_")
+                col_en = [sh["en"] & (j < sh["cols"]) for j in range(X)]
+                rep_ok = [k < sh["reps"] for k in range(Y)]
+                return ([colbase[j] + k for j in range(X) for k in range(Y)],
+                        [col_en[j] & rep_ok[k] for j in range(X) for k in range(Y)])
             m.d.comb += [overwrite1.eq(~self.acc & (kh0.v == 0)),
                          fu_inc.eq(Mux(step_valid, reps * rows_k * cols, 0))]
             acc_en3 = _delay(m, step_valid, 2, "acc_en")[1]
@@ -329,11 +408,12 @@ class ComputeEngine(wiring.Component):
             m.d.comb += arr.row_lanes[i].eq(_delay(m, row_lanes1[i], 1, f"lanes{i}")[0])
         # OBUF write-back: read at S3, add and write at S4
         ow3 = _delay(m, overwrite1, 3, "overwrite")
+        dl = {k: _delay(m, v, 3, f"ob_{k}") for k, v in ob1.items()}
+        raddr, ren = ob_ports({"tag": "s3", **{k: v[1] for k, v in dl.items()}})
+        waddr, wen = ob_ports({"tag": "s4", **{k: v[2] for k, v in dl.items()}})
         for o in range(p.n_out_ports):
-            a = _delay(m, out_addr1[o][:p.out_abits], 3, f"oaddr{o}")
-            e = _delay(m, out_en1[o], 3, f"oen{o}")
-            m.d.comb += [self.out_raddr[o].eq(a[1]), self.out_ren[o].eq(e[1]),
-                         self.out_waddr[o].eq(a[2]), self.out_wen[o].eq(e[2]),
+            m.d.comb += [self.out_raddr[o].eq(raddr[o]), self.out_ren[o].eq(ren[o]),
+                         self.out_waddr[o].eq(waddr[o]), self.out_wen[o].eq(wen[o]),
                          self.out_wdata[o].eq(res_value[o] + Mux(ow3[2], 0, self.out_rdata[o]))]
         m.d.sync += self.cnt_fu_active.eq(self.cnt_fu_active + fu_inc)
         return m
