@@ -5,8 +5,9 @@ Corners: arrays 3x3, 3x64, 64x3, 64x64 (pe_x x pe_y) x dataflows WS / OS / RS x 
 rtl_gen/cells.lib, hierarchy kept, RAM macros black boxes). The loop order is a property of the programs, not
 of the RTL (tests/test_rtl_design.py shows it changes the program and nothing else), so it is not swept here.
 
-Prints per corner: Verilog size, generate and synthesis seconds, logic cells and area, the three largest
-modules (area per instance x instances), and a final count of failures (exit 1 if any).
+Prints per corner: Verilog size, generate and synthesis seconds, logic cells and area, the fusion core's area,
+the three largest modules by area of one instance (own logic, submodules excluded), and a final count of
+failures (exit 1 if any).
 Run: python benchmarks/bench_synth.py [--only 64x64 ...] [--json rows.json]
 """
 
@@ -67,7 +68,8 @@ def main(argv=None) -> int:
             rows.append(row)
             print(f"{n:<22} verilog {row['verilog_mb']:6.2f} MB  generate {row['generate_s']:6.1f} s  "
                   f"synth {row['synth_s']:7.1f} s  cells {ncells:>10,}  logic {row['logic_mm2']:8.3f} mm2  "
-                  f"macros {rep.memories} ({rep.memory_bits / 8192:.0f} KB)  per-instance largest: "
+                  f"macros {rep.memories} ({rep.memory_bits / 8192:.0f} KB)  "
+                  f"fusion core {areas.get('jaq_fusion_core', 0.0):,.0f} um2  per-instance largest: "
                   + ", ".join(f"{m} {a:,.0f} um2" for m, a in top3), flush=True)
     print(f"\n{len(rows)} synthesized, {fails} failed")
     if args.json:
