@@ -52,7 +52,7 @@ def test_normalisation_is_one_at_reference(setup):
     from jaq.hw.batch import AccelBatch
     e, l, a, _ = hw._expected(rows, acc, AccelBatch.from_accels([acc]))
     assert float(e.detach()) / hw.refs["energy_pj"] == pytest.approx(1.0, rel=1e-9)
-    assert float(l) / hw.refs["latency_ms"] == pytest.approx(1.0, rel=1e-9)
+    assert float(l.detach()) / hw.refs["latency_ms"] == pytest.approx(1.0, rel=1e-9)
     assert float(a) / hw.refs["area_mm2"] == pytest.approx(1.0, rel=1e-9)
 
 
