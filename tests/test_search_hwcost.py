@@ -51,9 +51,9 @@ def test_normalisation_is_one_at_reference(setup):
     acc = hw.reference_accelerator()
     from jaq.hw.batch import AccelBatch
     e, l, a, _ = hw._expected(rows, acc, AccelBatch.from_accels([acc]))
-    assert float(e.detach()) / hw.refs["energy_pj"] == pytest.approx(1.0, rel=1e-9)
-    assert float(l.detach()) / hw.refs["latency_ms"] == pytest.approx(1.0, rel=1e-9)
-    assert float(a) / hw.refs["area_mm2"] == pytest.approx(1.0, rel=1e-9)
+    assert e.item() / hw.refs["energy_pj"] == pytest.approx(1.0, rel=1e-9)
+    assert l.item() / hw.refs["latency_ms"] == pytest.approx(1.0, rel=1e-9)
+    assert a.item() / hw.refs["area_mm2"] == pytest.approx(1.0, rel=1e-9)
 
 
 def test_expected_cost_matches_enumeration(setup):
@@ -68,7 +68,7 @@ def test_expected_cost_matches_enumeration(setup):
     for i, lay in enumerate(rows.layers[:40]):
         for ia, a in enumerate(bits):
             for iw, w in enumerate(bits):
-                p = float(rows.op_prob[i] * rows.act_prob[i, ia] * rows.wgt_prob[i, iw])
+                p = (rows.op_prob[i] * rows.act_prob[i, ia] * rows.wgt_prob[i, iw]).item()
                 if p == 0:
                     continue
                 c = hw.cache.get_many([lay.with_bits(a, w)], acc)[0][0].cost
@@ -78,9 +78,9 @@ def test_expected_cost_matches_enumeration(setup):
     from jaq.search.hwcost import CandidateRows
     sub = CandidateRows(rows.layers[:40], rows.op_prob[:40], rows.act_prob[:40], rows.wgt_prob[:40], bits)
     e40, l40, _, _ = hw._expected(sub, acc, AccelBatch.from_accels([acc]))
-    assert float(e40) == pytest.approx(tot_e, rel=1e-6)
-    assert float(l40) == pytest.approx(tot_l, rel=1e-6)
-    assert float(e) > float(e40)
+    assert e40.item() == pytest.approx(tot_e, rel=1e-6)
+    assert l40.item() == pytest.approx(tot_l, rel=1e-6)
+    assert e.item() > e40.item()
 
 
 def test_tiling_cache_hits(setup):
@@ -104,7 +104,7 @@ def test_generator_values_on_grid():
         assert acc.act_buf_kb in BUF_GRID.tolist() and acc.dataflow in DATAFLOWS
         assert acc.loop_order in LOOP_ORDERS
         # forward values are exactly grid points
-        assert float(smp.values["pe_x"]) == pytest.approx(acc.pe_x, abs=1e-9)
+        assert smp.values["pe_x"].item() == pytest.approx(acc.pe_x, abs=1e-9)
 
 
 def test_shared_candidate_tiling(setup):
@@ -121,4 +121,4 @@ def test_shared_candidate_tiling(setup):
     from jaq.hw.batch import AccelBatch
     acc = res.accelerator
     e, _, _, _ = hw._expected(rows, acc, AccelBatch.from_accels([acc]))
-    assert float(e) > 0
+    assert e.item() > 0
