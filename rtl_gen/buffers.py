@@ -132,9 +132,14 @@ def popcount(bits) -> "Value":
 
 
 def select_vector(word, sub, vpw_log2):
-    """Vector ``sub`` of a 32-bit ``word`` holding ``2**vpw_log2`` vectors (of 32, 16 or 8 bits), LSB first."""
-    return Mux(vpw_log2 == 0, word,
-               Mux(vpw_log2 == 1, word >> (sub[0] * 16), word >> (sub[:2] * 8)))
+    """Vector ``sub`` of a 32-bit ``word`` holding ``2**vpw_log2`` vectors (of 32, 16 or 8 bits), LSB first,
+    zero-extended to 32 bits.
+
+    Multiplexers over constant slices, not variable shifts: a large array has thousands of these selectors and
+    Yosys' ``share`` pass pairs variable shifters quadratically (64x64 RS: over an hour in ``share``)."""
+    half = Mux(sub[0], word[16:32], word[0:16])
+    byte = Mux(sub[1], Mux(sub[0], word[24:32], word[16:24]), Mux(sub[0], word[8:16], word[0:8]))
+    return Mux(vpw_log2 == 0, word, Mux(vpw_log2 == 1, half, byte))
 
 
 class VectorBuffer(wiring.Component):
