@@ -19,7 +19,7 @@ Generate the BitFusion-style accelerator described by ACCEL_JSON (rtl_gen, Amara
   programs/layer_NNN.hex     per-layer instruction programs ($readmemh) and .lst listings
   accel.json                 the input with every layer's tiling pinned (BatchTile picks missing ones)
   config.json, manifest.json, files.f, run.sh, README.md
-  synth/                     with --synth: Yosys cell-area report (liberty rtl_gen/cells.lib, memories as macros)
+  synth/                     with --synth: Yosys cell-area report (liberty rtl_gen/cells.lib, RAM macros as black boxes)
 
 Then `OUT/run.sh` (= `jaq simulate OUT`) builds it on Verilator and checks every layer.
 """
