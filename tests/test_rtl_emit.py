@@ -144,3 +144,14 @@ def test_parse_stat_reads_both_yosys_formats(text):
     rep = parse_stat(text, "jaq_accel")
     assert rep.logic_area_um2 == pytest.approx(4660.5)
     assert rep.cells == {"NAND2": 20, "DFF": 7, "jaq_sram_act": 3} and rep.memories == 3
+
+
+def test_bad_jaq_yosys_is_a_one_line_error(tmp_path, monkeypatch):
+    """A JAQ_YOSYS that names no executable is refused before anything runs, naming the variable and the fix."""
+    from jaq.errors import JaqError
+    from rtl_gen.synth import synthesize
+
+    monkeypatch.setenv("JAQ_YOSYS", str(tmp_path / "no-such-yosys"))
+    with pytest.raises(JaqError, match=r"^JAQ_YOSYS: .* unset it") as e:
+        synthesize("module m(); endmodule", "m", tmp_path / "syn")
+    assert "\n" not in str(e.value)
