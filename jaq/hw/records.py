@@ -6,7 +6,8 @@ docstrings: cycles, pJ, bytes (B), kilobytes (KB = 1024 B), mm², MHz.
 
 Conventions
 -----------
-* Batch is always 1 (the paper's accelerator runs one image at a time).
+* Batch is 1 (the paper's accelerator runs one image at a time); ``Layer.batch`` > 1 exists for BitFusion mode
+  only (jaq.hw.bitfusion) and the native model refuses it.
 * ``in_h``/``in_w`` are the *padded* input extents as stored off-chip: ``(out - 1) * stride + kernel``.
   The host (or the previous layer's consumer) stores activations zero-padded; see docs/execution-model.md.
 * PE array: ``pe_y`` rows x ``pe_x`` columns of fusion units. Which loop dimension maps to rows and columns is
@@ -90,6 +91,8 @@ class Layer:
     wgt_bits: int = 8
     act_signed: bool = False
     name: str = ""
+    #: Images per layer invocation (BitFusion mode only; the native machine runs batch 1).
+    batch: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -126,7 +129,7 @@ class Layer:
         """Raise :class:`JaqError` naming the field if the layer is impossible."""
         if self.kind not in LAYER_KINDS:
             raise JaqError(f"unknown op kind {self.kind!r}; use one of {', '.join(LAYER_KINDS)}", f"{where}kind")
-        for n in ("in_ch", "out_ch", "out_h", "out_w", "kernel", "stride", "groups"):
+        for n in ("in_ch", "out_ch", "out_h", "out_w", "kernel", "stride", "groups", "batch"):
             _check_int(n, getattr(self, n), 1, 1 << 16, where)
         for n in ("act_bits", "wgt_bits"):
             v = getattr(self, n)
@@ -151,7 +154,11 @@ class Layer:
         return replace(self, act_bits=act_bits, wgt_bits=wgt_bits)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict; ``batch`` only when it is not 1 (files of batch-1 layers stay as they were)."""
+        d = asdict(self)
+        if d["batch"] == 1:
+            del d["batch"]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "") -> "Layer":
