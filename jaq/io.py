@@ -374,7 +374,7 @@ def check_plain(value: Any, where: str, *, max_items: int = 100_000, max_depth: 
             return v
         if isinstance(v, int):
             if not -(1 << 63) <= v < (1 << 63):
-                raise JaqError(f"{v:.3g} out of range: integers here must fit 64 bits", at)
+                raise JaqError(f"a {v.bit_length()}-bit integer; integers here must fit 64 bits", at)
             return int(v)
         if isinstance(v, float):
             if not math.isfinite(v):

@@ -63,11 +63,12 @@ def parse_loop_order(value: Any, field_name: str = "loop_order") -> tuple[str, .
 
 def _check_int(name: str, value: Any, lo: int, hi: int | None = None, where: str = "") -> None:
     f = f"{where}{name}"
+    rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise JaqError(f"expected an integer, got {value!r}", f)
+        raise JaqError(f"expected an integer in {rng}, got {value!r}", f)
     if value < lo or (hi is not None and value > hi):
-        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise JaqError(f"{value} out of range {rng}", f)
+        shown = value if abs(value) < 1 << 64 else f"a {value.bit_length()}-bit integer"
+        raise JaqError(f"{shown} out of range {rng}", f)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,9 @@ class Layer:
                 raise JaqError(f"{v!r} not supported; bits must be one of 2, 4, 8", f"{where}{n}")
         if not isinstance(self.act_signed, bool):
             raise JaqError("expected true or false", f"{where}act_signed")
+        if not isinstance(self.name, str) or len(self.name) > 256 or not self.name.isprintable():
+            raise JaqError(f"expected a one-line text label of at most 256 characters, got {str(self.name)[:40]!r}",
+                           f"{where}name")
         if self.in_ch % self.groups or self.out_ch % self.groups:
             raise JaqError(f"groups={self.groups} must divide in_ch={self.in_ch} and out_ch={self.out_ch}",
                            f"{where}groups")
@@ -193,7 +197,8 @@ class Accelerator:
     act_buf_kb / wgt_buf_kb / out_buf_kb: on-chip buffer capacities in KB (64..528, step 16).
     dataflow: WS / OS / RS. loop_order: default tile-loop order (outermost first) for every layer.
     clock_mhz: core clock in MHz. dram_bits_per_cycle: off-chip bandwidth in bits per core cycle (multiple of 32).
-    dram_latency_cycles: cycles from a read request to its data (reads are pipelined, one beat per cycle).
+    dram_latency_cycles: cycles from a read request to its data, 1..100000 (reads are pipelined, one beat per
+    cycle).
     """
 
     pe_x: int = 16
@@ -235,7 +240,8 @@ class Accelerator:
         _check_int("dram_bits_per_cycle", self.dram_bits_per_cycle, 32, 4096, where)
         if self.dram_bits_per_cycle % 32:
             raise JaqError(f"{self.dram_bits_per_cycle} must be a multiple of 32", f"{where}dram_bits_per_cycle")
-        _check_int("dram_latency_cycles", self.dram_latency_cycles, 0, 100_000, where)
+        # >= 1: the RTL and the memory model cannot answer a read in the request's own cycle (docs/rtl.md)
+        _check_int("dram_latency_cycles", self.dram_latency_cycles, 1, 100_000, where)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
