@@ -31,6 +31,7 @@ import torch
 
 from jaq.hw import constants as C
 from jaq.hw import timing as T
+from jaq.errors import JaqError
 from jaq.hw.batch import DTYPE, AccelBatch, CostBatch, LayerBatch, TileBatch
 from jaq.hw.records import DATAFLOWS, LOOP_DIMS, LOOP_ORDERS, Accelerator, Cost, Layer, Tiling
 from jaq.hw.schedule import COUNTERS, derive_counters
@@ -367,6 +368,10 @@ def estimate_layers(layers: Sequence[Layer], accel: Accelerator, tilings: Sequen
         raise ValueError("one tiling per layer")
     if not layers:
         return []
+    for i, l in enumerate(layers):  # LayerBatch carries no batch: refuse rather than cost one image
+        if l.batch != 1:
+            raise JaqError(f"batch {l.batch}: the native machine runs one image at a time; use batch 1 (batches run "
+                           "in BitFusion mode: jaq.hw.bitfusion)", f"layers[{i}].batch")
     cb = estimate(LayerBatch.from_layers(layers), AccelBatch.from_accels([accel]),
                   TileBatch.from_tilings(tilings), mode=mode)
     return [cost_row(cb, i) for i in range(len(layers))]
