@@ -1,18 +1,19 @@
 """Integer inference of a derived subnet: the bit-exact reference of the accelerator (DESIGN.md contract 3).
 
-The accelerator computes each conv on integers into 32-bit accumulators; everything between two convs is the
-host's, done by ONE function, :func:`requantize`, which the RTL simulator harness calls too:
+The accelerator computes each conv on integers into 32-bit accumulators; the output unit then finishes the
+layer with integer arithmetic only, ONE definition in :mod:`jaq.hw.requant` (docs/execution-model.md,
+"Output unit"), used here, by the simulator's host loop and by the RTL's tests:
 
-    acc  = conv(x_int (zero-padded by the host), w_int)                  # int64 here, must fit in int32
-    y    = acc * (s_act * s_wgt) * bn_mul + bn_add                      # BN folded (float64)
-    y   += residual_int * s_residual                                    # MBConv residual (block input ints)
-    y    = max(y, 0) if relu;  y = mean over H, W if pool               # head: ReLU then global average pool
-    out  = round(clip(y / s_next, lo, hi))  (round half to even)        # the consumer's bits / sign / scale
+    acc  = conv(x_int (zero-padded), w_int)                               # int64 here, must fit in int32
+    out  = sat((acc*mult[c] + res*res_mult + bias[c] + 2^(shift-1)) >> shift)   # BN, residual, ReLU, bits
+    pool: u = sum over H, W of the activations before rounding          # head: one rounding of the mean
 
-``s_act`` is the layer's input scale (from its quantizer's running range), ``s_wgt`` its weight scale
-(Eq. 2 min-max of the weight tensor), ``s_next`` the next layer's input scale. The network input is quantized
-with :func:`jaq.nn.quant.quantize_int` at the stem's scale. The classifier's requantize returns the float64
-logits (``out_bits=None``).
+The integer constants come from the real scales by :meth:`jaq.hw.requant.Requant.from_real`: per channel
+``mult = s_act * s_wgt * bn_mul / s_next`` and ``bias = bn_add / s_next`` (output LSBs), ``res_mult =
+s_residual / s_next``. ``s_act`` is the layer's input scale (from its quantizer's running range), ``s_wgt`` its
+weight scale (Eq. 2 min-max of the weight tensor), ``s_next`` the next layer's input scale. The head's unit
+averages its ReLU outputs over H x W before the one rounding to the classifier's input. The classifier's unit writes 32-bit logits in units of ``s_act * s_wgt`` (:attr:`IntLayer.logit_scale`);
+:meth:`IntegerNet.run` returns them as float64 real logits.
 
 Tensors: activations N x C x H x W int64 (the accelerator's own layout, [IH][IW][C], is the simulator's
 concern), weights out_ch x in_ch/groups x K x K int64 (PyTorch order). The conv runs in float64, which is exact
@@ -28,38 +29,46 @@ import torch
 import torch.nn.functional as F
 
 from jaq.hw.records import Layer
+from jaq.hw.requant import Requant
 from jaq.nn.ops import MBConvOp, QConv2d
-from jaq.nn.quant import int_range, quantize_int, round_clip
+from jaq.nn.quant import quantize_int
 from jaq.nn.subnet import SubNet
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def layer_requant(*, in_scale: float, wgt_scale: float, bn_mul, bn_add, relu: bool,
+                  out_scale: float | None = None, out_bits: int | None = None, out_signed: bool = False,
+                  residual_scale: float | None = None, pool_pixels: int = 1, where: str = "layer") -> Requant:
+    """The output-unit constants of one layer from its real scales (module docstring). ``out_bits`` None: the
+    classifier, 32-bit logits in units of ``in_scale * wgt_scale``."""
+    mul = torch.as_tensor(bn_mul, dtype=torch.float64).flatten()
+    add = torch.as_tensor(bn_add, dtype=torch.float64).flatten()
+    if out_bits is None:
+        out_scale, out_bits, out_signed = float(in_scale) * float(wgt_scale), 32, True
+    s_acc = float(in_scale) * float(wgt_scale) / float(out_scale)
+    res = None if residual_scale is None else float(residual_scale) / float(out_scale)
+    return Requant.from_real((mul * s_acc).tolist(), (add / float(out_scale)).tolist(), res, out_bits=int(out_bits),
+                             out_signed=bool(out_signed), relu=bool(relu), pool_pixels=pool_pixels, where=where)
 
 
 def requantize(acc: torch.Tensor, *, in_scale: float, wgt_scale: float, bn_mul: torch.Tensor,
                bn_add: torch.Tensor, relu: bool, out_scale: float | None = None, out_bits: int | None = None,
                out_signed: bool = False, residual: torch.Tensor | None = None, residual_scale: float | None = None,
                pool: bool = False) -> torch.Tensor:
-    """Host-side requantization of one layer's accumulators (see module docstring); shared with the simulator.
+    """One layer's output unit on accumulators ``acc`` [..., C, H, W] (see the module docstring).
 
-    ``acc``: integer accumulators, shape [..., C, H, W] (any integer dtype). ``bn_mul``/``bn_add``: per output
-    channel [C] (real units). ``residual``: integers of the block input, same shape as the output, with scale
-    ``residual_scale``. Returns int64 integers at ``out_bits`` (signed per ``out_signed``), or, if
-    ``out_bits`` is None, the float64 real values (the logits).
-    """
-    y = acc.to(torch.float64) * (float(in_scale) * float(wgt_scale))
-    mul = torch.as_tensor(bn_mul, dtype=torch.float64).reshape(-1, 1, 1)
-    add = torch.as_tensor(bn_add, dtype=torch.float64).reshape(-1, 1, 1)
-    y = y * mul + add
-    if residual is not None:
-        y = y + residual.to(torch.float64) * float(residual_scale)
-    if relu:
-        y = y.clamp(min=0.0)
-    if pool:
-        y = y.mean(dim=(-2, -1), keepdim=True)
+    ``residual``: integers of the block input, same shape as the output, with scale ``residual_scale``.
+    Returns int64 integers at ``out_bits`` (signed per ``out_signed``), pooled over H, W if ``pool``; with
+    ``out_bits`` None (the classifier) the float64 real logits."""
+    pixels = acc.shape[-2] * acc.shape[-1] if pool else 1
+    rq = layer_requant(in_scale=in_scale, wgt_scale=wgt_scale, bn_mul=bn_mul, bn_add=bn_add, relu=relu,
+                       out_scale=out_scale, out_bits=out_bits, out_signed=out_signed,
+                       residual_scale=residual_scale if residual is not None else None, pool_pixels=pixels)
+    out = rq.apply(acc, residual, channel_axis=-3, pool_axes=(-2, -1) if pool else ())
     if out_bits is None:
-        return y
-    lo, hi = int_range(int(out_bits), bool(out_signed))
-    return round_clip(y, torch.tensor(float(out_scale), dtype=torch.float64), lo, hi).to(torch.int64)
+        return out.to(torch.float64) * (float(in_scale) * float(wgt_scale))
+    return out
 
 
 def pad_input(x: torch.Tensor, layer: Layer) -> torch.Tensor:
@@ -110,6 +119,20 @@ class IntLayer:
     out_scale: float | None = None
     out_bits: int | None = None
     out_signed: bool = False
+
+    @property
+    def requant(self) -> Requant:
+        """This layer's output-unit constants (:mod:`jaq.hw.requant`)."""
+        return layer_requant(in_scale=self.act_scale, wgt_scale=self.wgt_scale, bn_mul=self.bn_mul,
+                             bn_add=self.bn_add, relu=self.relu, out_scale=self.out_scale, out_bits=self.out_bits,
+                             out_signed=self.out_signed, residual_scale=self.residual_scale,
+                             pool_pixels=self.layer.out_h * self.layer.out_w if self.pool else 1,
+                             where=f"layer {self.layer.name or self.layer.kind}")
+
+    @property
+    def logit_scale(self) -> float:
+        """Real value of one LSB of the classifier's 32-bit output (``act_scale * wgt_scale``)."""
+        return float(self.act_scale) * float(self.wgt_scale)
 
     def requantize(self, acc: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         return requantize(acc, in_scale=self.act_scale, wgt_scale=self.wgt_scale, bn_mul=self.bn_mul,
