@@ -30,6 +30,19 @@ Schema ``jaq.accel/1`` (one JSON object; YAML with the same structure is accepte
 
 At least one of ``accelerator`` and ``bitfusion`` is required. Every problem is a one-line
 :class:`~jaq.errors.JaqError` naming the field (``layers[3].kernel: ...``).
+
+Required hardware fields. In a hand-off document -- a ``.json`` file, or any document that gives
+``schema_version`` (every file jaq writes) -- the fields that define the hardware are required, never defaulted:
+every field of ``accelerator`` (and of ``bitfusion`` when given) and each layer's ``kernel``, ``stride``,
+``act_bits`` and ``wgt_bits``. Files written by jaq have always carried all of them, so they still load under
+``jaq.accel/1``; only hand-written ``.json`` files that leaned on the defaults must now spell them out. A
+hand-written YAML sketch without ``schema_version`` (``examples/*.yaml``) may still leave them to the
+:class:`~jaq.hw.records.Layer` / :class:`~jaq.hw.records.Accelerator` defaults (``kernel 1, stride 1, 8/8 bits``,
+16x16 PEs, 128 KB buffers...).
+
+Numbers are checked for type and range (NaN, infinities and out-of-range values are refused naming the field
+and the range); free-form values (``scales``, ``provenance.extra``) must be small plain data
+(:func:`jaq.io.check_plain`); labels are one-line text.
 """
 
 from __future__ import annotations
@@ -37,8 +50,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -46,7 +60,7 @@ from jaq import __version__
 from jaq.errors import JaqError
 from jaq.hw.bitfusion import BitFusionConfig
 from jaq.hw.records import LAYER_KINDS, Accelerator, Cost, Layer, Tiling
-from jaq.io import atomic_write_text, load_structured
+from jaq.io import atomic_write_text, check_plain, load_structured
 
 SCHEMA_VERSION = "jaq.accel/1"
 MODES = ("native", "bitfusion")
@@ -58,6 +72,17 @@ _LAYER_LABELS = ("op", "block", "role", "tiling", "predicted", "weights", "scale
                  "index")
 _PROV_KEYS = ("config", "config_sha256", "seed", "code_version", "created", "command", "notes", "extra")
 _TOTAL_KEYS = ("mode", "cycles", "latency_ms", "energy_mj", "area_mm2", "edap")
+#: Fields a hand-off document must give (see the module docstring).
+_LAYER_HW_KEYS = ("kernel", "stride", "act_bits", "wgt_bits")
+
+#: Largest count (cycles, accesses) and physical quantity (ms, pJ, mJ, mm², J*s*mm²) a file may hold.
+MAX_COUNT = (1 << 63) - 1
+MAX_QUANTITY = 1e30
+#: Longest label (names, ops, roles) and longest other text (paths, notes, commands), in characters.
+MAX_LABEL = 4096
+MAX_TEXT = 65_536
+#: Most layers a network may have.
+MAX_LAYERS = 100_000
 
 
 def _is_int(v: Any) -> bool:
@@ -83,11 +108,39 @@ def _unknown(d: Mapping[str, Any], known: Sequence[str], where: str) -> None:
         raise JaqError(f"unknown field {bad[0]!r}; known: {', '.join(known)}", f"{where}{bad[0]}")
 
 
-def _opt_str(d: Mapping[str, Any], k: str, where: str) -> str | None:
+def _show(v: Any) -> str:
+    """A short repr of a user value for a one-line message."""
+    r = repr(v) if not isinstance(v, int) or abs(v) < 1 << 64 else f"a {v.bit_length()}-bit integer"
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _opt_str(d: Mapping[str, Any], k: str, where: str, limit: int = MAX_LABEL) -> str | None:
+    """An optional one-line text field of at most ``limit`` characters."""
     v = d.get(k)
-    if v is not None and not isinstance(v, str):
-        raise JaqError(f"expected a string, got {v!r}", f"{where}{k}")
+    if v is not None and not (isinstance(v, str) and len(v) <= limit and v.isprintable()):
+        raise JaqError(f"expected one-line text of at most {limit} characters, got {_show(v)}", f"{where}{k}")
     return v
+
+
+def _number(v: Any, field_name: str, hi: float = MAX_QUANTITY, lo: float = 0.0) -> float:
+    """A finite number in [lo, hi] (physical quantities: ms, pJ, mm²...)."""
+    if not _is_num(v) or not (lo <= v <= hi):
+        raise JaqError(f"expected a finite number in {lo:g}..{hi:g}, got {_show(v)}", field_name)
+    return float(v)
+
+
+def _count(v: Any, field_name: str, hi: int = MAX_COUNT) -> int:
+    """A non-negative integer count (cycles, accesses) up to ``hi``."""
+    if not _is_int(v) or not (0 <= v <= hi):
+        raise JaqError(f"expected an integer count in 0..{hi}, got {_show(v)}", field_name)
+    return int(v)
+
+
+def _required(d: Mapping[str, Any], keys: Sequence[str], where: str, what: str) -> None:
+    """Hand-off documents give every hardware field (module docstring): name the first one missing."""
+    for k in keys:
+        if k not in d:
+            raise JaqError(f"missing (required in a hand-off file: {what} are never defaulted)", f"{where}{k}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -129,12 +182,21 @@ class Provenance:
         d = _mapping(d, where.rstrip("."))
         _unknown(d, _PROV_KEYS, where)
         seed = d.get("seed")
-        if seed is not None and not _is_int(seed):
-            raise JaqError(f"expected an integer, got {seed!r}", f"{where}seed")
+        if seed is not None and not (_is_int(seed) and 0 <= seed < 1 << 63):
+            raise JaqError(f"expected an integer in 0..{(1 << 63) - 1}, got {_show(seed)}", f"{where}seed")
         extra = d.get("extra") or {}
         _mapping(extra, f"{where}extra")
-        return cls(seed=seed, extra=dict(extra),
-                   **{k: _opt_str(d, k, where) for k in _PROV_KEYS if k not in ("seed", "extra")})
+        extra = check_plain(extra, f"{where}extra")
+        return cls(seed=seed, extra=extra,
+                   **{k: _opt_str(d, k, where, MAX_TEXT) for k in _PROV_KEYS if k not in ("seed", "extra")})
+
+
+def _small_mapping(d: Mapping[str, Any], k: str, where: str, limit: int = 256) -> Mapping[str, Any]:
+    """``d[k]`` (default empty): a mapping of at most ``limit`` named values."""
+    m = _mapping(d.get(k, {}), f"{where}{k}")
+    if len(m) > limit:
+        raise JaqError(f"{len(m)} entries; at most {limit}", f"{where}{k}")
+    return m
 
 
 @dataclass
@@ -157,25 +219,18 @@ class Predicted:
             raise JaqError(f"unknown mode {mode!r}; use native or bitfusion", f"{where}mode")
         if "cycles" not in d:
             raise JaqError("missing (required)", f"{where}cycles")
-        if not _is_int(d["cycles"]) or d["cycles"] < 0:
-            raise JaqError(f"expected a non-negative integer, got {d['cycles']!r}", f"{where}cycles")
-        for k in ("latency_ms", "area_mm2"):
-            if k in d and not _is_num(d[k]):
-                raise JaqError(f"expected a number, got {d[k]!r}", f"{where}{k}")
-        energy = _mapping(d.get("energy_pj", {}), f"{where}energy_pj")
-        for k, v in energy.items():
-            if not _is_num(v):
-                raise JaqError(f"expected a number (pJ), got {v!r}", f"{where}energy_pj.{k}")
-        accesses = _mapping(d.get("accesses", {}), f"{where}accesses")
-        for k, v in accesses.items():
-            if not _is_num(v):
-                raise JaqError(f"expected a count, got {v!r}", f"{where}accesses.{k}")
+        cycles = _count(d["cycles"], f"{where}cycles")
+        latency, area = (_number(d.get(k, 0.0), f"{where}{k}") for k in ("latency_ms", "area_mm2"))
+        if "energy_total_pj" in d:
+            _number(d["energy_total_pj"], f"{where}energy_total_pj")
+        energy = {k: _number(v, f"{where}energy_pj.{k}") for k, v in _small_mapping(d, "energy_pj", where).items()}
+        accesses = {k: _count(v if not (isinstance(v, float) and v.is_integer()) else int(v), f"{where}accesses.{k}")
+                    for k, v in _small_mapping(d, "accesses", where).items()}
         legal = d.get("legal", True)
         if not isinstance(legal, bool):
             raise JaqError("expected true or false", f"{where}legal")
-        cost = Cost(cycles=d["cycles"], latency_ms=float(d.get("latency_ms", 0.0)),
-                    energy_pj={k: float(v) for k, v in energy.items()}, area_mm2=float(d.get("area_mm2", 0.0)),
-                    accesses={k: int(v) for k, v in accesses.items()}, legal=legal)
+        cost = Cost(cycles=cycles, latency_ms=latency, energy_pj=energy, area_mm2=area, accesses=accesses,
+                    legal=legal)
         return cls(mode=mode, cost=cost)
 
 
@@ -272,13 +327,11 @@ class Totals:
         for k in _TOTAL_KEYS[1:]:
             if k not in d:
                 raise JaqError("missing (required)", f"{where}{k}")
-            if not _is_num(d[k]) or d[k] < 0:
-                raise JaqError(f"expected a non-negative number, got {d[k]!r}", f"{where}{k}")
         mode = d.get("mode", "native")
         if mode not in MODES:
-            raise JaqError(f"unknown mode {mode!r}; use native or bitfusion", f"{where}mode")
-        return cls(mode=mode, cycles=int(d["cycles"]), latency_ms=float(d["latency_ms"]),
-                   energy_mj=float(d["energy_mj"]), area_mm2=float(d["area_mm2"]), edap=float(d["edap"]))
+            raise JaqError(f"unknown mode {_show(mode)}; use native or bitfusion", f"{where}mode")
+        return cls(mode=mode, cycles=_count(d["cycles"], f"{where}cycles"),
+                   **{k: _number(d[k], f"{where}{k}") for k in _TOTAL_KEYS[2:]})
 
 
 @dataclass
@@ -327,18 +380,29 @@ class AccelSpec:
 # Parsing
 # ---------------------------------------------------------------------------------------------------------------
 
-def _parse_layer(d: Any, i: int, acc: Accelerator | None) -> LayerEntry:
+def _parse_scales(v: Any, where: str) -> Any:
+    """A layer's ``scales``: a path (text) or small plain data (a list or mapping of numbers)."""
+    if v is None or isinstance(v, str):
+        return _opt_str({"scales": v}, "scales", where)
+    if not isinstance(v, (list, Mapping)):
+        raise JaqError(f"expected a path, a list or a mapping, got {type(v).__name__}", f"{where}scales")
+    return check_plain(v, f"{where}scales", max_items=1 << 18, max_depth=4, max_str=MAX_LABEL)
+
+
+def _parse_layer(d: Any, i: int, acc: Accelerator | None, hand_off: bool = False) -> LayerEntry:
     where = f"layers[{i}]."
     d = _mapping(d, f"layers[{i}]")
     d = dict(d)
     labels = {k: d.pop(k) for k in _LAYER_LABELS if k in d}
     if "kind" in d and d["kind"] not in LAYER_KINDS:
-        raise JaqError(f"unknown op kind {d['kind']!r}; use one of {', '.join(LAYER_KINDS)}", f"{where}kind")
+        raise JaqError(f"unknown op kind {_show(d['kind'])}; use one of {', '.join(LAYER_KINDS)}", f"{where}kind")
+    if hand_off:
+        _required(d, _LAYER_HW_KEYS, where, "a layer's kernel, stride and bits")
     for k in ("in_h", "in_w", "padding"):
         v = labels.get(k)
-        if v is not None and (not _is_int(v) or v < (0 if k == "padding" else 1)):
-            raise JaqError(f"expected {'a non-negative' if k == 'padding' else 'a positive'} integer, got {v!r}",
-                           f"{where}{k}")
+        lo = 0 if k == "padding" else 1
+        if v is not None and (not _is_int(v) or not lo <= v <= 1 << 16):
+            raise JaqError(f"expected an integer in {lo}..{1 << 16}, got {_show(v)}", f"{where}{k}")
     # channels first: a zero or negative channel count gets its own message
     for k in ("in_ch", "out_ch"):
         if k in d and _is_int(d[k]) and d[k] <= 0:
@@ -367,8 +431,8 @@ def _parse_layer(d: Any, i: int, acc: Accelerator | None) -> LayerEntry:
     for k in ("op", "role"):
         setattr(entry, k, _opt_str(labels, k, where))
     b = labels.get("block")
-    if b is not None and not (_is_int(b) and b >= 0):
-        raise JaqError(f"expected a block index >= 0, got {b!r}", f"{where}block")
+    if b is not None and not (_is_int(b) and 0 <= b <= 1 << 16):
+        raise JaqError(f"expected a block index in 0..{1 << 16}, got {_show(b)}", f"{where}block")
     entry.block = b
     t = labels.get("tiling")
     if t is not None and t != "auto":
@@ -386,14 +450,35 @@ def _parse_layer(d: Any, i: int, acc: Accelerator | None) -> LayerEntry:
     if labels.get("predicted") is not None:
         entry.predicted = Predicted.from_dict(labels["predicted"], f"{where}predicted.")
     entry.weights = _opt_str(labels, "weights", where)
-    entry.scales = labels.get("scales")
-    if entry.scales is not None and not isinstance(entry.scales, (str, list, Mapping)):
-        raise JaqError("expected a path, a list or a mapping", f"{where}scales")
+    entry.scales = _parse_scales(labels.get("scales"), where)
     return entry
 
 
-def parse_spec(obj: Any, source: str | os.PathLike | None = None) -> AccelSpec:
-    """Validate a loaded JSON/YAML object as an accel spec (see the module docstring for the schema)."""
+def is_hand_off(obj: Mapping[str, Any], source: str | os.PathLike | None = None) -> bool:
+    """A hand-off document (module docstring): it gives ``schema_version`` or comes from a ``.json`` file."""
+    return "schema_version" in obj or (source is not None and str(source).endswith(".json"))
+
+
+def _hardware(obj: Mapping[str, Any], hand_off: bool) -> tuple[Accelerator | None, BitFusionConfig | None]:
+    """The ``accelerator`` and ``bitfusion`` sections (all fields required in hand-off documents)."""
+    acc = bf = None
+    if obj.get("accelerator") is not None:
+        acc = Accelerator.from_dict(obj["accelerator"], "accelerator.")
+        if hand_off:
+            _required(obj["accelerator"], [f.name for f in fields(Accelerator)], "accelerator.",
+                      "the accelerator's fields")
+    if obj.get("bitfusion") is not None:
+        bf = BitFusionConfig.from_dict(obj["bitfusion"], "bitfusion.")
+        if hand_off:
+            _required(obj["bitfusion"], [f.name for f in fields(BitFusionConfig)], "bitfusion.",
+                      "the BitFusion configuration's fields")
+    return acc, bf
+
+
+def parse_spec(obj: Any, source: str | os.PathLike | None = None, *, hand_off: bool | None = None) -> AccelSpec:
+    """Validate a loaded JSON/YAML object as an accel spec (see the module docstring for the schema).
+
+    ``hand_off``: require every hardware field (default: :func:`is_hand_off`)."""
     if not isinstance(obj, Mapping):
         raise JaqError(f"expected a mapping at the top of {source or 'the file'}, got "
                        f"{type(obj).__name__}; see docs/cost-model.md for the accel.json schema")
@@ -401,14 +486,15 @@ def parse_spec(obj: Any, source: str | os.PathLike | None = None) -> AccelSpec:
     _unknown(obj, _TOP_KEYS, "")
     version = obj.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
-        raise JaqError(f"{version!r} is not supported by this jaq (it reads {SCHEMA_VERSION!r})", "schema_version")
+        raise JaqError(f"{_show(version)} is not supported by this jaq (it reads {SCHEMA_VERSION!r})",
+                       "schema_version")
     mode = obj.get("mode", "native")
     if mode not in MODES:
-        raise JaqError(f"unknown mode {mode!r}; use native or bitfusion", "mode")
+        raise JaqError(f"unknown mode {_show(mode)}; use native or bitfusion", "mode")
+    if hand_off is None:
+        hand_off = is_hand_off(obj, source)
 
-    acc = Accelerator.from_dict(obj["accelerator"], "accelerator.") if obj.get("accelerator") is not None \
-        else None
-    bf = BitFusionConfig.from_dict(obj["bitfusion"], "bitfusion.") if obj.get("bitfusion") is not None else None
+    acc, bf = _hardware(obj, hand_off)
     if acc is None and bf is None:
         raise JaqError("missing (required): give the accelerator's fields (or a bitfusion: configuration)",
                        "accelerator")
@@ -425,11 +511,15 @@ def parse_spec(obj: Any, source: str | os.PathLike | None = None) -> AccelSpec:
         raise JaqError("missing (required): the network's layers in execution order", "layers")
     if not isinstance(layers, list) or not layers:
         raise JaqError("expected a non-empty list of layers", "layers")
-    entries = [_parse_layer(d, i, acc) for i, d in enumerate(layers)]
+    if len(layers) > MAX_LAYERS:
+        raise JaqError(f"{len(layers)} layers; at most {MAX_LAYERS}", "layers")
+    entries = [_parse_layer(d, i, acc, hand_off) for i, d in enumerate(layers)]
     shape = net.get("input_shape")
     if shape is not None:
-        if not (isinstance(shape, (list, tuple)) and len(shape) == 3 and all(_is_int(v) and v > 0 for v in shape)):
-            raise JaqError(f"expected [C, H, W] of positive integers, got {shape!r}", "network.input_shape")
+        if not (isinstance(shape, (list, tuple)) and len(shape) == 3
+                and all(_is_int(v) and 0 < v <= 1 << 16 for v in shape)):
+            raise JaqError(f"expected [C, H, W] of integers in 1..{1 << 16}, got {_show(shape)}",
+                           "network.input_shape")
         shape = tuple(shape)
         if entries[0].layer.in_ch != shape[0]:
             raise JaqError(f"{entries[0].layer.in_ch} does not match network.input_shape C = {shape[0]}",
@@ -443,15 +533,17 @@ def parse_spec(obj: Any, source: str | os.PathLike | None = None) -> AccelSpec:
 
     ow = obj.get("objective_weights")
     if ow is not None:
-        if not (isinstance(ow, (list, tuple)) and len(ow) == 3 and all(_is_num(v) and v >= 0 for v in ow)):
-            raise JaqError(f"expected [lE, lL, lA] of non-negative numbers, got {ow!r}", "objective_weights")
-        ow = tuple(float(v) for v in ow)
+        if not (isinstance(ow, (list, tuple)) and len(ow) == 3):
+            raise JaqError(f"expected [lE, lL, lA] of non-negative numbers, got {_show(ow)}", "objective_weights")
+        ow = tuple(_number(v, f"objective_weights[{i}]", hi=1e6) for i, v in enumerate(ow))
     acc_m = obj.get("accuracy")
     if acc_m is not None:
-        acc_m = dict(_mapping(acc_m, "accuracy"))
+        acc_m = dict(_small_mapping(obj, "accuracy", ""))
         for k, v in acc_m.items():
-            if not (_is_num(v) or isinstance(v, str) or v is None):
-                raise JaqError(f"expected a number or a string, got {v!r}", f"accuracy.{k}")
+            if isinstance(v, str) or v is None:
+                _opt_str(acc_m, k, "accuracy.")
+            elif not (_is_int(v) and abs(v) < 1 << 63 or isinstance(v, float) and math.isfinite(v)):
+                raise JaqError(f"expected a finite number or a string, got {_show(v)}", f"accuracy.{k}")
     return AccelSpec(
         network=network, accelerator=acc, bitfusion=bf, mode=mode,
         provenance=Provenance.from_dict(obj.get("provenance") or {}),

@@ -16,13 +16,17 @@ from jaq.hw.records import Accelerator, Cost, Layer, Tiling
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
-BASE = {
+BASE = {  # a hand-off document (schema_version): every hardware field given
     "schema_version": SCHEMA_VERSION,
     "network": {"input_shape": [3, 16, 16], "layers": [
-        {"kind": "conv", "in_ch": 3, "out_ch": 8, "out_h": 16, "out_w": 16, "kernel": 3},
-        {"kind": "pointwise", "in_ch": 8, "out_ch": 16, "out_h": 16, "out_w": 16, "act_bits": 4, "wgt_bits": 2},
+        {"kind": "conv", "in_ch": 3, "out_ch": 8, "out_h": 16, "out_w": 16, "kernel": 3, "stride": 1,
+         "act_bits": 8, "wgt_bits": 8},
+        {"kind": "pointwise", "in_ch": 8, "out_ch": 16, "out_h": 16, "out_w": 16, "kernel": 1, "stride": 1,
+         "act_bits": 4, "wgt_bits": 2},
     ]},
-    "accelerator": {"pe_x": 8, "pe_y": 8, "act_buf_kb": 64, "wgt_buf_kb": 64, "out_buf_kb": 64},
+    "accelerator": {"pe_x": 8, "pe_y": 8, "act_buf_kb": 64, "wgt_buf_kb": 64, "out_buf_kb": 64, "dataflow": "WS",
+                    "loop_order": ["B", "OC", "OH", "OW", "IC"], "clock_mhz": 500.0, "dram_bits_per_cycle": 128,
+                    "dram_latency_cycles": 20},
 }
 
 
@@ -84,7 +88,7 @@ def test_minimal_hand_written_and_defaults():
 
 def test_derived_output_extents_from_input_and_padding():
     layer = {"kind": "conv", "in_ch": 3, "out_ch": 8, "in_h": 16, "in_w": 12, "padding": 1, "kernel": 3,
-             "stride": 2}
+             "stride": 2, "act_bits": 8, "wgt_bits": 8}
     obj = _with("network.layers.0", layer)
     obj["network"]["input_shape"] = [3, 16, 12]
     spec = parse_spec(obj)
@@ -116,7 +120,7 @@ def test_derived_output_extents_from_input_and_padding():
     ("network.layers.1.tiling", {"t_ic": 8, "t_oc": 8, "t_oh": 4}, "layers[1].tiling.t_ow", "missing"),
     ("network.layers.1.tiling", {"t_ic": 8, "t_oc": 8, "t_oh": 4, "t_ow": 4, "loop_order": "B,B,OC,OH,OW"},
      "layers[1].tiling.loop_order", "permutation"),
-    ("network.layers.1.predicted", {"cycles": -1}, "layers[1].predicted.cycles", "non-negative"),
+    ("network.layers.1.predicted", {"cycles": -1}, "layers[1].predicted.cycles", "integer count in 0.."),
     ("network.layers.1.block", "two", "layers[1].block", "block index"),
     ("objective_weights", [1, 2], "objective_weights", "[lE, lL, lA]"),
     ("totals", {"cycles": 1}, "totals.latency_ms", "missing"),
@@ -131,11 +135,12 @@ def test_validation_names_the_field(path, value, field, words):
 
 
 def test_kernel_larger_than_input():
-    layer = {"kind": "conv", "in_ch": 3, "out_ch": 8, "in_h": 3, "in_w": 3, "kernel": 7, "stride": 1}
+    bits = {"act_bits": 8, "wgt_bits": 8}
+    layer = {"kind": "conv", "in_ch": 3, "out_ch": 8, "in_h": 3, "in_w": 3, "kernel": 7, "stride": 1, **bits}
     msg = _err(_with("network.layers.0", layer))
     assert msg.startswith("layers[0].kernel: 7 larger than the padded input"), msg
     layer = {"kind": "conv", "in_ch": 3, "out_ch": 8, "in_h": 16, "in_w": 16, "padding": 1, "kernel": 3,
-             "out_h": 15, "out_w": 16}
+             "stride": 1, "out_h": 15, "out_w": 16, **bits}
     assert _err(_with("network.layers.0", layer)).startswith("layers[0].out_h: 15 does not follow")
 
 
