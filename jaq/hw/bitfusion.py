@@ -18,15 +18,21 @@ Mapping of the project's records onto the simulator (docs/cost-model.md, "Mappin
 * array: ``N`` rows = ``pe_y`` (each row a slice of the input channels), ``M`` columns = ``pe_x`` (output
   channels). ``pf = floor(8/max(a,2)) * floor(8/max(w,2))`` MACs per fusion unit per cycle, fused along input
   channels.
-* loops: the simulator's (B, OW, OH, IC, OC) tile loops are our ``LOOP_DIMS`` one to one (B has one tile;
-  ``t_ic``/``t_oc`` are per group). The simulator's square output ``O`` becomes ``out_h`` x ``out_w``; its
-  search ties the OH and OW tiles (same power of two, each clamped to its dimension), evaluation takes them
-  separately. Tiles larger than their dimension are clamped to it (as the simulator's search does).
+* loops: the simulator's (B, OW, OH, IC, OC) tile loops are our ``LOOP_DIMS`` one to one (``t_ic``/``t_oc``
+  per group). ``Layer.batch`` is the simulator's B and :class:`BitFusionTiling` ``t_b`` its batch tile (B is
+  tiled in powers of two like the other loops; a plain :class:`~jaq.hw.Tiling` means ``t_b = 1``). The
+  simulator's square output ``O`` becomes ``out_h`` x ``out_w``; its search ties the OH and OW tiles (same power
+  of two, each clamped to its dimension), evaluation takes them separately. Tiles larger than their dimension are
+  clamped to it, and tiles have no upper bound (the simulator's search has none; the project's ``Tiling`` stops
+  at 1024 for the native machine).
 * groups: a grouped/depthwise layer is ``groups`` independent convolutions of ``in_ch/groups`` ->
   ``out_ch/groups`` channels run one after the other; every count (cycles incl. fill/drain, accesses, energy)
   is the per-group count times ``groups``. (The simulator has no grouped convolution.)
-* the simulator's im2col path (used there for a network's first layer) is not modelled: every layer takes the
-  channel-wise path.
+* im2col: the simulator lowers a convolution whose input is the network's input (the tensor no operation
+  produces: the first layer, and every branch that reads the image, e.g. AlexNet's two conv1 towers) to a matrix
+  product of ``K²·IC`` inputs per output pixel, whatever its channel count; fully connected layers never take
+  it. Here it is a per-layer flag (``im2col=`` of the functions below); without it a layer takes the
+  channel-wise path. See docs/cost-model.md for what changes.
 * accelerator: buffers ``act_buf_kb``/``wgt_buf_kb``/``out_buf_kb`` x 1024 bytes (IBUF/WBUF/OBUF), off-chip
   ``dram_bits_per_cycle`` = the simulator's ``if_width``; ``dataflow`` and ``dram_latency_cycles`` are not used.
 
@@ -43,7 +49,7 @@ import torch
 
 from jaq.errors import JaqError
 from jaq.hw.batch import DTYPE, AccelBatch, CostBatch, LayerBatch, TileBatch
-from jaq.hw.records import LOOP_DIMS, LOOP_ORDERS, TILE_EXP_MAX, Accelerator, Cost, Layer, Tiling
+from jaq.hw.records import LOOP_DIMS, LOOP_ORDERS, Accelerator, Cost, Layer, Tiling, parse_loop_order
 
 # ---------------------------------------------------------------------------------------------------------------
 # Constants (BitFusion's 45 nm, 500 MHz figures; see docs/cost-model.md for the table with sources)
@@ -175,14 +181,164 @@ def as_bitfusion_config(acc: "BitFusionConfig | Accelerator") -> BitFusionConfig
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Tilings and batched rows of this mode (batch tile, im2col flag, no tile cap)
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Largest tile this mode accepts (elements): the largest dimension a :class:`~jaq.hw.Layer` may have.
+TILE_MAX = 1 << 16
+
+
+@dataclass(frozen=True)
+class BitFusionTiling:
+    """A tiling in BitFusion mode: :class:`~jaq.hw.Tiling`'s fields (same meaning, tiles 1..65536 elements instead
+    of the native search space's 1..1024) plus ``t_b``, the batch tile (images per tile).
+
+    ``t_ic``/``t_oc`` count channels within one group. Tiles larger than their dimension are clamped to it.
+    """
+
+    t_ic: int
+    t_oc: int
+    t_oh: int
+    t_ow: int
+    loop_order: tuple[str, ...] = ("B", "OC", "OH", "OW", "IC")
+    t_b: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "loop_order", parse_loop_order(self.loop_order, "tiling.loop_order"))
+        for n in ("t_b", "t_ic", "t_oc", "t_oh", "t_ow"):
+            v = getattr(self, n)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise JaqError(f"expected an integer, got {v!r}", f"tiling.{n}")
+            if not 1 <= v <= TILE_MAX:
+                raise JaqError(f"{v} out of range 1..{TILE_MAX}", f"tiling.{n}")
+
+    @classmethod
+    def of(cls, t: "Tiling | BitFusionTiling") -> "BitFusionTiling":
+        """``t`` itself, or a :class:`~jaq.hw.Tiling` with batch tile 1."""
+        if isinstance(t, BitFusionTiling):
+            return t
+        return cls(t.t_ic, t.t_oc, t.t_oh, t.t_ow, t.loop_order, 1)
+
+    def counts(self, layer: Layer) -> dict[str, int]:
+        """Number of tiles along each loop dimension (ceil division)."""
+        return {"B": math.ceil(layer.batch / self.t_b), "IC": math.ceil(layer.in_ch_per_group / self.t_ic),
+                "OC": math.ceil(layer.out_ch_per_group / self.t_oc), "OH": math.ceil(layer.out_h / self.t_oh),
+                "OW": math.ceil(layer.out_w / self.t_ow)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Tiling's keys; ``t_b`` only when it is not 1."""
+        d: dict[str, Any] = {"t_ic": self.t_ic, "t_oc": self.t_oc, "t_oh": self.t_oh, "t_ow": self.t_ow,
+                             "loop_order": list(self.loop_order)}
+        if self.t_b != 1:
+            d["t_b"] = self.t_b
+        return d
+
+
+@dataclass
+class BitFusionLayerBatch(LayerBatch):
+    """:class:`~jaq.hw.batch.LayerBatch` plus this mode's per-layer fields: ``batch`` (images, float) and
+    ``im2col`` (bool: the layer takes the simulator's im2col path). A plain LayerBatch means batch 1, no im2col."""
+
+    batch: torch.Tensor
+    im2col: torch.Tensor
+
+    @classmethod
+    def from_layers(cls, layers: Sequence[Layer], im2col: Sequence[bool] | None = None,
+                    device=None) -> "BitFusionLayerBatch":
+        flags = _im2col_flags(layers, im2col)
+        base = LayerBatch.from_layers(layers, device=device)
+        return cls(**{f.name: getattr(base, f.name) for f in fields(LayerBatch)},
+                   batch=torch.tensor([float(l.batch) for l in layers], dtype=DTYPE, device=device),
+                   im2col=torch.tensor(flags, dtype=torch.bool, device=device))
+
+
+@dataclass
+class BitFusionTileBatch(TileBatch):
+    """:class:`~jaq.hw.batch.TileBatch` plus ``t_b``, the batch tile (float). A plain TileBatch means ``t_b = 1``."""
+
+    t_b: torch.Tensor
+
+    @classmethod
+    def from_tilings(cls, tilings: Sequence["Tiling | BitFusionTiling"], device=None) -> "BitFusionTileBatch":
+        ts = [BitFusionTiling.of(t) for t in tilings]
+        base = TileBatch.from_tilings(ts, device=device)  # reads the same field names
+        return cls(**{f.name: getattr(base, f.name) for f in fields(TileBatch)},
+                   t_b=torch.tensor([float(t.t_b) for t in ts], dtype=DTYPE, device=device))
+
+
+#: Keys of one layer in BitFusion's benchmark list (examples/bitfusion_benchmarks.yaml) -> Layer fields.
+SIM_LAYER_KEYS = {"IC": "in_ch", "OC": "out_ch", "K": "kernel", "S": "stride", "B": "batch", "iprec": "act_bits",
+                  "wprec": "wgt_bits", "name": "name"}
+
+
+@dataclass(frozen=True)
+class SimulatorLayer:
+    """A layer of BitFusion's benchmark list as this mode runs it: the :class:`~jaq.hw.Layer` and whether the
+    simulator lowers it to a matrix product (``im2col``)."""
+
+    layer: Layer
+    im2col: bool
+
+
+def layer_from_simulator(d: Mapping[str, Any], where: str = "") -> SimulatorLayer:
+    """Convert one layer as BitFusion's simulator describes it (``type`` conv|fc, ``K`` kernel, ``O`` output rows =
+    columns, ``S`` stride, ``IC``, ``OC``, ``B`` batch, ``I`` input rows (unused), ``iprec``/``wprec`` bits,
+    ``im2col``, ``name``). A 1x1 conv becomes ``pointwise``. Bad input: a one-line :class:`JaqError` naming
+    the key (``where`` prefixes it); operands other than 2, 4, 8 bits (e.g. SVHN's 1-bit layers) are refused."""
+    if not isinstance(d, Mapping):
+        raise JaqError("expected a mapping of layer keys (type, K, O, S, IC, OC, B, iprec, wprec, im2col)",
+                       where.rstrip(".") or None)
+    known = {"type", "O", "I", "im2col", *SIM_LAYER_KEYS}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise JaqError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+                       f"{where}{unknown[0]}")
+    for k in ("type", "K", "O", "S", "IC", "OC", "iprec", "wprec"):
+        if k not in d:
+            raise JaqError("missing (required)", f"{where}{k}")
+    if d["type"] not in ("conv", "fc"):
+        raise JaqError(f"unknown layer type {d['type']!r}; use conv or fc", f"{where}type")
+    for k in ("iprec", "wprec"):
+        if d[k] not in (2, 4, 8):
+            raise JaqError(f"{d[k]!r}-bit operands are not supported (bits must be 2, 4 or 8; BitFusion's own "
+                           f"fusion units go down to 2)", f"{where}{k}")
+    im2col = d.get("im2col", False)
+    if not isinstance(im2col, bool):
+        raise JaqError(f"expected true or false, got {im2col!r}", f"{where}im2col")
+    kind = "fc" if d["type"] == "fc" else ("pointwise" if d["K"] == 1 else "conv")
+    fields_ = {"kind": kind, "out_h": d["O"], "out_w": d["O"],
+               **{f: d[k] for k, f in SIM_LAYER_KEYS.items() if k in d}}
+    try:
+        layer = Layer.from_dict(fields_)
+    except JaqError as e:  # name the simulator's key, not the Layer field
+        back = {v: k for k, v in SIM_LAYER_KEYS.items()} | {"out_h": "O", "out_w": "O", "kind": "type"}
+        raise JaqError(str(e).split(": ", 1)[-1], f"{where}{back.get(e.field or '', e.field or '')}") from None
+    return SimulatorLayer(layer, im2col)
+
+
+def _im2col_flags(layers: Sequence[Layer], im2col: Sequence[bool] | None) -> list[bool]:
+    """One bool per layer (``None``: all False)."""
+    if im2col is None:
+        return [False] * len(layers)
+    flags = [bool(f) for f in im2col]
+    if len(flags) != len(layers):
+        raise ValueError(f"one im2col flag per layer: {len(flags)} flags for {len(layers)} layers")
+    return flags
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Helpers: straight-through integer ops (exact values forward, identity gradients backward)
 # ---------------------------------------------------------------------------------------------------------------
 
 def _ceil(x: torch.Tensor) -> torch.Tensor:
+    if not x.requires_grad:  # no graph (the search): the plain op, one kernel instead of three
+        return torch.ceil(x)
     return x + (torch.ceil(x) - x).detach()
 
 
 def _floor(x: torch.Tensor) -> torch.Tensor:
+    if not x.requires_grad:
+        return torch.floor(x)
     return x + (torch.floor(x) - x).detach()
 
 
@@ -270,17 +426,20 @@ def perf_factor(act_bits: torch.Tensor, wgt_bits: torch.Tensor) -> torch.Tensor:
 def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch) -> CostBatch:
     """BitFusion's analytical cost of each (layer, accelerator, tiling) row, vectorised over rows.
 
+    ``layers`` may be a :class:`BitFusionLayerBatch` (batch ``B`` and im2col flag per row) and ``tiles`` a
+    :class:`BitFusionTileBatch` (batch tile ``b``); plain batches mean ``B = b = 1`` and the channel-wise path.
     Per row (``get_stats_fast`` semantics, per group; every extensive count is then multiplied by ``groups``):
 
-    * tile footprints in bits: act ``((ow-1)S+K)((oh-1)S+K) * ic * a``; wgt ``ceil(K²ic/(N pf))*N pf * oc * w``;
-      out ``ow*oh*ceil(oc/M)*M * 32``. Legal iff each fits in half its buffer (double buffering).
+    * tile footprints in bits: act ``((ow-1)S+K)((oh-1)S+K) * ic * b * a`` (im2col: ``ow*oh * K²ic * b * a``);
+      wgt ``ceil(K²ic/(N pf))*N pf * oc * w``; out ``ow*oh*ceil(oc/M)*M * b * 32``. Legal iff each fits in half
+      its buffer (double buffering).
     * promotion: walking the tile loops from the innermost out, an operand's volume is multiplied by the trip
       count of every loop it depends on while it still fits in half its buffer (it stays resident: the largest
       such volume is its "first tile"), and by the trip count of every loop once it no longer fits (refetch).
       The final volumes are the DRAM reads (act + wgt + out partial sums) and writes (out).
-    * compute cycles ``T * ceil(oc/M) * oh*ow * K² * ceil(ic/(N pf))`` (T tiles); fill ``ceil(first tiles/
-      if_width)``; drain ``ceil(first out tile/if_width)``; stall ``max(0, ceil(middle DRAM bits/if_width) -
-      compute)``; cycles = compute + stall + fill + drain.
+    * compute cycles ``T * b*oh*ow * ceil(oc/M) * K²*ceil(ic/(N pf))`` (im2col: ``ceil(K²ic/(N pf))``; T tiles);
+      fill ``ceil(first tiles/if_width)``; drain ``ceil(first out tile/if_width)``; stall ``max(0, ceil(middle
+      DRAM bits/if_width) - compute)``; cycles = compute + stall + fill + drain.
     * on-chip accesses: per tile the cheapest of input-, output- and weight-stationary access orders (by the
       simulator's bit-count estimate; ties IS, then OS) plus the buffer fills and drains from DRAM.
     * energy pJ: compute cycles x N*M x E_FU + buffer bits x CACTI pJ/bit + DRAM bits x 15.
@@ -297,45 +456,33 @@ def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch)
                              for b in (layers, accels, tiles))
     if not len(layers) == len(accels) == len(tiles):
         raise ValueError("layers, accels and tiles must have the same number of rows (or one row)")
-    dev = layers.in_ch.device
     N, M = accels.pe_y, accels.pe_x
     a, w = layers.act_bits, layers.wgt_bits
     K, S, G = layers.kernel, layers.stride, layers.groups
     C, Mo = layers.in_ch / G, layers.out_ch / G
     OH, OW = layers.out_h, layers.out_w
+    one = torch.ones_like(C)
+    B = getattr(layers, "batch", one)
+    lowered = getattr(layers, "im2col", torch.zeros_like(C, dtype=torch.bool))
     ic, oc = torch.minimum(tiles.t_ic, C), torch.minimum(tiles.t_oc, Mo)
     oh, ow = torch.minimum(tiles.t_oh, OH), torch.minimum(tiles.t_ow, OW)
-    n_ic, n_oc, n_oh, n_ow = _cdiv(C, ic), _cdiv(Mo, oc), _cdiv(OH, oh), _cdiv(OW, ow)
-    one = torch.ones_like(n_ic)
+    b = torch.minimum(getattr(tiles, "t_b", one), B)
+    n_b, n_ic, n_oc, n_oh, n_ow = _cdiv(B, b), _cdiv(C, ic), _cdiv(Mo, oc), _cdiv(OH, oh), _cdiv(OW, ow)
 
     pf = perf_factor(a, w)
     npf = N * pf
     KK = K * K
     oc_pad = _cdiv(oc, M) * M
+    pix = b * oh * ow  # output pixels of one tile, all its images
+    # reduction steps of one output on the array: K² passes over ceil(ic/(N pf)) (im2col: one K²ic-long vector)
+    red_steps = torch.where(lowered, _cdiv(KK * ic, npf), KK * _cdiv(ic, npf))
 
     # first-tile footprints (bits) and half-buffer capacities (bits)
-    act = ((ow - 1) * S + K) * ((oh - 1) * S + K) * ic * a
+    act = torch.where(lowered, pix * KK * ic * a, ((ow - 1) * S + K) * ((oh - 1) * S + K) * ic * b * a)
     wgt = _cdiv(KK * ic, npf) * npf * oc * w
-    out = ow * oh * oc_pad * OUT_BITS
-    vols = torch.stack([act, wgt, out], 1)
-    half = torch.stack([accels.act_buf_kb, accels.wgt_buf_kb, accels.out_buf_kb], 1) * (1024 * 8 / 2)
-    half = half.expand_as(vols)
-    legal = (vols.detach() <= half).all(1)
-
-    # promotion through the loop nest, innermost loop first
-    counts = torch.stack([one, n_ic, n_oc, n_oh, n_ow], 1)
-    order = _ORDER_TABLE.to(dev)[tiles.loop_order.long()]
-    deps = _DEP_TABLE.to(dev)
-    first = vols
-    promoted = torch.ones_like(vols, dtype=torch.bool)
-    for j in range(len(LOOP_DIMS) - 1, -1, -1):
-        d = order[:, j]
-        n = counts.gather(1, d[:, None])
-        dep = deps[d]
-        vols = torch.where(~promoted | dep, vols * n, vols)
-        fits = (vols.detach() <= half)
-        first = torch.where(promoted & dep & fits, vols, first)
-        promoted = promoted & ~(dep & ~fits)
+    out = pix * oc_pad * OUT_BITS
+    vols, first, legal = _promote(torch.stack([act, wgt, out], 1), accels,
+                                  torch.stack([n_b, n_ic, n_oc, n_oh, n_ow], 1), tiles.loop_order)
     act_fill, wgt_fill, out_fill = vols.unbind(1)
 
     dram_rd = act_fill + wgt_fill + out_fill
@@ -347,26 +494,12 @@ def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch)
     drain = _cdiv(last_out, ifw)
     middle = dram_rd + dram_wr - first_in - last_out
     memory = _cdiv(middle, ifw)
-    T = n_ic * n_oc * n_oh * n_ow
-    compute = T * _cdiv(oc, M) * oh * ow * KK * _cdiv(ic, npf)
+    T = n_b * n_ic * n_oc * n_oh * n_ow
+    compute = T * pix * _cdiv(oc, M) * red_steps
     stall = torch.clamp(memory - compute, min=0.0)
     cycles = compute + stall + fill + drain
 
-    # on-chip access order per tile (the simulator's estimate of each order's bits)
-    is_loop, os_loop, ws_loop = oc_pad, _cdiv(ic, npf) * npf * KK, oh * ow
-    e_is = os_loop * ws_loop * (a + is_loop * (w + OUT_BITS))
-    e_os = is_loop * ws_loop * (OUT_BITS + os_loop * (a + w))
-    e_ws = os_loop * is_loop * (w + ws_loop * (a + OUT_BITS))
-    e_min = torch.minimum(torch.minimum(e_is, e_os), e_ws)
-    sel_is = e_is == e_min
-    sel_os = ~sel_is & (e_os == e_min)
-    sel_ws = ~sel_is & ~sel_os
-    pix = oh * ow
-    red = KK * ic  # reduction length of one output (per tile)
-    act_rd = T * red * pix * a * torch.where(sel_ws, oc, torch.where(sel_os, oc, one))
-    wgt_rd = T * red * oc * w * torch.where(sel_ws, one, pix)
-    out_rw = T * oc * pix * OUT_BITS * torch.where(sel_os, one, red)
-    sram_order = torch.where(sel_is, 0, torch.where(sel_os, 1, 2))
+    act_rd, wgt_rd, out_rw, sram_order = _onchip_reads(T, pix, KK * ic, oc, oc_pad, red_steps * npf, a, w)
 
     acc = {
         "act_buf_rd_bits": act_rd, "act_buf_wr_bits": act_fill,
@@ -377,7 +510,7 @@ def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch)
         "memory_cycles": memory, "tiles": T,
     }
     acc = {k: v * G for k, v in acc.items()}
-    acc["macs"] = G * Mo * OH * OW * C * KK
+    acc["macs"] = G * Mo * OH * OW * C * KK * B
     acc["sram_order"] = sram_order.to(DTYPE)
     cycles = cycles * G
     energy = {
@@ -397,6 +530,53 @@ def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch)
                      if accels.clock_mhz.shape[0] != n else accels.clock_mhz)
 
 
+def _promote(vols: torch.Tensor, accels: AccelBatch, counts: torch.Tensor, loop_order: torch.Tensor):
+    """Promotion through the loop nest, innermost loop first.
+
+    vols: (rows, 3) first-tile footprints in bits (act, wgt, out); counts: (rows, 5) tile counts in LOOP_DIMS
+    order. Returns the final volumes (DRAM traffic per operand, bits), the resident "first tile" volumes and
+    legality (every first tile fits in half its buffer).
+    """
+    half = torch.stack([accels.act_buf_kb, accels.wgt_buf_kb, accels.out_buf_kb], 1) * (1024 * 8 / 2)
+    half = half.expand_as(vols)
+    legal = (vols.detach() <= half).all(1)
+    order = _ORDER_TABLE.to(vols.device)[loop_order.long()]
+    deps = _DEP_TABLE.to(vols.device)
+    first = vols
+    promoted = torch.ones_like(vols, dtype=torch.bool)
+    for j in range(len(LOOP_DIMS) - 1, -1, -1):
+        d = order[:, j]
+        n = counts.gather(1, d[:, None])
+        dep = deps[d]
+        vols = torch.where(~promoted | dep, vols * n, vols)
+        fits = (vols.detach() <= half)
+        first = torch.where(promoted & dep & fits, vols, first)
+        promoted = promoted & ~(dep & ~fits)
+    return vols, first, legal
+
+
+def _onchip_reads(T, pix, red, oc, oc_pad, os_loop, a, w):
+    """On-chip bits of all tiles under the cheapest of the simulator's three access orders.
+
+    T tiles; per tile ``pix`` output pixels (batch tile included), reduction length ``red`` = K²·ic, ``oc``
+    output channels (``oc_pad`` padded to the columns), ``os_loop`` the padded reduction the simulator's estimate
+    uses. Returns (IBUF reads, WBUF reads, OBUF reads = writes, order index into :data:`SRAM_ORDERS`).
+    """
+    one = torch.ones_like(pix)
+    is_loop, ws_loop = oc_pad, pix
+    e_is = os_loop * ws_loop * (a + is_loop * (w + OUT_BITS))
+    e_os = is_loop * ws_loop * (OUT_BITS + os_loop * (a + w))
+    e_ws = os_loop * is_loop * (w + ws_loop * (a + OUT_BITS))
+    e_min = torch.minimum(torch.minimum(e_is, e_os), e_ws)
+    sel_is = e_is == e_min
+    sel_os = ~sel_is & (e_os == e_min)
+    sel_ws = ~sel_is & ~sel_os
+    act_rd = T * red * pix * a * torch.where(sel_ws | sel_os, oc, one)
+    wgt_rd = T * red * oc * w * torch.where(sel_ws, one, pix)
+    out_rw = T * oc * pix * OUT_BITS * torch.where(sel_os, one, red)
+    return act_rd, wgt_rd, out_rw, torch.where(sel_is, 0, torch.where(sel_os, 1, 2))
+
+
 def cost_from_batch(cb: CostBatch, i: int) -> Cost:
     """Row ``i`` of a :class:`CostBatch` as a :class:`Cost` record (integer counts rounded)."""
     cycles = int(round(float(cb.cycles[i])))
@@ -406,27 +586,32 @@ def cost_from_batch(cb: CostBatch, i: int) -> Cost:
                 accesses={k: int(round(float(v[i]))) for k, v in cb.accesses.items()}, legal=bool(cb.legal[i]))
 
 
-def _batches(layers: Sequence[Layer], cfg: BitFusionConfig, tilings: Sequence[Tiling]):
-    lb = LayerBatch.from_layers(layers)
+def _batches(layers: Sequence[Layer], cfg: BitFusionConfig, tilings: Sequence["Tiling | BitFusionTiling"],
+             im2col: Sequence[bool] | None = None):
+    lb = BitFusionLayerBatch.from_layers(layers, im2col)
     ab = cfg.to_accel_batch().expand_to(len(layers))
-    tb = TileBatch.from_tilings(tilings)
+    tb = BitFusionTileBatch.from_tilings(tilings)
     return lb, ab, tb
 
 
-def estimate_bitfusion_one(layer: Layer, acc: "BitFusionConfig | Accelerator", tiling: Tiling) -> Cost:
-    """Cost of one layer under one tiling in BitFusion mode (see :func:`estimate_bitfusion`)."""
+def estimate_bitfusion_one(layer: Layer, acc: "BitFusionConfig | Accelerator", tiling: "Tiling | BitFusionTiling",
+                           im2col: bool = False) -> Cost:
+    """Cost of one layer under one tiling in BitFusion mode (see :func:`estimate_bitfusion`); ``im2col``: the
+    layer takes the simulator's im2col path."""
     cfg = as_bitfusion_config(acc)
-    return cost_from_batch(estimate_bitfusion(*_batches([layer], cfg, [tiling])), 0)
+    return cost_from_batch(estimate_bitfusion(*_batches([layer], cfg, [tiling], [im2col])), 0)
 
 
 def estimate_bitfusion_many(layers: Sequence[Layer], acc: "BitFusionConfig | Accelerator",
-                            tilings: Sequence[Tiling]) -> list[Cost]:
-    """Cost of each layer under its tiling in BitFusion mode (one batched call)."""
+                            tilings: Sequence["Tiling | BitFusionTiling"],
+                            im2col: Sequence[bool] | None = None) -> list[Cost]:
+    """Cost of each layer under its tiling in BitFusion mode (one batched call); ``im2col``: one flag per layer
+    (default: none takes the im2col path)."""
     if len(layers) != len(tilings):
         raise ValueError("one tiling per layer")
     if not layers:
         return []
-    cb = estimate_bitfusion(*_batches(layers, as_bitfusion_config(acc), tilings))
+    cb = estimate_bitfusion(*_batches(layers, as_bitfusion_config(acc), tilings, im2col))
     return [cost_from_batch(cb, i) for i in range(len(layers))]
 
 
@@ -470,18 +655,20 @@ def render_constants(acc: "BitFusionConfig | Accelerator | None" = None) -> str:
     return "\n".join(lines)
 
 
-def check_tiling_fits(layer: Layer, acc: "BitFusionConfig | Accelerator", tiling: Tiling,
-                      where: str = "tiling") -> None:
+def check_tiling_fits(layer: Layer, acc: "BitFusionConfig | Accelerator", tiling: "Tiling | BitFusionTiling",
+                      where: str = "tiling", im2col: bool = False) -> None:
     """Raise a one-line :class:`JaqError` naming the buffer when ``tiling`` does not fit (half-buffer rule)."""
     cfg = as_bitfusion_config(acc)
+    t = BitFusionTiling.of(tiling)
     K, S = layer.kernel, layer.stride
-    ic, oc = min(tiling.t_ic, layer.in_ch_per_group), min(tiling.t_oc, layer.out_ch_per_group)
-    oh, ow = min(tiling.t_oh, layer.out_h), min(tiling.t_ow, layer.out_w)
+    ic, oc = min(t.t_ic, layer.in_ch_per_group), min(t.t_oc, layer.out_ch_per_group)
+    oh, ow, b = min(t.t_oh, layer.out_h), min(t.t_ow, layer.out_w), min(t.t_b, layer.batch)
     pf = (PMAX // max(layer.act_bits, PMIN)) * (PMAX // max(layer.wgt_bits, PMIN))
     npf = cfg.rows * pf
-    need = {"IBUF": (((ow - 1) * S + K) * ((oh - 1) * S + K) * ic * layer.act_bits, cfg.ibuf_bytes),
+    act_px = ow * oh * K * K if im2col else ((ow - 1) * S + K) * ((oh - 1) * S + K)
+    need = {"IBUF": (act_px * ic * b * layer.act_bits, cfg.ibuf_bytes),
             "WBUF": (math.ceil(K * K * ic / npf) * npf * oc * layer.wgt_bits, cfg.wbuf_bytes),
-            "OBUF": (ow * oh * math.ceil(oc / cfg.cols) * cfg.cols * OUT_BITS, cfg.obuf_bytes)}
+            "OBUF": (b * ow * oh * math.ceil(oc / cfg.cols) * cfg.cols * OUT_BITS, cfg.obuf_bytes)}
     for buf, (bits, cap) in need.items():
         if bits > cap * 8 / 2:
             raise JaqError(f"tile needs {bits:,} bits of {buf} but half of its {cap:,} bytes is {cap * 4:,} bits "
@@ -497,32 +684,35 @@ class BitFusionChoice:
     """The chosen tiling of one layer, its cost and the objective value it won with (field names as
     ``jaq.hw.batchtile.TileChoice``). ``objective`` is cycles (lexicographic search) or the weighted objective."""
 
-    tiling: Tiling
+    tiling: BitFusionTiling
     cost: Cost
     objective: float
 
 
 def _pow2_tiles(dim: int, unit: int = 1) -> list[int]:
-    """``min(2^k * unit, dim)`` for k = 0..ceil(log2(ceil(dim/unit))), capped at 2^TILE_EXP_MAX, deduplicated."""
+    """``min(2^k * unit, dim)`` for k = 0..ceil(log2(ceil(dim/unit))), deduplicated (no upper bound: the
+    simulator's search has none)."""
     m = math.ceil(dim / unit)
     kmax = math.ceil(math.log2(m)) if m > 1 else 0
-    vals = sorted({min((1 << k) * unit, dim, 1 << TILE_EXP_MAX) for k in range(kmax + 1)})
-    return vals
+    return sorted({min((1 << k) * unit, dim) for k in range(kmax + 1)})
 
 
-def candidate_tilings(layer: Layer, acc: "BitFusionConfig | Accelerator") -> TileBatch:
-    """BitFusion's search space for one layer: 120 loop orders x OH=OW power-of-two tiles x IC power-of-two tiles
-    x OC tiles of 2^k columns (each clamped to its dimension). Orders vary slowest."""
+def candidate_tilings(layer: Layer, acc: "BitFusionConfig | Accelerator", im2col: bool = False) -> BitFusionTileBatch:
+    """BitFusion's search space for one layer: 120 loop orders x batch tiles ``min(2^k, B)`` x OH=OW power-of-two
+    tiles x IC power-of-two tiles x OC tiles (``min(2^k·M, OC)``: whole column groups; im2col layers
+    ``min(2^k, OC)``), each clamped to its dimension. Orders vary slowest, then batch, spatial, IC, OC tiles."""
     cfg = as_bitfusion_config(acc)
     o_exp = _pow2_tiles(max(layer.out_h, layer.out_w))
-    sp = sorted({(min(t, layer.out_h), min(t, layer.out_w)) for t in o_exp})
-    ics = _pow2_tiles(layer.in_ch_per_group)
-    ocs = _pow2_tiles(layer.out_ch_per_group, cfg.cols)
-    combos = torch.tensor([(i, o, h, w_) for (h, w_) in sp for i in ics for o in ocs], dtype=DTYPE)
+    sp = torch.tensor(sorted({(min(t, layer.out_h), min(t, layer.out_w)) for t in o_exp}), dtype=DTYPE)
+    axes = [torch.tensor(_pow2_tiles(layer.batch), dtype=DTYPE), torch.arange(len(sp), dtype=DTYPE),
+            torch.tensor(_pow2_tiles(layer.in_ch_per_group), dtype=DTYPE),
+            torch.tensor(_pow2_tiles(layer.out_ch_per_group, 1 if im2col else cfg.cols), dtype=DTYPE)]
+    combos = torch.cartesian_prod(*axes).reshape(-1, len(axes))
     n_orders = len(LOOP_ORDERS)
     c = combos.repeat(n_orders, 1)
+    hw = sp[c[:, 1].long()]
     lo = torch.arange(n_orders, dtype=torch.long).repeat_interleave(len(combos))
-    return TileBatch(t_ic=c[:, 0], t_oc=c[:, 1], t_oh=c[:, 2], t_ow=c[:, 3], loop_order=lo)
+    return BitFusionTileBatch(t_ic=c[:, 2], t_oc=c[:, 3], t_oh=hw[:, 0], t_ow=hw[:, 1], loop_order=lo, t_b=c[:, 0])
 
 
 def _segment_min(keys: torch.Tensor, seg: torch.Tensor, n: int) -> torch.Tensor:
@@ -531,19 +721,22 @@ def _segment_min(keys: torch.Tensor, seg: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def search_bitfusion(layers: Sequence[Layer], acc: "BitFusionConfig | Accelerator",
-                     weights: tuple[float, float, float] | None = None) -> list[BitFusionChoice]:
-    """Best tiling of every layer in BitFusion mode, all layers' candidates evaluated in one batch.
+                     weights: tuple[float, float, float] | None = None,
+                     im2col: Sequence[bool] | None = None) -> list[BitFusionChoice]:
+    """Best tiling of every layer in BitFusion mode, all layers' candidates evaluated in batched calls.
 
     ``weights=None``: BitFusion's objective, minimum cycles and then minimum energy (ties: lowest loop-order
-    index, then smallest spatial, IC, OC tiles). ``weights=(lE, lL, lA)``: minimum of
+    index, then smallest batch, spatial, IC, OC tiles). ``weights=(lE, lL, lA)``: minimum of
     ``lE*energy_mJ + lL*latency_ms + lA*area_mm2`` (the paper's Eq. 9 in these units; area is the same for every
-    tiling). Raises :class:`JaqError` naming the layer when no tiling fits.
+    tiling). ``im2col``: one flag per layer (default none), the layers the simulator lowers to a matrix product.
+    Raises :class:`JaqError` naming the layer when no tiling fits.
     """
     cfg = as_bitfusion_config(acc)
     layers = list(layers)
     if not layers:
         return []
-    cands = [candidate_tilings(l, cfg) for l in layers]
+    flags = _im2col_flags(layers, im2col)
+    cands = [candidate_tilings(l, cfg, f) for l, f in zip(layers, flags)]
     # chunks of whole layers, each evaluated in one batched call (bounded memory for large networks)
     out: list[BitFusionChoice] = []
     start = 0
@@ -553,7 +746,7 @@ def search_bitfusion(layers: Sequence[Layer], acc: "BitFusionConfig | Accelerato
             rows += len(cands[stop])
             stop += 1
         try:
-            out += _search_chunk(layers[start:stop], cands[start:stop], cfg, weights)
+            out += _search_chunk(layers[start:stop], flags[start:stop], cands[start:stop], cfg, weights)
         except JaqError as e:
             if e.field and e.field.startswith("layers["):
                 j = int(e.field[7:e.field.index("]")])
@@ -567,12 +760,13 @@ def search_bitfusion(layers: Sequence[Layer], acc: "BitFusionConfig | Accelerato
 MAX_ROWS_PER_CALL = 400_000
 
 
-def _search_chunk(layers: list[Layer], cands: list[TileBatch], cfg: BitFusionConfig,
+def _search_chunk(layers: list[Layer], flags: list[bool], cands: list[BitFusionTileBatch], cfg: BitFusionConfig,
                   weights) -> list[BitFusionChoice]:
     sizes = torch.tensor([len(c) for c in cands])
     seg = torch.arange(len(layers)).repeat_interleave(sizes)
-    tb = TileBatch(**{f.name: torch.cat([getattr(c, f.name) for c in cands]) for f in fields(TileBatch)})
-    lb = LayerBatch.from_layers(layers).index(seg)
+    tb = BitFusionTileBatch(**{f.name: torch.cat([getattr(c, f.name) for c in cands])
+                               for f in fields(BitFusionTileBatch)})
+    lb = BitFusionLayerBatch.from_layers(layers, flags).index(seg)
     ab = cfg.to_accel_batch()  # one row, broadcast
     with torch.no_grad():
         cb = estimate_bitfusion(lb, ab, tb)
@@ -601,13 +795,14 @@ def _search_chunk(layers: list[Layer], cands: list[TileBatch], cfg: BitFusionCon
                            f"OBUF {cfg.obuf_bytes:,} B, each half usable); use larger buffers",
                            f"layers[{li}]")
         b = int(b)
-        t = Tiling(int(tb.t_ic[b]), int(tb.t_oc[b]), int(tb.t_oh[b]), int(tb.t_ow[b]),
-                   LOOP_ORDERS[int(tb.loop_order[b])])
+        t = BitFusionTiling(int(tb.t_ic[b]), int(tb.t_oc[b]), int(tb.t_oh[b]), int(tb.t_ow[b]),
+                            LOOP_ORDERS[int(tb.loop_order[b])], int(tb.t_b[b]))
         out.append(BitFusionChoice(tiling=t, cost=cost_from_batch(cb, b), objective=float(objective[b])))
     return out
 
 
-__all__ = ["BitFusionConfig", "BF_E_CONF", "BitFusionChoice", "estimate_bitfusion", "estimate_bitfusion_one",
+__all__ = ["BitFusionConfig", "BF_E_CONF", "BitFusionChoice", "BitFusionTiling", "BitFusionLayerBatch",
+           "BitFusionTileBatch", "TILE_MAX", "SimulatorLayer", "layer_from_simulator", "estimate_bitfusion", "estimate_bitfusion_one",
            "estimate_bitfusion_many", "constants_table", "render_constants",
            "search_bitfusion", "candidate_tilings", "check_tiling_fits", "cost_from_batch", "area_bitfusion",
            "buffer_costs", "sram_bank_costs", "perf_factor", "as_bitfusion_config", "CACTI_45NM",
