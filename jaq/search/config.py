@@ -2,7 +2,10 @@
 
 The schema is a nested mapping with four sections (``data``, ``space``, ``search``, ``hardware``, ``retrain``)
 plus ``name``, ``seed`` and the optional ``sweep_lambda`` list. Every key has a default (below); unknown keys and
-wrong types are one-line :class:`jaq.errors.JaqError` naming the dotted field (``search.epochs: ...``).
+wrong types are one-line :class:`jaq.errors.JaqError` naming the dotted field (``search.epochs: ...``). Every
+number has a finite range (:data:`_RANGES`; NaN and infinities are refused), ``name`` is a plain file name
+(letters, digits, ``._+-``; no ``..``, no path separators) and ``space`` is checked (preset name or plain,
+bounded mapping; built against the data set's shape where that is known) before anything runs.
 
 Units: learning rates are per step; ``lambda`` multiplies the normalised hardware cost (docs/co-search.md);
 ``lambda_e/l/a`` weight its energy / latency / area terms (paper Eq. 9); epochs and batch sizes are counts.
@@ -11,11 +14,13 @@ Units: learning rates are per step; ``lambda`` multiplies the normalised hardwar
 from __future__ import annotations
 
 import copy
+import math
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 from jaq.errors import JaqError
-from jaq.io import load_yaml
+from jaq.io import check_plain, load_yaml
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 
@@ -96,21 +101,31 @@ _TYPES: dict[str, tuple] = {
     "retrain.max_steps_per_epoch": (int, type(None)),
 }
 
-# (field, lower bound, upper bound or None, inclusive lower?)
+_BIG = 2 ** 31 - 1     # counts (images, steps): a 32-bit bound keeps every loop and tensor size sane
+_EPOCHS = 100_000
+_WEIGHT = 1e6          # lambdas, gradient clip: far above any useful value, far below float overflow
+# (field, lower bound, upper bound): inclusive; every field has both, so NaN, infinities and huge values fail
 _RANGES = [
-    ("seed", 0, None), ("threads", 1, 1024), ("data.image_size", 4, 1024), ("data.train_subset", 1, None),
-    ("data.test_subset", 1, None), ("data.num_workers", 0, 64),
-    ("search.epochs", 1, None), ("search.batch_size", 1, None), ("search.lr", 0, 10), ("search.momentum", 0, 1),
+    ("seed", 0, 2 ** 63 - 1), ("threads", 1, 1024), ("data.image_size", 4, 1024), ("data.train_subset", 1, _BIG),
+    ("data.test_subset", 1, _BIG), ("data.num_workers", 0, 64),
+    ("search.epochs", 1, _EPOCHS), ("search.batch_size", 1, 65536), ("search.lr", 0, 10), ("search.momentum", 0, 1),
     ("search.weight_decay", 0, 1), ("search.arch_lr", 0, 10), ("search.arch_weight_decay", 0, 1),
-    ("search.hw_lr", 0, 10), ("search.lambda", 0, None), ("search.lambda_e", 0, None), ("search.lambda_l", 0, None),
-    ("search.lambda_a", 0, None), ("search.warmup_epochs", 0, None),
-    ("search.max_steps_per_epoch", 1, None), ("search.grad_clip", 0, None), ("search.log_every_steps", 0, None),
+    ("search.hw_lr", 0, 10), ("search.lambda", 0, _WEIGHT), ("search.lambda_e", 0, _WEIGHT),
+    ("search.lambda_l", 0, _WEIGHT), ("search.lambda_a", 0, _WEIGHT), ("search.warmup_epochs", 0, _EPOCHS),
+    ("search.max_steps_per_epoch", 1, _BIG), ("search.grad_clip", 0, _WEIGHT), ("search.log_every_steps", 0, _BIG),
     ("hardware.clock_mhz", 1e-3, 10000), ("hardware.dram_bits_per_cycle", 32, 4096),
-    ("hardware.dram_latency_cycles", 0, 100000), ("hardware.generator_hidden", 4, 4096),
+    # >= 1: the generated RTL and its memory model cannot answer a read in the request's own cycle (docs/rtl.md)
+    ("hardware.dram_latency_cycles", 1, 100000), ("hardware.generator_hidden", 4, 4096),
     ("hardware.generator_blocks", 1, 64), ("hardware.loop_order_candidates", 1, 120),
-    ("retrain.epochs", 0, None), ("retrain.batch_size", 1, None), ("retrain.lr", 0, 10),
-    ("retrain.momentum", 0, 1), ("retrain.weight_decay", 0, 1), ("retrain.max_steps_per_epoch", 1, None),
+    ("retrain.epochs", 0, _EPOCHS), ("retrain.batch_size", 1, 65536), ("retrain.lr", 0, 10),
+    ("retrain.momentum", 0, 1), ("retrain.weight_decay", 0, 1), ("retrain.max_steps_per_epoch", 1, _BIG),
 ]
+#: ``name`` becomes a folder name (``runs/<name>``): a plain file name, no ``..``, no separators.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+#: Longest path accepted in ``data.root`` / ``data.cache_dir`` (characters).
+_MAX_PATH = 4096
+#: Input shape (channels, side) and classes of the data sets whose shape is known before loading them.
+_DATA_SHAPES = {"digits": (1, 8, 10), "cifar10": (3, 32, 10), "cifar100": (3, 32, 100)}
 
 
 def _get(cfg: Mapping, dotted: str):
@@ -137,6 +152,66 @@ def _merge(base: dict, over: Mapping, where: str) -> dict:
     return out
 
 
+def _show(v: Any) -> str:
+    """A short repr of a user value for a one-line message."""
+    r = repr(v) if not isinstance(v, int) or abs(v) < 1 << 64 else f"a {v.bit_length()}-bit integer"
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _check_types(cfg: Mapping) -> None:
+    for dotted, types in _TYPES.items():
+        v = _get(cfg, dotted)
+        if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
+            raise JaqError(f"expected {'/'.join(t.__name__ for t in types)}, got {_show(v)}", dotted)
+
+
+def _check_ranges(cfg: Mapping) -> None:
+    for dotted, lo, hi in _RANGES:
+        v = _get(cfg, dotted)
+        if v is None:
+            continue
+        if (isinstance(v, float) and not math.isfinite(v)) or not lo <= v <= hi:
+            rng = f"{lo:g}..{hi:g}" if isinstance(lo, float) or isinstance(hi, float) else f"{lo}..{hi}"
+            raise JaqError(f"{_show(v)} out of range {rng}", dotted)
+
+
+def _check_texts(cfg: Mapping) -> None:
+    name = cfg["name"]
+    if not _NAME.match(name) or ".." in name:
+        raise JaqError(f"{_show(name)} is not a plain run name: use letters, digits and ._+- (at most 128, no "
+                       f"'..', no path separators); it names the folder runs/<name>", "name")
+    for k in ("root", "cache_dir"):
+        v = cfg["data"][k]
+        if v is not None and (not v or len(v) > _MAX_PATH or not v.isprintable()):
+            raise JaqError(f"expected a one-line path of 1..{_MAX_PATH} characters, got {_show(v)}", f"data.{k}")
+
+
+def _check_space(cfg: Mapping) -> Any:
+    """``space``: a preset name or a small plain mapping, built now (with the data set's shape where it is known)
+    so that a bad space fails before any data is loaded or anything is written; returns the checked value."""
+    from jaq.nn.space import PRESETS, SpaceConfig
+
+    sp = cfg["space"]
+    if isinstance(sp, str):
+        if sp not in PRESETS:
+            raise JaqError(f"unknown preset {_show(sp)}; use one of {', '.join(PRESETS)} or a mapping", "space")
+        return sp
+    if not isinstance(sp, Mapping):
+        raise JaqError(f"expected a preset name ({', '.join(PRESETS)}) or a mapping", "space")
+    sp = check_plain(sp, "space", max_items=10_000, max_depth=4, max_str=256)
+    shape = _DATA_SHAPES.get(cfg["data"]["dataset"])
+    if shape is not None:
+        c, h, ncls = shape
+        d = dict(sp)
+        d.setdefault("in_channels", c)
+        d.setdefault("input_size", cfg["data"]["image_size"] or h)
+        d.setdefault("num_classes", ncls)
+        SpaceConfig.from_dict(d)
+    elif "preset" in sp:
+        SpaceConfig.from_dict({"preset": sp["preset"]})
+    return sp
+
+
 def validate_config(raw: Any, source: str = "config") -> dict[str, Any]:
     """Merge ``raw`` over :data:`DEFAULTS` and check every field; returns the resolved config (a new dict)."""
     if raw is None:
@@ -144,19 +219,9 @@ def validate_config(raw: Any, source: str = "config") -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise JaqError(f"{source} must be a YAML mapping of sections (data, space, search, hardware, retrain)")
     cfg = _merge(DEFAULTS, raw, "")
-    for dotted, types in _TYPES.items():
-        v = _get(cfg, dotted)
-        if isinstance(v, bool) and bool not in types:
-            raise JaqError(f"expected {'/'.join(t.__name__ for t in types)}, got {v!r}", dotted)
-        if not isinstance(v, types):
-            raise JaqError(f"expected {'/'.join(t.__name__ for t in types)}, got {v!r}", dotted)
-    for dotted, lo, hi in _RANGES:
-        v = _get(cfg, dotted)
-        if v is None:
-            continue
-        if v < lo or (hi is not None and v > hi):
-            rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-            raise JaqError(f"{v} out of range {rng}", dotted)
+    _check_types(cfg)
+    _check_ranges(cfg)
+    _check_texts(cfg)
     if cfg["data"]["dataset"] not in DATASETS:
         raise JaqError(f"unknown data set {cfg['data']['dataset']!r}; use one of {', '.join(DATASETS)}",
                        "data.dataset")
@@ -168,14 +233,14 @@ def validate_config(raw: Any, source: str = "config") -> dict[str, Any]:
                        f"({cfg['search']['epochs']})", "search.warmup_epochs")
     if cfg["hardware"]["candidate_tiling"] not in ("exact", "shared"):
         raise JaqError(f"{cfg['hardware']['candidate_tiling']!r}; use exact or shared", "hardware.candidate_tiling")
-    sp = cfg["space"]
-    if not isinstance(sp, (str, Mapping)):
-        raise JaqError("expected a preset name (tiny, cifar, imagenet) or a mapping", "space")
+    cfg["space"] = _check_space(cfg)
     sw = cfg["sweep_lambda"]
     if sw is not None:
-        if not isinstance(sw, list) or not sw or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in sw):
-            raise JaqError("expected a non-empty list of lambdas >= 0", "sweep_lambda")
+        if not isinstance(sw, list) or not 1 <= len(sw) <= 64:
+            raise JaqError("expected a list of 1..64 lambdas", "sweep_lambda")
+        for i, x in enumerate(sw):
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 <= x <= _WEIGHT:
+                raise JaqError(f"{_show(x)} out of range 0..{_WEIGHT:g} (a lambda)", f"sweep_lambda[{i}]")
     for k in ("lambda_e", "lambda_l", "lambda_a"):
         cfg["search"][k] = float(cfg["search"][k])
     return cfg
@@ -210,6 +275,6 @@ def parse_lambda_list(text: str) -> list[float]:
         vals = [float(x) for x in text.replace(" ", "").split(",") if x]
     except ValueError:
         raise JaqError(f"{text!r} is not a comma-separated list of numbers", "--sweep-lambda") from None
-    if not vals or any(v < 0 for v in vals):
-        raise JaqError("needs one or more lambdas >= 0", "--sweep-lambda")
+    if not 1 <= len(vals) <= 64 or not all(0 <= v <= _WEIGHT for v in vals):
+        raise JaqError(f"needs 1..64 lambdas in 0..{_WEIGHT:g} (NaN and infinities are refused)", "--sweep-lambda")
     return vals
