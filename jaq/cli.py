@@ -21,6 +21,10 @@ JAQ: joint search of network architecture (FBNet supernet), low-bit mixed precis
 activations) and a BitFusion-style accelerator, carried to Verilog and checked on Verilator.
 
 data path:  config.yaml --co-search--> runs/NAME/accel.json --emit-rtl--> build/ --simulate--> report
+
+outputs are never overwritten by accident: an existing non-empty output is refused unless --force
+(co-search, flow: --out, a run directory jaq created, and only jaq's files are deleted; emit-rtl: -o, an
+earlier build, replaced as a whole; estimate: -o FILE). Checkpoints are loaded as tensors only, never as code.
 """
 
 

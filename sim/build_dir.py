@@ -4,11 +4,15 @@ Expected contents (docs/rtl.md is the writer's side): ``accel.json`` (the spec w
 Verilog sources (``*.v``/``*.sv`` in the directory or in ``rtl/``), and per-layer instruction programs
 (``$readmemh`` hex, one ``INSTR_BITS``-bit word per line) in ``programs/``, in layer order. A ``manifest.json``
 (keys ``accel_json``, ``verilog``, ``programs``, ``toplevel``: paths relative to the build dir) takes precedence
-over the globbing when present. Every problem is a one-line :class:`JaqError` (exit code 2 in the CLI).
+over the globbing when present. When the manifest lists file hashes (``sha256``: {path: hex}, written last by
+``jaq emit-rtl``), every listed file must exist and match, else the build is refused as "incomplete or stale"
+(an interrupted or edited build is never simulated as if it were the design). Every problem is a one-line
+:class:`JaqError` (exit code 2 in the CLI).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,24 @@ def _natural_key(p: Path):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
 
 
+def verify_hashes(root: Path, man: dict) -> None:
+    """Every file the manifest's ``sha256`` lists exists in ``root`` and has that hash (JaqError otherwise)."""
+    hashes = man.get("sha256")
+    if hashes is None:
+        return  # a build from before the hashes, or assembled by hand: nothing to verify
+    if not isinstance(hashes, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in hashes.items()):
+        raise JaqError(f"{root / 'manifest.json'}: sha256 must map file names to hex digests; re-run emit-rtl")
+    for rel, want in hashes.items():
+        f = root / rel
+        if ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise JaqError(f"{root / 'manifest.json'}: {rel!r} is outside the build; re-run emit-rtl")
+        if not f.is_file():
+            raise JaqError(f"incomplete or stale build {root}: {rel} is missing; re-run emit-rtl")
+        if hashlib.sha256(f.read_bytes()).hexdigest() != want:
+            raise JaqError(f"incomplete or stale build {root}: {rel} differs from what emit-rtl wrote; "
+                           f"re-run emit-rtl")
+
+
 def load_build_dir(path) -> BuildDir:
     """Load and validate a build directory (see module docstring)."""
     from jaq.accel_json import load_spec
@@ -49,6 +71,7 @@ def load_build_dir(path) -> BuildDir:
     man = load_json(manifest) if manifest.is_file() else {}
     if not isinstance(man, dict):
         raise JaqError(f"{manifest}: expected a JSON object")
+    verify_hashes(root, man)
     spec_path = root / man.get("accel_json", "accel.json")
     if not spec_path.is_file():
         raise JaqError(f"{root} has no accel.json: not a `jaq emit-rtl` build directory")

@@ -256,12 +256,14 @@ def _top_name(sources: dict[str, str]) -> str:
 def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: SimBuild | None = None,
                     verilog: dict[str, str] | None = None, toplevel: str | None = None, programs: Sequence[Sequence[int]] | None = None,
                     stall: bool = False, waves: bool = False, workdir=None, seed: int = 0,
-                    cache_dir=None) -> SimReport:
+                    cache_dir=None, log_dir=None) -> SimReport:
     """Simulate ``cases`` on one accelerator configuration (one build, one simulator process).
 
     ``programs``: pre-encoded instruction words per case (from a build dir); default: compile + encode here.
     ``workdir``: where job files, logs and waves go (default: a temporary directory, removed afterwards unless
-    ``waves``). Returns a :class:`SimReport`; never raises for a mismatch (``report.ok`` says).
+    ``waves``). ``log_dir``: where the simulator log is kept when the simulator crashed and ``workdir`` was
+    temporary (default: a fresh temporary folder that is not removed); the report's errors name its real path.
+    Returns a :class:`SimReport`; never raises for a mismatch (``report.ok`` says).
     """
     from jaq.hw.model import estimate_one
     from jaq.hw.schedule import compile_layer, walk
@@ -308,17 +310,21 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
     sim_s = time.perf_counter() - t1
     reports, errors, outputs = [], [], []
     sim_cycles = 0
+    crashed = r.tests == 0 or any(not result_path(p).is_file() for p in job_paths)
+    log_file = r.log_file
+    if crashed and tmp is not None:  # the temporary work directory goes away: keep the log
+        log_file = keep_log(r.log_file, log_dir) or "(none: the simulator wrote no log)"
     for (case, data, wc, mc), p in zip(prepared, job_paths):
         rp = result_path(p)
         if not rp.is_file():
-            errors.append(f"{case.name or case.layer.kind}: no result (simulator crashed?); log: {r.log_file}")
+            errors.append(f"{case.name or case.layer.kind}: no result (simulator crashed?); log: {log_file}")
             continue
         res = TbResult.load(rp)
         sim_cycles += res.tb_cycles
         outputs.append(extract_output(case.layer, res.mem_out))
         reports.append(_compare(case, data, res, wc, mc, stall))
     if r.tests == 0:
-        errors.append(f"the simulator did not report results; log tail:\n{r.log_tail(20)}")
+        errors.append(f"the simulator did not report results (log: {log_file}); log tail:\n{r.log_tail(20)}")
     wave_file = None
     if waves:
         for cand in ("dump.fst", "dump.vcd"):
@@ -330,6 +336,21 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
     if tmp is not None and not waves:
         tmp.cleanup()
     return rep
+
+
+def keep_log(log_file: Path, log_dir=None) -> Path | None:
+    """Copy the simulator log out of a temporary work directory (about to be removed) into ``log_dir`` (default:
+    a new temporary folder that stays); returns the kept path, None when the simulator wrote no log."""
+    import shutil
+
+    src = Path(log_file)
+    if not src.is_file():
+        return None
+    dest_dir = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="jaq_sim_log_"))
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / "sim.log"
+    shutil.copyfile(src, dest)
+    return dest
 
 
 # ------------------------------------------------------------------------------------------------------------

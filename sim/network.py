@@ -115,8 +115,6 @@ def load_run(run_dir) -> tuple:
 
     Reads ``RUN/retrained.pt`` (written by ``jaq retrain``), ``RUN/accel.json`` (accelerator + per-layer tilings)
     and the run's data set (first test image)."""
-    import torch
-
     from jaq.accel_json import load_spec
     from jaq.nn.integer import export_integer
     from jaq.nn.space import SpaceConfig
@@ -129,11 +127,19 @@ def load_run(run_dir) -> tuple:
     spec = load_spec(run / "accel.json")
     if spec.accelerator is None:
         raise JaqError(f"{run / 'accel.json'} has no accelerator section", "accelerator")
-    d = torch.load(ckpt, map_location="cpu", weights_only=False)
+    from jaq.search.rundir import safe_torch_load
+    d = safe_torch_load(ckpt)  # weights_only: never runs code from the run directory
+    if not isinstance(d, dict) or not {"space", "choice", "state_dict"} <= set(d):
+        raise JaqError(f"{ckpt} is not a `jaq retrain` checkpoint (needs space, choice, state_dict): re-run "
+                       f"`jaq retrain {run}`")
     space = SpaceConfig.from_dict(dict(d["space"]))
     choice = SubnetChoice.from_dict(d["choice"], space)
     net = build_subnet(space, choice)
-    net.load_state_dict(d["state_dict"])
+    try:
+        net.load_state_dict(d["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise JaqError(f"{ckpt} does not fit its own subnet ({str(e).splitlines()[0]}): re-run `jaq retrain {run}`"
+                       ) from None
     inet = export_integer(net)
     tilings = spec.tilings
     if any(t is None for t in tilings):

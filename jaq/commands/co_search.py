@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from jaq.cli_types import SEED_MAX, bounded_int, finite_float, finite_float_list
 from jaq.errors import JaqError
 
 NAME = "co-search"
@@ -12,7 +13,10 @@ HELP = "search network + mixed precision + accelerator jointly; writes RUN/accel
 DESCRIPTION = """\
 Bilevel differentiable co-search (JAQ, AAAI 2025): supernet weights on 80% of the training split, alpha/beta and
 the hardware generator on the other 20%, loss CE + lambda * E_HW. Writes into --out: config.yaml (resolved),
-metrics.jsonl, checkpoint.pt (every epoch, atomic), plots/, subnet.json and accel.json.
+metrics.jsonl, checkpoint.pt (every epoch, atomic), plots/, subnet.json and accel.json, plus the run marker
+.jaq-run. An existing non-empty --out is refused unless --resume (continue it) or --force (empty it and start
+again); --force empties only a directory jaq created (it carries .jaq-run), deletes only what jaq wrote there,
+and refuses the current directory or a run directory holding the --config file.
 
 examples:
   jaq co-search --config configs/tiny.yaml --out runs/tiny
@@ -28,14 +32,17 @@ def add_arguments(p) -> None:
     p.add_argument("--data-root", help="data folder (overrides data.root)")
     p.add_argument("--out", help="run directory (default runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
-    p.add_argument("--epochs", type=int, help="override search.epochs")
-    p.add_argument("--lambda", dest="lam", type=float, help="override search.lambda (hardware-cost weight)")
-    p.add_argument("--seed", type=int, help="override seed")
+    p.add_argument("--force", action="store_true",
+                   help="start again in a non-empty --out that jaq created (.jaq-run marker): deletes only jaq's "
+                        "files there; never the current directory or one holding --config")
+    p.add_argument("--epochs", type=bounded_int(1, 10 ** 6), help="override search.epochs")
+    p.add_argument("--lambda", dest="lam", type=finite_float(0, 1e9), metavar="LAMBDA",
+                   help="override search.lambda (hardware-cost weight, finite, >= 0)")
+    p.add_argument("--seed", type=bounded_int(0, SEED_MAX), help="override seed (0 .. 2^63-1)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
-    p.add_argument("--threads", type=int, help="torch CPU threads per process (overrides threads)")
-    p.add_argument("--sweep-lambda", help="comma-separated lambdas: one run per value under --out, "
-                                          "plus sweep.json and pareto.png")
+    p.add_argument("--threads", type=bounded_int(1, 1024), help="torch CPU threads per process (overrides threads)")
+    p.add_argument("--sweep-lambda", type=finite_float_list(0, 1e9), metavar="L1,L2,...",
+                   help="comma-separated lambdas: one run per value under --out, plus sweep.json and pareto.png")
     p.add_argument("--retrain", action="store_true", help="retrain each derived subnet after the search "
                                                           "(implied for sweeps' accuracy when set)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -57,8 +64,29 @@ def _overrides(args, cfg: dict) -> dict:
     return validate_config(raw, "command line")
 
 
+def preflight(cfg: dict, device: str | None) -> None:
+    """Checks that need no data: the search space (preset and fields) and the device. Runs before the run
+    directory is created, so a mistake here leaves nothing behind that would refuse the corrected re-run."""
+    from jaq.search import model_api as api
+    from jaq.search.cosearch import resolve_device
+
+    api.make_space(cfg["space"])
+    resolve_device(device)
+
+
+def check_out(out: Path, args, sweep: bool) -> None:
+    """--out, --resume and --force against the run directory, before anything is written."""
+    from jaq.search.rundir import check_run_dir
+    if sweep and args.resume:
+        if not out.is_dir():
+            raise JaqError(f"nothing to resume: {out} does not exist", "--resume")
+        return
+    check_run_dir(out, resume=args.resume and not sweep, force=args.force,
+                  keep=[args.config] if args.config else [])
+
+
 def run(args) -> int:
-    from jaq.search.config import parse_lambda_list, resolve_run_config
+    from jaq.search.config import resolve_run_config
     from jaq.search.cosearch import run_cosearch
     from jaq.search.sweep import run_sweep
 
@@ -66,8 +94,10 @@ def run(args) -> int:
         raise JaqError("--resume and --force exclude each other", "--resume")
     cfg = resolve_run_config(args.config, args.out, args.resume)
     cfg = _overrides(args, cfg)
+    preflight(cfg, args.device)
     out = Path(args.out or f"runs/{cfg['name']}")
-    sweep = parse_lambda_list(args.sweep_lambda) if args.sweep_lambda else cfg.get("sweep_lambda")
+    sweep = args.sweep_lambda or cfg.get("sweep_lambda")
+    check_out(out, args, bool(sweep))
     if sweep:
         res = run_sweep(cfg, out, sweep, resume=args.resume, force=args.force, device=args.device,
                         quiet=args.quiet, retrain=args.retrain)

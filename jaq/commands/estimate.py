@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from jaq.cli_types import check_output_file
 from jaq.accel_json import MODES, AccelSpec, LayerEntry, Predicted, Provenance, Totals, load_spec, save
 from jaq.errors import JaqError
 from jaq.hw.records import Cost, Layer, Tiling
@@ -56,7 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also print the energy/area constants with their sources and native vs bitfusion "
                         "results side by side")
     p.add_argument("-o", "--output", metavar="PATH", default=None,
-                   help="write FILE back as accel.json with the tilings, predictions and totals filled in")
+                   help="write FILE back as accel.json with the tilings, predictions and totals filled in "
+                        "(an existing PATH only with --force)")
+    p.add_argument("--force", action="store_true", help="with -o: overwrite an existing PATH")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -326,6 +329,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     weights_arg = parse_weights(args.weights)
+    if args.output:
+        check_output_file(args.output, force=args.force, flag="--output")
     spec = load_spec(args.file)
     mode = args.mode or spec.mode
     # native BatchTile always uses weights; bitfusion uses BitFusion's lexicographic objective unless asked

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from jaq.cli_types import bounded_int, finite_float
 from jaq.errors import JaqError
 
 NAME = "flow"
@@ -60,18 +61,20 @@ def add_arguments(p) -> None:
                                     "when omitted")
     p.add_argument("--out", help="run directory (default runs/<config name>)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--force", action="store_true", help="wipe a non-empty --out and start again")
+    g.add_argument("--force", action="store_true",
+                   help="start again in a non-empty --out that jaq created (.jaq-run marker): deletes only jaq's "
+                        "files there; never the current directory or one holding --config")
     g.add_argument("--resume", action="store_true", help="reuse finished steps, continue an interrupted search")
     p.add_argument("--skip-sim", action="store_true", help="do not simulate the RTL (the report says 'not run')")
     p.add_argument("--synth", choices=("auto", "yes", "no"), default="auto",
                    help="Yosys area of the emitted RTL, in a child process while retrain and simulate run: "
                         "auto (default) = wait at most --synth-timeout seconds once the other steps are done, "
                         "else drop it; yes = wait for it; no = skip")
-    p.add_argument("--synth-timeout", type=float, default=60.0, metavar="S",
+    p.add_argument("--synth-timeout", type=finite_float(0, 1e6), default=60.0, metavar="S",
                    help="with --synth auto: seconds to wait for synthesis after simulate (default 60)")
-    p.add_argument("--epochs", type=int, help="override search.epochs")
-    p.add_argument("--retrain-epochs", type=int, help="override retrain.epochs")
-    p.add_argument("--max-steps", type=int, metavar="N",
+    p.add_argument("--epochs", type=bounded_int(1, 10 ** 6), help="override search.epochs")
+    p.add_argument("--retrain-epochs", type=bounded_int(0, 10 ** 6), help="override retrain.epochs")
+    p.add_argument("--max-steps", type=bounded_int(1, 10 ** 9), metavar="N",
                    help="override search/retrain max_steps_per_epoch (quick runs)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto (search and retrain)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -178,7 +181,19 @@ def _resolve_config(args) -> tuple[dict, Path, str | None]:
         raise JaqError("jaq flow runs one search; run the sweep with `jaq co-search --sweep-lambda ...` and pass "
                        "one of its runs to the later steps (or set sweep_lambda: null)", "sweep_lambda")
     out = Path(args.out or f"runs/{cfg['name']}")
+    from jaq.commands.co_search import preflight
+    preflight(cfg, args.device)
+    _check_out(out, args)
     return cfg, out, args.config
+
+
+def _check_out(out: Path, args) -> None:
+    """--out against --force / --resume before anything is written (a finished or checkpointed run resumes; a
+    marked run directory that failed early starts again)."""
+    from jaq.search.rundir import check_run_dir
+    if args.resume:
+        return  # _step_cosearch decides between reuse, resume and a fresh start
+    check_run_dir(out, resume=False, force=args.force, keep=[args.config] if args.config else [])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -186,7 +201,7 @@ def _resolve_config(args) -> tuple[dict, Path, str | None]:
 # ---------------------------------------------------------------------------------------------------------------
 def _step_cosearch(cfg: dict, run: Path, args) -> tuple[str, str]:
     from jaq.search.cosearch import run_cosearch
-    from jaq.search.rundir import ACCEL, CHECKPOINT
+    from jaq.search.rundir import ACCEL, CHECKPOINT, MARKER
 
     if args.resume and (run / ACCEL).is_file():
         _check_same_config(cfg, run)
@@ -194,7 +209,7 @@ def _step_cosearch(cfg: dict, run: Path, args) -> tuple[str, str]:
     resume = bool(args.resume and (run / CHECKPOINT).is_file())
     if args.resume and not resume and run.is_dir() and any(run.iterdir()):
         # a run directory without a checkpoint: only our own flow.json/report may be there
-        leftovers = [p.name for p in run.iterdir() if p.name not in (FLOW_JSON, "config.yaml", "report")]
+        leftovers = [p.name for p in run.iterdir() if p.name not in (FLOW_JSON, "config.yaml", "report", MARKER)]
         if leftovers:
             raise JaqError(f"cannot resume {run}: no {CHECKPOINT} and not empty ({', '.join(sorted(leftovers)[:3])}); "
                            f"use --force to start again", "--resume")
@@ -283,10 +298,10 @@ def _step_emit(run: Path, build: Path, args) -> tuple[str, str]:
                        f"(jaq flow --config CONFIG --out {run} --resume)", "emit-rtl")
     if args.resume and _build_matches(run, build):
         return "reused", f"{build} was emitted for this accel.json"
-    if build.exists():
+    if build.is_dir() and not (build / "manifest.json").is_file() and any(build.iterdir()):
         import shutil
-        shutil.rmtree(build)
-    rc = emit_rtl.run(_cmd_args(emit_rtl, [str(accel), "-o", str(build)]))
+        shutil.rmtree(build)  # RUN/build of a marked run directory without a manifest: an old, broken build
+    rc = emit_rtl.run(_cmd_args(emit_rtl, [str(accel), "-o", str(build), "--force"]))
     if rc:
         raise JaqError(f"jaq emit-rtl exited with {rc}", "emit-rtl")
     v = sum(f.stat().st_size for f in (build / "rtl").glob("*.v")) if (build / "rtl").is_dir() else 0

@@ -30,7 +30,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from jaq.cli_types import check_writable_dir
     from jaq.report import build_report
+    if args.out is not None:  # report.html, report.md and figures/ are refreshed in place
+        check_writable_dir(args.out, flag="--out")
     res = build_report(args.run_dir, args.out, build_dir=args.build, sim_dir=args.sim, embed=args.embed)
     print(f"report: {res.html}")
     print(f"        {res.markdown}, {len(res.figures)} figures in {res.out_dir / 'figures'}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jaq.cli_types import bounded_int
+
 NAME = "retrain"
 HELP = "retrain a co-search run's derived subnet (QAT); records test accuracy, exports integer weights"
 DESCRIPTION = """\
@@ -17,7 +19,7 @@ example:
 
 def add_arguments(p) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished co-search run directory")
-    p.add_argument("--epochs", type=int, help="override retrain.epochs")
+    p.add_argument("--epochs", type=bounded_int(0, 10 ** 6), help="override retrain.epochs")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

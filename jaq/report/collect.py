@@ -279,10 +279,12 @@ def _history_from_checkpoint(run: Path) -> list[dict] | None:
     ck = run / "checkpoint.pt"
     if not ck.is_file():
         return None
+    from jaq.search.rundir import UnsafeFileError, safe_torch_load
     try:
-        import torch
-        st = torch.load(ck, map_location="cpu", weights_only=False)
-    except Exception:  # noqa: BLE001 - a damaged checkpoint only costs the alpha/beta figure
+        st = safe_torch_load(ck)  # weights_only: a run directory never runs code when it is reported
+    except UnsafeFileError:
+        raise
+    except JaqError:  # a damaged checkpoint only costs the alpha/beta figure
         return None
     h = st.get("history") if isinstance(st, dict) else None
     return list(h) if isinstance(h, list) else None

@@ -103,15 +103,28 @@ def _seed_epoch(seed: int, epoch: int, rank: int, stream: int = 0) -> int:
 
 
 def _rng_state() -> dict:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG's state as tensors and plain data (loadable with ``torch.load(weights_only=True)``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    st = {"torch": torch.get_rng_state(),
+          "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                    "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+          "python": random.getstate()}
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     return st
 
 
+def _numpy_state(d) -> tuple:
+    """np.random.set_state's tuple from :func:`_rng_state`'s dict (or an older checkpoint's tuple as is)."""
+    if not isinstance(d, dict):
+        return d
+    keys = np.asarray(d["keys"].numpy() if isinstance(d["keys"], torch.Tensor) else d["keys"], dtype=np.uint32)
+    return d["name"], keys, int(d["pos"]), int(d["has_gauss"]), float(d["cached_gaussian"])
+
+
 def _set_rng_state(st: dict) -> None:
     torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
+    np.random.set_state(_numpy_state(st["numpy"]))
     random.setstate(st["python"])
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
