@@ -74,4 +74,4 @@ def test_stalling_memory_still_exact(build, tmp_path):
 
 def test_build_cache_hit(build):
     again = verilator_build({"loopback.v": loopback_verilog(W)}, "loopback")
-    assert not again.built and again.build_dir == build.build_dir and again.seconds < 2
+    assert not again.built and again.build_dir == build.build_dir
