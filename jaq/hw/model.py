@@ -361,6 +361,15 @@ def cost_row(cb: CostBatch, i: int) -> Cost:
                 accesses={k: int(round(float(v[i]))) for k, v in cb.accesses.items()}, legal=bool(cb.legal[i]))
 
 
+def require_batch_one(layers: Sequence[Layer]) -> None:
+    """One-line :class:`JaqError` naming the first layer with ``batch`` > 1: the native machine runs one image at a
+    time, and a LayerBatch carries no batch (so no mode of :func:`estimate` could cost it)."""
+    for i, l in enumerate(layers):
+        if l.batch != 1:
+            raise JaqError(f"batch {l.batch}: the native machine runs one image at a time; use batch 1 (batches run "
+                           "in BitFusion mode: jaq.hw.bitfusion)", f"layers[{i}].batch")
+
+
 def estimate_layers(layers: Sequence[Layer], accel: Accelerator, tilings: Sequence[Tiling],
                     mode: str = "native") -> list[Cost]:
     """Cost of each layer on one accelerator under its tiling (one estimator call)."""
@@ -368,10 +377,7 @@ def estimate_layers(layers: Sequence[Layer], accel: Accelerator, tilings: Sequen
         raise ValueError("one tiling per layer")
     if not layers:
         return []
-    for i, l in enumerate(layers):  # LayerBatch carries no batch: refuse rather than cost one image
-        if l.batch != 1:
-            raise JaqError(f"batch {l.batch}: the native machine runs one image at a time; use batch 1 (batches run "
-                           "in BitFusion mode: jaq.hw.bitfusion)", f"layers[{i}].batch")
+    require_batch_one(layers)
     cb = estimate(LayerBatch.from_layers(layers), AccelBatch.from_accels([accel]),
                   TileBatch.from_tilings(tilings), mode=mode)
     return [cost_row(cb, i) for i in range(len(layers))]
