@@ -41,8 +41,14 @@ def test_refuses_nonempty_run_dir(tmp_path):
     assert "--resume" in str(e.value) and "--force" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(JaqError, match="nothing to resume"):
         prepare_run_dir(tmp_path / "empty", resume=True, force=False)
-    prepare_run_dir(tmp_path / "run", resume=False, force=True)
-    assert not (tmp_path / "run" / "keep.txt").exists()
+    with pytest.raises(JaqError, match="not a jaq run directory"):  # --force empties only jaq's run directories
+        prepare_run_dir(tmp_path / "run", resume=False, force=True)
+    assert (tmp_path / "run" / "keep.txt").exists()
+    run = prepare_run_dir(tmp_path / "jaq", resume=False, force=False)
+    (run / "metrics.jsonl").write_text("{}\n")
+    (run / "keep.txt").write_text("x")
+    prepare_run_dir(run, resume=False, force=True)
+    assert not (run / "metrics.jsonl").exists() and (run / "keep.txt").exists()
 
 
 def test_resume_is_exact(tmp_path):
@@ -63,8 +69,8 @@ def test_resume_is_exact(tmp_path):
     da["provenance"]["extra"]["resolved_config"].pop("plots")
     db["provenance"]["extra"]["resolved_config"].pop("plots")
     assert da == db
-    sa = torch.load(a / "checkpoint.pt", weights_only=False)
-    sb = torch.load(b / "checkpoint.pt", weights_only=False)
+    sa = torch.load(a / "checkpoint.pt", weights_only=True)  # checkpoints hold tensors and plain data only
+    sb = torch.load(b / "checkpoint.pt", weights_only=True)
     for k in sa["net"]:
         assert torch.equal(sa["net"][k], sb["net"][k]), k
     for k in sa["gen"]:

@@ -15,13 +15,15 @@ pytestmark = [pytest.mark.verilator, pytest.mark.slow]
 SPEC = {
     "schema_version": "jaq.accel/1",
     "accelerator": {"pe_x": 4, "pe_y": 3, "act_buf_kb": 64, "wgt_buf_kb": 64, "out_buf_kb": 64, "dataflow": "WS",
-                    "dram_bits_per_cycle": 64, "dram_latency_cycles": 3},
+                    "loop_order": "B,OC,OH,OW,IC", "clock_mhz": 500, "dram_bits_per_cycle": 64,
+                    "dram_latency_cycles": 3},
     "network": {"layers": [
-        {"kind": "conv", "in_ch": 5, "out_ch": 4, "out_h": 3, "out_w": 3, "kernel": 3, "act_bits": 8,
+        {"kind": "conv", "in_ch": 5, "out_ch": 4, "out_h": 3, "out_w": 3, "kernel": 3, "stride": 1, "act_bits": 8,
          "wgt_bits": 4, "name": "c0", "tiling": {"t_ic": 4, "t_oc": 2, "t_oh": 2, "t_ow": 2,
                                                 "loop_order": "B,OH,OW,OC,IC"}},
-        {"kind": "fc", "in_ch": 20, "out_ch": 6, "out_h": 1, "out_w": 1, "act_bits": 4, "wgt_bits": 8,
-         "name": "fc1", "tiling": {"t_ic": 16, "t_oc": 4, "t_oh": 1, "t_ow": 1, "loop_order": "B,OC,IC,OH,OW"}},
+        {"kind": "fc", "in_ch": 20, "out_ch": 6, "out_h": 1, "out_w": 1, "kernel": 1, "stride": 1, "act_bits": 4,
+         "wgt_bits": 8, "name": "fc1", "tiling": {"t_ic": 16, "t_oc": 4, "t_oh": 1, "t_ow": 1,
+                                                 "loop_order": "B,OC,IC,OH,OW"}},
     ]},
 }
 
@@ -64,6 +66,12 @@ def test_simulate_detects_a_wrong_program(build_dir, tmp_path, capsys):
             w = isa.encode("SET_LAYER", **f)
         fixed.append(w)
     hexf.write_text(isa.to_hex(fixed))
+    # a deliberate edit with its manifest re-hashed (an unhashed edit is refused before simulation:
+    # tests/test_reliability_outputs.py); here the simulation itself must catch the wrong program
+    from jaq.commands.emit_rtl import file_hashes
+    man = json.loads((bad / "manifest.json").read_text())
+    man["sha256"] = file_hashes(bad, list(man["sha256"]))
+    (bad / "manifest.json").write_text(json.dumps(man))
     assert main(["simulate", str(bad), "--layer", "0"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "expected" in out
