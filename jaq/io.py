@@ -31,8 +31,9 @@ from jaq.errors import JaqError
 
 #: Deepest nesting of mappings/lists accepted in a loaded file (jaq's own files nest about 8 levels).
 MAX_DEPTH = 64
-#: Longest integer literal accepted, in digits (64-bit values have at most 20).
-MAX_INT_DIGITS = 100
+#: Longest integer literal accepted, in digits (below Python's 4300-digit conversion limit; the schemas then
+#: name the field and its range).
+MAX_INT_DIGITS = 4000
 #: Largest file :func:`load_json` / :func:`load_yaml` read (bytes).
 MAX_FILE_BYTES = 256 << 20
 
@@ -93,6 +94,25 @@ def _short(where: str, limit: int = 60) -> str:
     return where if len(where) <= limit else where[:limit] + "..."
 
 
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _check_json_nesting(text: str, source: Path) -> None:
+    """Refuse JSON text nested deeper than :data:`MAX_DEPTH` before parsing it (the parser would recurse)."""
+    depth = 0
+    for m in _JSON_TOKEN.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, m.start()) + 1
+                col = m.start() - text.rfind("\n", 0, m.start())
+                raise JaqError(f"nested deeper than {MAX_DEPTH} levels in {source} (line {line} column {col}); "
+                               f"jaq's files are flat records")
+        elif c in "]}":
+            depth -= 1
+
+
 def _check_depth(obj: Any, source: Path) -> None:
     """Refuse nesting deeper than :data:`MAX_DEPTH` (iterative walk, so any depth is safe to check)."""
     stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
@@ -137,6 +157,7 @@ def load_json(path: str | os.PathLike) -> Any:
     :class:`JaqError`."""
     path = Path(path)
     text = _read_text(path)
+    _check_json_nesting(text, path)
     try:
         obj = json.loads(text, object_pairs_hook=_json_object, parse_int=_json_int)
     except json.JSONDecodeError as e:
@@ -173,6 +194,11 @@ class _Refused(yaml.YAMLError):
 
     def __init__(self, problem: str, where: str, mark):
         self.problem, self.where, self.mark = problem, _short(where), mark
+
+
+def _tag_name(tag: str) -> str:
+    """``tag:yaml.org,2002:binary`` -> ``!!binary`` (as written in the file)."""
+    return "!!" + tag[len(_T):] if tag.startswith(_T) else tag
 
 
 def _core_tag(value: str) -> str:
@@ -239,7 +265,7 @@ class _StrictLoader(yaml.SafeLoader):
     def _check_scalar(self, node: ScalarNode, event) -> None:
         """Refuse tags other than the core ones, scalars YAML 1.1 reads differently, over-long integers."""
         if node.tag not in (_STR, _INT, _FLOAT, _BOOL, _NULL):
-            self._refuse(f"YAML tag {node.tag} refused (use plain values)", node.start_mark)
+            self._refuse(f"YAML tag {_tag_name(node.tag)} refused (use plain values)", node.start_mark)
         if node.tag != _STR and _core_tag(node.value) != node.tag:
             self._refuse(f"{node.value!r} is not a valid {node.tag[len(_T):]} (write a plain decimal value)",
                          node.start_mark)
@@ -247,7 +273,7 @@ class _StrictLoader(yaml.SafeLoader):
             old = _YAML11.resolve(ScalarNode, node.value, (True, False))
             if old in (_INT, _FLOAT, _BOOL):
                 v11 = yaml.safe_load(node.value)
-                hint = "true or false" if old == _BOOL else repr(v11)
+                hint = "true or false" if old == _BOOL else "the number in plain decimal (no leading 0, ':' or '_')"
                 self._refuse(f"{node.value} is ambiguous: YAML 1.1 reads it as {v11!r}, jaq (YAML 1.2) as text; "
                              f"write {hint}, or quote it for text", node.start_mark)
         if node.tag == _INT and len(node.value.lstrip("+-")) > MAX_INT_DIGITS:
@@ -258,7 +284,7 @@ class _StrictLoader(yaml.SafeLoader):
         start = self.get_event()
         tag = start.tag if start.tag not in (None, "!") else _SEQ
         if tag != _SEQ:
-            self._refuse(f"YAML tag {tag} refused (use plain lists)", start.start_mark)
+            self._refuse(f"YAML tag {_tag_name(tag)} refused (use plain lists)", start.start_mark)
         node = SequenceNode(tag, [], start.start_mark, None, flow_style=start.flow_style)
         while not self.check_event(yaml.SequenceEndEvent):
             self._path.append(len(node.value))
@@ -271,7 +297,7 @@ class _StrictLoader(yaml.SafeLoader):
         start = self.get_event()
         tag = start.tag if start.tag not in (None, "!") else _MAP
         if tag != _MAP:
-            self._refuse(f"YAML tag {tag} refused (use plain mappings)", start.start_mark)
+            self._refuse(f"YAML tag {_tag_name(tag)} refused (use plain mappings)", start.start_mark)
         node = MappingNode(tag, [], start.start_mark, None, flow_style=start.flow_style)
         seen: set[tuple[str, str]] = set()
         while not self.check_event(yaml.MappingEndEvent):

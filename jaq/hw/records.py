@@ -139,7 +139,7 @@ class Layer:
         if not isinstance(self.act_signed, bool):
             raise JaqError("expected true or false", f"{where}act_signed")
         if not isinstance(self.name, str) or len(self.name) > 256 or not self.name.isprintable():
-            raise JaqError(f"expected a one-line text label of at most 256 characters, got {str(self.name)[:40]!r}",
+            raise JaqError(f"expected a one-line text label of at most 256 characters, got {self.name!r:.40}",
                            f"{where}name")
         if self.in_ch % self.groups or self.out_ch % self.groups:
             raise JaqError(f"groups={self.groups} must divide in_ch={self.in_ch} and out_ch={self.out_ch}",

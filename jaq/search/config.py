@@ -159,10 +159,12 @@ def _show(v: Any) -> str:
 
 
 def _check_types(cfg: Mapping) -> None:
+    ranges = {dotted: (lo, hi) for dotted, lo, hi in _RANGES}
     for dotted, types in _TYPES.items():
         v = _get(cfg, dotted)
         if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
-            raise JaqError(f"expected {'/'.join(t.__name__ for t in types)}, got {_show(v)}", dotted)
+            rng = f" in {ranges[dotted][0]}..{ranges[dotted][1]}" if dotted in ranges else ""
+            raise JaqError(f"expected {'/'.join(t.__name__ for t in types)}{rng}, got {_show(v)}", dotted)
 
 
 def _check_ranges(cfg: Mapping) -> None:
