@@ -13,8 +13,9 @@ import random
 from dataclasses import dataclass
 
 import pytest
-from amaranth import Value
+from amaranth import Module, Value
 from amaranth.hdl import Fragment
+from amaranth.lib import wiring
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
@@ -252,14 +253,15 @@ def test_per_lane_constants_on_sixteen_lanes():
 
 
 def _pool_items(rng, lanes, P, channels):
-    accs_kinds = [lambda: rng.randint(-20000, 20000), lambda: rng.randint(I32_MIN, I32_MAX)]
+    """10 pooled outputs of P pixels (accumulators alternately small and full-range, residuals 0..255) and two
+    of all-extreme pixels (the largest pooled sums the constants allow; needs ``lanes <= channels``)."""
     items = []
     for n in range(10):
-        kind = accs_kinds[n % 2]
-        accs = tuple(tuple(kind() for _ in range(lanes)) for _ in range(P))
+        lim = 20000 if n % 2 else 1 << 31
+        accs = tuple(tuple(_clamp32(rng.randint(-lim, lim)) for _ in range(lanes)) for _ in range(P))
         ress = tuple(tuple(rng.randint(0, 255) for _ in range(lanes)) for _ in range(P))
         items.append(Item(tuple(rng.randrange(channels) for _ in range(lanes)), accs, ress))
-    for extreme in (I32_MIN, I32_MAX):      # the largest pooled sums the constants allow
+    for extreme in (I32_MIN, I32_MAX):
         items.append(Item(tuple(range(lanes)), ((extreme,) * lanes,) * P, ((255,) * lanes,) * P))
     return items
 
@@ -409,6 +411,35 @@ def test_interface_widths_and_read_only_properties():
     assert layer_constants(Requant(mult=(1,), bias=(0,), shift=4, res_mult=-3, out_bits=4, out_signed=True,
                                    relu=True, pool_pixels=4)) == \
         {"shift": 4, "res_mult": -3, "relu": 1, "lo": 0, "hi": 7, "pool": 1}
+
+
+def test_signature_connects_to_a_flipped_host():
+    """A host built from the flipped signature connects with ``wiring.connect`` and drives the unit."""
+    rq = Requant(mult=(3, -2), bias=(4, -8), shift=2, res_mult=8, out_bits=8, out_signed=True)
+    m, ou = Module(), OutputUnit(2)
+    host = OutputUnitSignature(2).flip().create()
+    m.submodules.ou = ou
+    wiring.connect(m, host, ou)
+    got = []
+
+    async def bench(ctx):
+        for port, value in layer_constants(rq).items():
+            ctx.set(getattr(host, port), value)
+        for port, value in (("en", 1), ("in_valid", 1), ("acc", [10, 10]), ("res", [1, 1]),
+                            ("mult", list(rq.mult)), ("bias", list(rq.bias))):
+            ctx.set(getattr(host, port), value)
+        await ctx.tick()
+        ctx.set(host.in_valid, 0)
+        for _ in range(LAT):
+            got.append((ctx.get(host.out_valid), list(ctx.get(host.out))))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got[-1] == (1, [rq.apply_one(10, 0, 1), rq.apply_one(10, 1, 1)]) == (1, [11, -5])
+    assert [v for v, _ in got[:-1]] == [0] * (LAT - 1)
 
 
 @pytest.mark.verilator
