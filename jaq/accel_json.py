@@ -406,7 +406,8 @@ def _parse_layer(d: Any, i: int, acc: Accelerator | None, hand_off: bool = False
     # channels first: a zero or negative channel count gets its own message
     for k in ("in_ch", "out_ch"):
         if k in d and _is_int(d[k]) and d[k] <= 0:
-            raise JaqError(f"{d[k]} channels; a layer needs at least 1", f"{where}{k}")
+            raise JaqError(f"{_show(d[k])} channels out of range 1..{1 << 16}; a layer needs at least 1",
+                           f"{where}{k}")
     # unpadded input extents: the kernel must fit, the output extents follow (or are derived)
     pad = labels.get("padding") or 0
     k_ = d.get("kernel", 1)

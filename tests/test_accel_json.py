@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import yaml
 
 from jaq.accel_json import (SCHEMA_VERSION, AccelSpec, Predicted, Provenance, Totals, build_spec, dump,
                             load_accel_json, load_spec, parse_spec, save)
@@ -210,3 +213,129 @@ def test_build_spec_from_results(tmp_path):
     assert back.network.layers[1].op == "head" and back.provenance.code_version.startswith("jaq ")
     with pytest.raises(JaqError, match=r"layers\[0\].in_ch"):
         build_spec(layers, acc, input_shape=(3, 8, 8))
+
+
+# -- hostile numbers and hand-off requirements (issue 12) -------------------------------------------------------
+
+_PRED = {"mode": "native", "cycles": 10, "latency_ms": 0.1, "energy_pj": {"mac": 1.0}, "energy_total_pj": 1.0,
+         "area_mm2": 1.0, "accesses": {"macs": 5}}
+_TOT = {"mode": "native", "cycles": 10, "latency_ms": 0.1, "energy_mj": 1e-9, "area_mm2": 1.0, "edap": 1e-20}
+#: every numeric field of the file: (path for _with, dotted field in the message, document sections to add)
+_NUMERIC = [(f"accelerator.{k}", f"accelerator.{k}", {}) for k in
+            ("pe_x", "pe_y", "act_buf_kb", "wgt_buf_kb", "out_buf_kb", "clock_mhz", "dram_bits_per_cycle",
+             "dram_latency_cycles")] + \
+    [(f"network.layers.0.{k}", f"layers[0].{k}", {}) for k in
+     ("in_ch", "out_ch", "out_h", "out_w", "kernel", "stride", "groups", "act_bits", "wgt_bits", "in_h", "in_w",
+      "padding", "block")] + \
+    [(f"network.layers.1.predicted.{k}", f"layers[1].predicted.{k}", {"predicted": _PRED}) for k in
+     ("cycles", "latency_ms", "area_mm2", "energy_total_pj", "energy_pj.mac", "accesses.macs")] + \
+    [(f"totals.{k}", f"totals.{k}", {"totals": _TOT}) for k in _TOT if k != "mode"] + \
+    [(f"objective_weights.{i}", f"objective_weights[{i}]", {"objective_weights": [1.0, 1.0, 1.0]})
+     for i in range(3)] + \
+    [("provenance.seed", "provenance.seed", {"provenance": {"seed": 1}}),
+     ("network.input_shape.1", "network.input_shape", {}),
+     ("network.layers.0.scales.wgt_scale", "layers[0].scales.wgt_scale", {"scales": {"wgt_scale": 0.5}}),
+     ("provenance.extra.lr", "provenance.extra.lr", {"provenance": {"extra": {"lr": 0.1}}})]
+
+
+def _doc_with(sections: dict) -> dict:
+    obj = copy.deepcopy(BASE)
+    for k, v in sections.items():
+        if k in ("predicted",):
+            obj["network"]["layers"][1][k] = copy.deepcopy(v)
+        elif k == "scales":
+            obj["network"]["layers"][0][k] = copy.deepcopy(v)
+        else:
+            obj[k] = copy.deepcopy(v)
+    return obj
+
+
+def _set(obj: dict, path: str, value) -> dict:
+    node = obj
+    keys = path.split(".")
+    for k in keys[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node[k]
+    if isinstance(node, list):
+        node[int(keys[-1])] = value
+    else:
+        node[keys[-1]] = value
+    return obj
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), 1e300, 2 ** 128, -(2 ** 70)],
+                         ids=["nan", "inf", "-inf", "1e300", "2^128", "-2^70"])
+@pytest.mark.parametrize("path,field,sections", _NUMERIC, ids=[f for _, f, _ in _NUMERIC])
+def test_hostile_numbers_name_the_field_and_range(path, field, sections, value):
+    free_form = field.startswith(("provenance.extra", "layers[0].scales"))
+    obj = _set(_doc_with(sections), path, value)
+    if free_form and value == 1e300:  # a finite float is plain data
+        assert parse_spec(obj)
+        return
+    msg = _err(obj)
+    assert msg.startswith(field + ":"), msg
+    if free_form:  # plain data: finite numbers, 64-bit integers
+        assert "finite" in msg or "64 bits" in msg, msg
+    else:  # the schema states the valid range
+        assert re.search(r"\d\.\.\d|\(0, 10000\]|one of 2, 4, 8", msg), msg
+    assert len(msg) < 300, msg
+
+
+@pytest.mark.parametrize("section,key", [("accelerator", f.name) for f in fields(Accelerator)] +
+                         [("layer", k) for k in ("kernel", "stride", "act_bits", "wgt_bits")])
+def test_hand_off_files_require_every_hardware_field(section, key, tmp_path):
+    obj = copy.deepcopy(BASE)
+    if section == "accelerator":
+        del obj["accelerator"][key]
+        field = f"accelerator.{key}"
+    else:
+        del obj["network"]["layers"][1][key]
+        field = f"layers[1].{key}"
+    assert _err(obj).startswith(f"{field}: missing (required in a hand-off file")
+    # the same document without schema_version, from YAML, is a hand-written sketch: defaults apply
+    del obj["schema_version"]
+    y = tmp_path / "sketch.yaml"
+    y.write_text(yaml.safe_dump(obj))
+    assert load_spec(y).layers[1].kind == "pointwise"
+    # ... but never from a .json file
+    j = tmp_path / "accel.json"
+    j.write_text(json.dumps(obj))
+    with pytest.raises(JaqError, match=re.escape(field)):
+        load_spec(j)
+
+
+def test_bitfusion_section_complete_in_hand_off_files():
+    bf = {"rows": 16, "cols": 32, "wbuf_bytes": 65536, "ibuf_bytes": 32768, "obuf_bytes": 16384, "if_width": 192,
+          "clock_mhz": 500}
+    spec = parse_spec({**copy.deepcopy(BASE), "bitfusion": bf})
+    assert spec.bitfusion.rows == 16
+    del bf["if_width"]
+    assert _err({**copy.deepcopy(BASE), "bitfusion": bf}).startswith("bitfusion.if_width: missing (required")
+
+
+@pytest.mark.parametrize("path,value,field", [
+    ("network.layers.0.name", 7, "layers[0].name"),
+    ("network.layers.0.name", "two\nlines", "layers[0].name"),
+    ("network.layers.0.op", ["stem"], "layers[0].op"),
+    ("network.name", "x" * 5000, "network.name"),
+    ("network.layers.0.scales", b"raw", "layers[0].scales"),
+    ("network.layers.0.scales", {"w": {1: 2}}, "layers[0].scales.w"),
+    ("network.layers.0.scales", [[[[[[1]]]]]], "layers[0].scales[0][0][0][0]"),
+    ("provenance", {"extra": {"blob": "x" * 70_000}}, "provenance.extra.blob"),
+    ("provenance", {"extra": {"s": {1, 2}}}, "provenance.extra.s"),
+    ("provenance", {"notes": 3}, "provenance.notes"),
+    ("accuracy", {f"k{i}": 1 for i in range(300)}, "accuracy"),
+])
+def test_free_form_fields_are_plain_and_bounded(path, value, field):
+    msg = _err(_with(path, value))
+    assert msg.startswith(field), msg
+    assert len(msg) < 300, msg
+
+
+def test_free_form_fields_round_trip_as_plain_copies(tmp_path):
+    scales = {"wgt_scale": 0.25, "act_scale": 0.5, "out_scale": None}
+    obj = _with("network.layers.0.scales", scales)
+    obj["provenance"] = {"extra": {"resolved_config": {"search": {"lr": 0.01}}, "refs": [1, 2]}}
+    spec = parse_spec(obj)
+    assert spec.network.layers[0].scales == scales and spec.network.layers[0].scales is not scales
+    back = load_accel_json(save(spec, tmp_path / "a.json"))
+    assert back.provenance.extra == obj["provenance"]["extra"]

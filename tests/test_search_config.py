@@ -70,3 +70,69 @@ def test_cli_config_error_exits_2(tmp_path, capsys):
     assert main(["co-search", "--config", str(malformed)]) == 2
     assert "malformed YAML" in capsys.readouterr().err
     assert set(DEFAULTS) >= {"data", "search", "hardware", "retrain"}
+
+
+# -- hostile numbers, names and spaces (issue 12) ---------------------------------------------------------------
+
+from jaq.search.config import _RANGES  # noqa: E402  (the table under test)
+
+
+def _nested(dotted: str, value) -> dict:
+    raw: dict = {}
+    node = raw
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value
+    return raw
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), 1e300, 2 ** 64, -(2 ** 70)],
+                         ids=["nan", "inf", "-inf", "1e300", "2^64", "-2^70"])
+@pytest.mark.parametrize("dotted", [r[0] for r in _RANGES])
+def test_every_number_has_a_finite_range(dotted, value):
+    with pytest.raises(JaqError) as e:
+        validate_config(_nested(dotted, value))
+    msg = str(e.value)
+    assert msg.startswith(dotted + ":") and "\n" not in msg, msg
+    assert ".." in msg and len(msg) < 200, msg  # the valid range is stated
+
+
+@pytest.mark.parametrize("raw, field, words", [
+    ({"name": "../escape"}, "name", "no '..'"),
+    ({"name": "a/b"}, "name", "path separators"),
+    ({"name": "a\\b"}, "name", "plain run name"),
+    ({"name": "..."}, "name", "plain run name"),
+    ({"name": ""}, "name", "plain run name"),
+    ({"name": "x" * 200}, "name", "at most 128"),
+    ({"data": {"root": "a\nb"}}, "data.root", "one-line path"),
+    ({"hardware": {"dram_latency_cycles": 0}}, "hardware.dram_latency_cycles", "1..100000"),
+    ({"space": "tinyy"}, "space", "unknown preset"),
+    ({"space": {"preset": "tinyy"}}, "space.preset", "unknown preset"),
+    ({"space": {"preset": "tiny", "stem": {"channels": 0}}}, "space.stem.channels", "out of range"),
+    ({"space": {"preset": "tiny", "gumbel": {"tau0": float("nan")}}}, "space.gumbel.tau0", "finite"),
+    ({"space": {"preset": "tiny", "ops": [[[[[["k3_e1"]]]]]]}}, "space.ops[0][0][0][0]", "nested deeper"),
+    ({"sweep_lambda": [float("nan")]}, "sweep_lambda[0]", "0..1e+09"),
+    ({"sweep_lambda": [0.1] * 65}, "sweep_lambda", "1..64"),
+    ({"seed": 2 ** 64}, "seed", "65-bit integer"),
+    ({"seed": 1.5}, "seed", "expected int in 0..9223372036854775807"),
+])
+def test_names_spaces_and_limits_are_checked_up_front(raw, field, words):
+    with pytest.raises(JaqError) as e:
+        validate_config(raw)
+    msg = str(e.value)
+    assert msg.startswith(field + ":") and words in msg and "\n" not in msg, msg
+
+
+def test_plain_names_and_spaces_still_accepted():
+    assert validate_config({"name": "c10-lambda0.5_v2+x"})["name"] == "c10-lambda0.5_v2+x"
+    cfg = validate_config({"space": {"preset": "tiny", "gumbel": {"decay": 0.9}}})
+    assert cfg["space"] == {"preset": "tiny", "gumbel": {"decay": 0.9}}
+    assert validate_config({"seed": 2 ** 63 - 1})["seed"] == 2 ** 63 - 1
+
+
+def test_lambda_lists_refuse_nan_and_infinity():
+    with pytest.raises(JaqError, match="--sweep-lambda"):
+        parse_lambda_list("0.1,nan")
+    with pytest.raises(JaqError, match="--sweep-lambda"):
+        parse_lambda_list("inf")

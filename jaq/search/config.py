@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
         "augment": True,            # random crop + horizontal flip for the CIFAR/ImageNet-like sets
         "num_workers": 0,           # DataLoader workers for on-disk ImageFolder data
         "cache_dir": None,          # where JPEG archives are extracted/decoded; None = ~/.cache/jaq
+        "cutout": 0,                # side (pixels) of one zeroed square per training image; 0 = off
+        "channels_last": False,     # NHWC batches and model (fast depthwise/pointwise convs on CPUs)
     },
     "space": "tiny",                # a jaq.nn.space preset name or a mapping for SpaceConfig.from_dict
     "search": {
@@ -60,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
         "max_steps_per_epoch": None,  # cap on steps per epoch (tests, benchmarks); None = whole split
         "grad_clip": 5.0,
         "log_every_steps": 10,      # also write a "step" record to metrics.jsonl every this many steps (0: off)
+        "sampling": "soft",         # soft: every candidate computed (paper); hard: only the Gumbel-sampled op/bits
     },
     "hardware": {
         "clock_mhz": 500.0,
@@ -69,6 +72,8 @@ DEFAULTS: dict[str, Any] = {
         "generator_blocks": 5,      # residual blocks (paper: 5)
         "loop_order_candidates": 8,  # loop orders evaluated per step for the loop-order head's gradient
         "candidate_tiling": "exact",  # exact | shared: BatchTile per candidate layer and bit pair, or per layer
+        "resample_every": 1,        # draw the generator's Gumbel noise every this many steps (1: every step)
+        "threads": None,            # torch CPU threads of the hardware step; None = the run's threads
     },
     "retrain": {
         "epochs": 600,
@@ -77,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
         "momentum": 0.9,
         "weight_decay": 4.0e-5,
         "max_steps_per_epoch": None,
+        "label_smoothing": 0.0,     # cross-entropy label smoothing of the retrain (0: off)
     },
     "sweep_lambda": None,           # list of lambdas: `jaq co-search` then runs one search per value
 }
@@ -86,7 +92,9 @@ _TYPES: dict[str, tuple] = {
     "data.dataset": (str,), "data.root": (str, type(None)), "data.image_size": (int, type(None)),
     "data.arch_fraction": (float, int), "data.train_subset": (int, type(None)),
     "data.test_subset": (int, type(None)), "data.augment": (bool,), "data.num_workers": (int,),
-    "data.cache_dir": (str, type(None)),
+    "data.cache_dir": (str, type(None)), "data.cutout": (int,), "data.channels_last": (bool,),
+    "search.sampling": (str,), "hardware.resample_every": (int,), "hardware.threads": (int, type(None)),
+    "retrain.label_smoothing": (float, int),
     "search.epochs": (int,), "search.batch_size": (int,), "search.lr": (float, int),
     "search.momentum": (float, int), "search.weight_decay": (float, int), "search.arch_lr": (float, int),
     "search.arch_weight_decay": (float, int), "search.hw_lr": (float, int), "search.lambda": (float, int), "search.lambda_e": (float, int),
@@ -101,9 +109,10 @@ _TYPES: dict[str, tuple] = {
     "retrain.max_steps_per_epoch": (int, type(None)),
 }
 
+# Bounds shared with the command-line flags (jaq/commands/co_search.py, flow.py: --epochs, --lambda, ...)
 _BIG = 2 ** 31 - 1     # counts (images, steps): a 32-bit bound keeps every loop and tensor size sane
-_EPOCHS = 100_000
-_WEIGHT = 1e6          # lambdas, gradient clip: far above any useful value, far below float overflow
+_EPOCHS = 10 ** 6
+_WEIGHT = 1e9          # lambdas, gradient clip: far above any useful value, far below float overflow
 # (field, lower bound, upper bound): inclusive; every field has both, so NaN, infinities and huge values fail
 _RANGES = [
     ("seed", 0, 2 ** 63 - 1), ("threads", 1, 1024), ("data.image_size", 4, 1024), ("data.train_subset", 1, _BIG),
@@ -119,6 +128,8 @@ _RANGES = [
     ("hardware.generator_blocks", 1, 64), ("hardware.loop_order_candidates", 1, 120),
     ("retrain.epochs", 0, _EPOCHS), ("retrain.batch_size", 1, 65536), ("retrain.lr", 0, 10),
     ("retrain.momentum", 0, 1), ("retrain.weight_decay", 0, 1), ("retrain.max_steps_per_epoch", 1, _BIG),
+    ("data.cutout", 0, 1024), ("hardware.resample_every", 1, _BIG), ("hardware.threads", 1, 1024),
+    ("retrain.label_smoothing", 0, 0.99),
 ]
 #: ``name`` becomes a folder name (``runs/<name>``): a plain file name, no ``..``, no separators.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
@@ -233,6 +244,8 @@ def validate_config(raw: Any, source: str = "config") -> dict[str, Any]:
     if cfg["search"]["warmup_epochs"] >= cfg["search"]["epochs"]:
         raise JaqError(f"{cfg['search']['warmup_epochs']} must be smaller than search.epochs "
                        f"({cfg['search']['epochs']})", "search.warmup_epochs")
+    if cfg["search"]["sampling"] not in ("soft", "hard"):
+        raise JaqError(f"{cfg['search']['sampling']!r}; use soft or hard", "search.sampling")
     if cfg["hardware"]["candidate_tiling"] not in ("exact", "shared"):
         raise JaqError(f"{cfg['hardware']['candidate_tiling']!r}; use exact or shared", "hardware.candidate_tiling")
     cfg["space"] = _check_space(cfg)
