@@ -398,6 +398,23 @@ def test_unwritable_outputs(tmp_path, cfg_file, capsys):
         ro.chmod(0o755)
 
 
+def test_unwritable_outputs_as_seen_by_access(tmp_path, cfg_file, capsys, monkeypatch):
+    """The same refusals when the process's own rights say no (``os.access``), which also holds for root."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    spec = tmp_path / "accel.json"
+    spec.write_text(json.dumps(SPEC))
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: Path(p) != ro and real(p, mode, **k))
+    for argv, cmd in (([str(spec), "-o", str(ro / "x.json")], "estimate"),
+                      ([str(spec), "-o", str(ro / "build")], "emit-rtl"),
+                      (["--config", str(cfg_file), "--out", str(ro / "run"), "--quiet"], "co-search"),
+                      ([str(tmp_path), "-o", str(ro)], "report")):
+        assert main([cmd, *argv]) == 2
+        assert "not writable" in one_line_error(capsys, cmd), cmd
+    assert list(ro.iterdir()) == []
+
+
 def test_run_dir_output_paths(tmp_path, cfg_file, capsys):
     (tmp_path / "afile").write_text("x")
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
@@ -405,6 +422,10 @@ def test_run_dir_output_paths(tmp_path, cfg_file, capsys):
                        ("afile/run", "is not a directory")):
         assert main(["co-search", "--config", str(cfg_file), "--out", str(tmp_path / out), "--quiet"]) == 2
         assert words in one_line_error(capsys, "co-search"), out
+    for out, words in (("afile", "not a directory"), ("dangling", "dangling symbolic link"),
+                       ("afile/report", "is a file")):
+        assert main(["report", str(tmp_path), "-o", str(tmp_path / out)]) == 2
+        assert words in one_line_error(capsys, "report"), out
     assert (tmp_path / "afile").read_text() == "x"
 
 
