@@ -24,7 +24,6 @@ from amaranth.lib.wiring import In, Out
 
 from rtl_gen.buffers import CNT_BITS
 
-TENSOR_ACT, TENSOR_WGT, TENSOR_PSUM = 0, 1, 2
 
 
 class DMA(wiring.Component):

@@ -35,13 +35,13 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from jaq.hw.packing import BITS_OF_MODE, MODE_OF_BITS
 from rtl_gen.bitbrick import brick_q
 
 #: Width of the fusion unit's signed sum.
 SUM_BITS = 17
 #: Precision code -> bits.
-MODE_BITS = {0: 2, 1: 4, 2: 8}
-BITS_MODE = {2: 0, 4: 1, 8: 2}
+MODE_BITS, BITS_MODE = BITS_OF_MODE, MODE_OF_BITS  # the definitions live in jaq.hw.packing
 #: The 9 (a, w) configurations, in a fixed order.
 CONFIGS = tuple((a, w) for a in (2, 4, 8) for w in (2, 4, 8))
 #: Shift-add tree levels, leaves first: (operand 'X' or 'Y', bit): the level adds node pairs that differ in that bit.

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 from jaq.errors import JaqError
+from jaq.hw import timing as T
+from jaq.hw.packing import MODE_OF_BITS
 
 INSTR_BITS = 192
 OPCODE_BITS = 4
@@ -137,22 +139,35 @@ def field_table_markdown() -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # From the compiler's program (jaq.hw.schedule) to instruction words
 # ---------------------------------------------------------------------------------------------------------------
-_MODE = {2: 0, 4: 1, 8: 2}
+def set_layer_fields(kernel: int, stride: int, act_bits: int, wgt_bits: int, act_signed: bool,
+                     pe_y: int) -> dict[str, int]:
+    """SET_LAYER's fields: kernel, stride, precision codes (:data:`jaq.hw.packing.MODE_OF_BITS`) and the RS
+    geometry ``rs_r = min(K, Y)`` kernel rows per pass, ``rs_q`` replicas (:func:`jaq.hw.timing.rs_geometry`)."""
+    _, q, _ = T.rs_geometry(kernel, stride, pe_y)
+    return dict(k=kernel, s=stride, a_mode=MODE_OF_BITS[act_bits], w_mode=MODE_OF_BITS[wgt_bits],
+                act_signed=int(act_signed), rs_r=min(kernel, pe_y), rs_q=q)
 
 
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
+def compute_fields(c: int, m: int, h: int, w: int, acc: bool, kernel: int, stride: int, act_bits: int,
+                   wgt_bits: int, bus_bits: int) -> dict[str, int]:
+    """COMPUTE's fields for tile extents (c', m', h', w'): the extents, ``cv`` channel vectors and the buffer
+    geometry in 32-bit words (module docstring: ``iw``, ``pa``, ``pw``, ``po``, ``wm``, ``arow``)."""
+    EW = bus_bits // 32
+    iw = T.in_extent(w, kernel, stride)
+    pa = T.ceil_div(c, T.elems_per_beat(bus_bits, act_bits)) * EW
+    pw = T.ceil_div(c, T.elems_per_beat(bus_bits, wgt_bits)) * EW
+    po = T.ceil_div(m, T.elems_per_beat(bus_bits, T.OUT_BITS)) * EW
+    return dict(c=c, m=m, h=h, w=w, cv=T.ceil_div(c, T.fusion_factor(act_bits, wgt_bits)), acc=int(acc), iw=iw,
+                pa=pa, pw=pw, po=po, wm=kernel * kernel * pw, arow=iw * pa)
 
 
 def encode_instruction(ins, layer, accel) -> int:
     """Encode one :mod:`jaq.hw.schedule` instruction record for ``layer`` on ``accel``."""
-    W = accel.dram_bits_per_cycle
-    EW = W // 32
     K, S = layer.kernel, layer.stride
     op = ins.op
     if op == "SET_LAYER":
-        return encode("SET_LAYER", k=K, s=S, a_mode=_MODE[layer.act_bits], w_mode=_MODE[layer.wgt_bits],
-                      act_signed=int(layer.act_signed), rs_r=min(K, accel.pe_y), rs_q=max(1, accel.pe_y // K))
+        return encode("SET_LAYER", **set_layer_fields(K, S, layer.act_bits, layer.wgt_bits, layer.act_signed,
+                                                      accel.pe_y))
     if op == "LOAD_ACT":
         return encode("LOAD_ACT", base=ins.dram_base, n_outer=ins.ih, ostride=ins.row_stride, n_inner=ins.iw,
                       istride=ins.col_stride, run_len=ins.run_len)
@@ -163,13 +178,10 @@ def encode_instruction(ins, layer, accel) -> int:
         return encode(op, base=ins.dram_base, n_outer=ins.h, ostride=ins.row_stride, n_inner=ins.w,
                       istride=ins.col_stride, run_len=ins.run_len)
     if op == "COMPUTE":
-        a, w = layer.act_bits, layer.wgt_bits
-        iw = (ins.w - 1) * S + K
-        pa = _ceil(ins.c, W // a) * EW
-        pw = _ceil(ins.c, W // w) * EW
-        po = _ceil(ins.m, W // 32) * EW
-        return encode("COMPUTE", c=ins.c, m=ins.m, h=ins.h, w=ins.w, cv=ins.cv, acc=int(ins.acc), iw=iw, pa=pa,
-                      pw=pw, po=po, wm=K * K * pw, arow=iw * pa)
+        f = compute_fields(ins.c, ins.m, ins.h, ins.w, ins.acc, K, S, layer.act_bits, layer.wgt_bits,
+                           accel.dram_bits_per_cycle)
+        assert f["cv"] == ins.cv, (f["cv"], ins.cv)
+        return encode("COMPUTE", **f)
     if op == "END":
         return encode("END")
     raise JaqError(f"unknown instruction {op!r}", "op")

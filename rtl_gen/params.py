@@ -20,11 +20,10 @@ from typing import Iterable
 
 from jaq.errors import JaqError
 from jaq.hw.records import Accelerator, Layer
+from jaq.hw.timing import buffer_lines
 
 from rtl_gen.fusion_unit import SUM_BITS
 
-#: Pipeline depth of a COMPUTE (buffer read, fusion-unit multiply, reduction/accumulate, OBUF write).
-PIPELINE_DEPTH = 4
 #: Tile extents are at most 2^10 (paper's search space): 11-bit fields.
 EXTENT_BITS = 11
 
@@ -109,7 +108,7 @@ def derive(accel: Accelerator, max_layer: MaxLayer | None = None) -> HWParams:
     EW = W // 32
 
     def lines(kb: int) -> int:
-        return kb * 1024 * 8 // W
+        return buffer_lines(kb, W)
 
     act_lines, wgt_lines, out_lines = lines(accel.act_buf_kb), lines(accel.wgt_buf_kb), lines(accel.out_buf_kb)
     X, Y = accel.pe_x, accel.pe_y

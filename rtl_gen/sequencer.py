@@ -1,7 +1,7 @@
 """COMPUTE engine: the step sequencer (stage 1: buffer addresses) + the PE array + the OBUF write-back.
 
 A COMPUTE whose instruction was issued in cycle ``c0`` (``start`` high) runs its body in cycles
-``c0+1 .. c0+steps+D`` (``D = 4``, :data:`rtl_gen.params.PIPELINE_DEPTH`): one step is issued per cycle for
+``c0+1 .. c0+steps+D`` (``D = 4``, :func:`jaq.hw.timing.pipeline_depth`): one step is issued per cycle for
 ``steps`` cycles, then the pipeline drains for ``D`` cycles; ``last`` is high in the body's last cycle. The step
 order and the per-step accesses are those of docs/execution-model.md section 5 (see :mod:`rtl_gen.pe_array`
 for the pipeline stages). Every read of an inactive row, column or port is disabled, so the buffers' access
@@ -28,7 +28,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl_gen.buffers import CNT_BITS, select_vector
-from rtl_gen.params import EXTENT_BITS, PIPELINE_DEPTH, HWParams
+from jaq.hw.timing import pipeline_depth
+from rtl_gen.params import EXTENT_BITS, HWParams
 from rtl_gen.pe_array import PEArray
 
 
@@ -129,7 +130,7 @@ class ComputeEngine(wiring.Component):
         m = Module()
         p = self.p
         X, Y, df = p.X, p.Y, p.dataflow
-        D = PIPELINE_DEPTH
+        D = pipeline_depth(df)
         m.submodules.array = arr = PEArray(p)
         self.array = arr
         m.d.comb += [arr.a_mode.eq(self.a_mode), arr.w_mode.eq(self.w_mode), arr.act_signed.eq(self.act_signed)]

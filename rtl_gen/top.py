@@ -24,20 +24,13 @@ from jaq.hw.records import Accelerator, Layer
 from rtl_gen import isa
 from rtl_gen.buffers import CNT_BITS, OutBuffer, VectorBuffer
 from rtl_gen.controller import Controller, ir_field
-from rtl_gen.dma import DMA, TENSOR_ACT, TENSOR_PSUM, TENSOR_WGT
+from rtl_gen.dma import DMA
 from rtl_gen.fusion_unit import FusionCore
 from rtl_gen.params import HWParams, MaxLayer, clog2, derive
 from rtl_gen.pe_array import COLUMN_MODULE, FU_MODULE, PEColumn
+from rtl_gen.protocol import COUNTER_WALK_NAMES, COUNTERS, TENSOR_ACT, TENSOR_PSUM, TENSOR_WGT  # noqa: F401
 from rtl_gen.sequencer import ComputeEngine
 
-COUNTERS: tuple[str, ...] = ("cnt_cycles", "cnt_fu_active", "cnt_act_rd", "cnt_wgt_rd", "cnt_out_rd", "cnt_out_wr",
-                             "cnt_act_wr", "cnt_wgt_wr", "cnt_dram_rd_beats", "cnt_dram_wr_beats")
-#: Counter port -> jaq.hw.schedule.walk() counter name.
-COUNTER_WALK_NAMES: dict[str, str] = {
-    "cnt_cycles": "cycles", "cnt_fu_active": "fu_active_cycles", "cnt_act_rd": "act_buf_rd_vectors",
-    "cnt_wgt_rd": "wgt_buf_rd_vectors", "cnt_out_rd": "out_buf_rd_words", "cnt_out_wr": "out_buf_wr_words",
-    "cnt_act_wr": "act_buf_wr_lines", "cnt_wgt_wr": "wgt_buf_wr_lines", "cnt_dram_rd_beats": "dram_rd_beats",
-    "cnt_dram_wr_beats": "dram_wr_beats"}
 
 _DMA_FIELDS = ("base", "n_outer", "ostride", "n_inner", "istride", "run_len")
 _CMP_FIELDS = ("c", "m", "h", "w", "cv", "acc", "iw", "pa", "pw", "po", "wm", "arow")

@@ -27,24 +27,13 @@ import numpy as np
 
 from jaq.errors import JaqError
 from jaq.hw.records import Accelerator, Layer, Tiling
+from rtl_gen.protocol import COUNTER_WALK_NAMES, COUNTERS
 from sim.memory_image import build_image, extract_output, mismatch_summary
 from sim.reference import LayerData, random_layer_data
 from sim.verilator import SimBuild, ensure_importable, run_cocotb, verilator_build
 
-#: RTL counter port -> golden walk counter (jaq.hw.schedule.COUNTERS). Units: cycles, FU-active cycles,
-#: vectors read (act/wgt), 32-bit words read/written (OBUF), W-bit lines written by DMA, W-bit beats.
-COUNTER_MAP: dict[str, str] = {
-    "cnt_cycles": "cycles",
-    "cnt_fu_active": "fu_active_cycles",
-    "cnt_act_rd": "act_buf_rd_vectors",
-    "cnt_wgt_rd": "wgt_buf_rd_vectors",
-    "cnt_out_rd": "out_buf_rd_words",
-    "cnt_out_wr": "out_buf_wr_words",
-    "cnt_act_wr": "act_buf_wr_lines",
-    "cnt_wgt_wr": "wgt_buf_wr_lines",
-    "cnt_dram_rd_beats": "dram_rd_beats",
-    "cnt_dram_wr_beats": "dram_wr_beats",
-}
+#: RTL counter port -> golden walk counter (jaq.hw.schedule.COUNTERS); the one table is rtl_gen.protocol's.
+COUNTER_MAP: dict[str, str] = COUNTER_WALK_NAMES
 #: Testbench memory-monitor counts -> walk counters (independent of the RTL's own counters).
 MONITOR_MAP: dict[str, str] = {"act": "act_load_beats", "wgt": "wgt_load_beats", "psum": "psum_load_beats"}
 TOPLEVEL = "jaq_accel"
@@ -269,7 +258,6 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
     from jaq.hw.schedule import compile_layer, walk
     from testbench.env import Job, TbResult, result_path
 
-    from testbench.driver import COUNTER_NAMES
 
     ensure_importable()
     layers = [c.layer for c in cases]
@@ -298,7 +286,7 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
                   wgt_bits=case.layer.wgt_bits, act_signed=case.layer.act_signed,
                   width_bits=accel.dram_bits_per_cycle, latency=accel.dram_latency_cycles, program=words,
                   expected_out=img.expected_out, stall=stall, seed=seed + 17 * i + 1, max_cycles=budget,
-                  counters=COUNTER_NAMES, name=case.name or f"layer{i}")
+                  counters=COUNTERS, name=case.name or f"layer{i}")
         p = job.save(workdir / f"job{i:03d}.npz")
         job_paths.append(p)
         prepared.append((case, data, wc, mc))

@@ -13,10 +13,7 @@ import cocotb
 from cocotb.triggers import FallingEdge, RisingEdge
 from cocotb.utils import get_sim_time
 
-#: Counter ports of the top level (docs/rtl.md), in report order.
-COUNTER_NAMES: tuple[str, ...] = ("cnt_cycles", "cnt_fu_active", "cnt_act_rd", "cnt_wgt_rd", "cnt_out_rd",
-                                  "cnt_out_wr", "cnt_act_wr", "cnt_wgt_wr", "cnt_dram_rd_beats",
-                                  "cnt_dram_wr_beats")
+from rtl_gen.protocol import COUNTERS as COUNTER_NAMES
 
 
 class InstructionDriver:

@@ -13,9 +13,8 @@ import random
 import cocotb
 from cocotb.triggers import Timer
 
+from jaq.hw.packing import MODE_OF_BITS as MODE
 from jaq.hw.packing import fused_dot, pack_lanes, pf, value_range
-
-MODE = {2: 0, 4: 1, 8: 2}
 
 
 def _draw(rng, lo, hi):

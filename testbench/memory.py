@@ -38,9 +38,7 @@ from cocotb.utils import get_sim_time
 
 from jaq.hw.packing import to_unsigned
 
-#: Tensor ids on ``rd_req_tensor`` (docs/rtl.md).
-TENSOR_ACT, TENSOR_WGT, TENSOR_PSUM = 0, 1, 2
-TENSOR_NAMES = {TENSOR_ACT: "act", TENSOR_WGT: "wgt", TENSOR_PSUM: "psum"}
+from rtl_gen.protocol import TENSOR_ACT, TENSOR_NAMES, TENSOR_PSUM, TENSOR_WGT
 
 
 @dataclass

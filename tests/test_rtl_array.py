@@ -1,7 +1,6 @@
 """ComputeEngine (sequencer + PE array + OBUF write-back) per dataflow on tiny convolutions in Amaranth's simulator:
 outputs bit-exact against numpy, body cycles == steps + D, and every access counter == jaq.hw.timing."""
 
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -10,12 +9,12 @@ from amaranth import Module
 from amaranth.sim import Simulator
 
 from jaq.hw import timing as T
-from jaq.hw.packing import pf as packing_pf, value_range
+from jaq.hw.packing import value_range
 from jaq.hw.records import Accelerator
 from rtl_gen.buffers import OutBuffer, VectorBuffer
-from rtl_gen.fusion_unit import BITS_MODE
+from rtl_gen.isa import compute_fields, set_layer_fields
 from rtl_gen.layout import act_tile_words, out_tile_from_words, out_tile_words, wgt_tile_words
-from rtl_gen.params import PIPELINE_DEPTH, MaxLayer, derive
+from rtl_gen.params import MaxLayer, derive
 from rtl_gen.sequencer import ComputeEngine
 
 
@@ -40,13 +39,7 @@ def run_compute(df, X, Y, K, S, a, w, act_signed, c, m, h, wo, acc, W=64, seed=0
     EW = W // 32
     p = replace(p, act_words=len(aw) + EW, wgt_words=len(ww) + EW, out_words=len(ow) + EW,
                 act_lines=len(aw) // EW + 1, wgt_lines=len(ww) // EW + 1, out_lines=len(ow) // EW + 1)
-    pfv = packing_pf(a, w)
-    E = lambda b: W // b  # noqa: E731
-    cv = math.ceil(c / pfv)
-    pa, pw_, po = math.ceil(c / E(a)) * EW, math.ceil(c / E(w)) * EW, math.ceil(m / E(32)) * EW
-    fields = dict(k=K, s=S, a_mode=BITS_MODE[a], w_mode=BITS_MODE[w], act_signed=int(act_signed),
-                  rs_r=min(K, Y), rs_q=max(1, Y // K), c=c, m=m, h=h, w=wo, cv=cv, acc=int(acc), iw=iw, pa=pa,
-                  pw=pw_, po=po, wm=K * K * pw_, arow=iw * pa)
+    fields = {**set_layer_fields(K, S, a, w, act_signed, Y), **compute_fields(c, m, h, wo, acc, K, S, a, w, W)}
 
     top = Module()
     top.submodules.eng = eng = ComputeEngine(p)
@@ -87,7 +80,7 @@ def run_compute(df, X, Y, K, S, a, w, act_signed, c, m, h, wo, acc, W=64, seed=0
     sim.add_testbench(bench)
     sim.run()
     got = out_tile_from_words(result["words"], h, wo, m, W)
-    cp = T.ComputeParams(K, S, X, Y, pfv)
+    cp = T.ComputeParams(K, S, X, Y, T.fusion_factor(a, w))
     want = T.compute_counts(df, cp, c, m, h, wo)
     return got, ref, result, want
 
@@ -112,7 +105,7 @@ def test_compute_engine(case):
     df, X, Y, K, S, a, w, sg, c, m, h, wo, acc = case
     got, ref, res, want = run_compute(df, X, Y, K, S, a, w, sg, c, m, h, wo, acc)
     assert (got == ref).all(), (got, ref)
-    assert res["body"] == want["steps"] + PIPELINE_DEPTH == want["steps"] + T.pipeline_depth(df)
+    assert res["body"] == want["steps"] + T.pipeline_depth(df)
     assert res["act_rd"] == want["act_vectors"]
     assert res["wgt_rd"] == want["wgt_vectors"]
     assert res["out_rd"] == res["out_wr"] == want["out_words"]

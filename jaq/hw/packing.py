@@ -23,6 +23,11 @@ from jaq.errors import JaqError
 ELEMENT_BITS: tuple[int, ...] = (2, 4, 8, 16, 32)
 
 
+#: Precision codes of the ISA and the fusion unit (``a_mode`` / ``w_mode``): bits -> code and code -> bits.
+MODE_OF_BITS: dict[int, int] = {2: 0, 4: 1, 8: 2}
+BITS_OF_MODE: dict[int, int] = {v: k for k, v in MODE_OF_BITS.items()}
+
+
 def pf(a: int, w: int) -> int:
     """Products per fusion unit per cycle for ``a``-bit activations and ``w``-bit weights: (8/a)*(8/w)."""
     if a not in (2, 4, 8) or w not in (2, 4, 8):
