@@ -129,3 +129,113 @@ def test_alias_bomb_through_the_console_script(tmp_path):
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert p.stderr.startswith("jaq emit-rtl: error: provenance.extra.l0: YAML anchor &l0 refused")
     assert not (tmp_path / "b").exists()
+
+
+# -- the strict loaders themselves (jaq.io) ---------------------------------------------------------------------
+
+from jaq import io as jio  # noqa: E402
+from jaq.errors import JaqError  # noqa: E402
+
+
+def _load_text(tmp_path, text: str, suffix: str = ".yaml"):
+    p = tmp_path / f"f{suffix}"
+    p.write_text(text)
+    return jio.load_structured(p)
+
+
+def _load_error(tmp_path, text: str, suffix: str = ".yaml") -> str:
+    with pytest.raises(JaqError) as e:
+        _load_text(tmp_path, text, suffix)
+    msg = str(e.value)
+    assert "\n" not in msg and len(msg) < 400, msg
+    return msg
+
+
+def test_yaml_reads_core_scalars(tmp_path):
+    doc = _load_text(tmp_path, "a: 1\nb: -2.5\nc: 1e-3\nd: true\ne: null\nf: ~\ng: 2026-11-23\nh: '010'\n"
+                               "i: .inf\nj: [x, 'yes', \"1:00\"]\nk: B,OC,OH,OW,IC\nl: 0\nm: +3\n")
+    assert doc == {"a": 1, "b": -2.5, "c": 0.001, "d": True, "e": None, "f": None, "g": "2026-11-23", "h": "010",
+                   "i": float("inf"), "j": ["x", "yes", "1:00"], "k": "B,OC,OH,OW,IC", "l": 0, "m": 3}
+
+
+@pytest.mark.parametrize("text, field, words", [
+    ("x:\n  y: 1:00\n", "x.y:", "reads it as 60"),
+    ("x: [on]\n", "x[0]:", "reads it as True"),
+    ("x: No\n", "x:", "reads it as False"),
+    ("x: 010\n", "x:", "reads it as 8"),
+    ("x: 0x1F\n", "x:", "reads it as 31"),
+    ("x: 1_000\n", "x:", "reads it as 1000"),
+    ("x: 1:30.5\n", "x:", "reads it as 90.5"),
+    ("x: {a: 1, a: 2}\n", "x.a:", "duplicate key 'a'"),
+    ("x: &a [1]\ny: *a\n", "x:", "anchor &a refused"),
+    ("x: [1, *a]\n", "x[1]:", "alias *a refused"),
+    ("x: !!python/tuple [1]\n", "x:", "!!python/tuple refused"),
+    ("x: !!set {a}\n", "x:", "!!set refused"),
+    ("x: !!timestamp 2026-01-01\n", "x:", "!!timestamp refused"),
+    ("x: !!int 0x10\n", "x:", "not a valid int"),
+    ("x: !custom 1\n", "x:", "!custom refused"),
+    ("x: " + "9" * 4001 + "\n", "x:", "4001 digits"),
+    ("x: " + "[" * 70 + "]" * 70 + "\n", "x[0][0]", "nested deeper than 64"),
+    ("? [a]\n: 1\n", "", "mapping keys must be plain names"),
+])
+def test_yaml_refusals_name_the_field(tmp_path, text, field, words):
+    msg = _load_error(tmp_path, text)
+    assert msg.startswith(field) and words in msg, msg
+
+
+@pytest.mark.parametrize("text, words", [
+    ('{"a": {"b": 1, "b": 2}}', "duplicate key 'b'"),
+    ("[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels"),
+    ('{"a": ' + "1" * 4001 + "}", "4001 digits"),
+    ('{"a": [1, 2', "malformed JSON"),
+])
+def test_json_refusals_are_one_line(tmp_path, text, words):
+    assert words in _load_error(tmp_path, text, ".json")
+
+
+def test_files_that_are_not_text_or_too_large(tmp_path, monkeypatch):
+    p = tmp_path / "bin.yaml"
+    p.write_bytes(b"\xff\xfe\x00a")
+    with pytest.raises(JaqError, match="not a UTF-8 text file"):
+        jio.load_yaml(p)
+    monkeypatch.setattr(jio, "MAX_FILE_BYTES", 16)
+    p.write_text("a: 1\nb: 2\nc: 3\nd: 4\n")
+    with pytest.raises(JaqError, match="jaq reads files up to 16 bytes"):
+        jio.load_yaml(p)
+
+
+def test_json_nan_reaches_the_schema_which_names_the_field(tmp_path):
+    assert _load_text(tmp_path, '{"a": NaN, "b": -Infinity}', ".json")["b"] == float("-inf")
+
+
+def test_dump_yaml_round_trips_through_the_strict_loader(tmp_path):
+    shared = [1, 2]
+    obj = {"yes": "yes", "t": "1e5", "o": "010", "s": "1:00", "f": 1e-5, "n": None, "b": False, "l": shared,
+           "l2": shared, "date": "2026-11-23", "u": "päd", "e": ""}
+    text = jio.dump_yaml(obj)
+    assert "&" not in text and "*" not in text  # shared objects are written out, never as anchors
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    assert jio.load_yaml(p) == obj
+
+
+@pytest.mark.parametrize("value, field, words", [
+    ({"a": [1, float("nan")]}, "x.a[1]", "not a finite number"),
+    ({"a": 2 ** 64}, "x.a", "fit 64 bits"),
+    ({"a": b"raw"}, "x.a", "got bytes"),
+    ({"a": {1: 2}}, "x.a", "keys must be text"),
+    ({"a": "x" * 70_000}, "x.a", "at most 65536"),
+    ([[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]], "x[0]", "nested deeper than 16"),
+    (list(range(100_001)), "x", "more than 100000 values"),
+])
+def test_check_plain_bounds_free_form_values(value, field, words):
+    with pytest.raises(JaqError) as e:
+        jio.check_plain(value, "x")
+    msg = str(e.value)
+    assert msg.startswith(field) and words in msg, msg
+
+
+def test_check_plain_returns_a_plain_copy():
+    src = {"a": (1, 2.5, "t", None, True), "b": {"c": []}}
+    out = jio.check_plain(src, "x")
+    assert out == {"a": [1, 2.5, "t", None, True], "b": {"c": []}} and out["b"] is not src["b"]
