@@ -274,6 +274,20 @@ def test_emit_rtl_refuses_a_non_empty_out_without_force(emitted, tmp_path, capsy
     assert load_build_dir(b).toplevel == "jaq_accel"
 
 
+def test_emit_rtl_into_a_linked_build_replaces_the_target(emitted, tmp_path, capsys):
+    target = copy_build(emitted, tmp_path / "scratch" / "build")
+    (tmp_path / "build").symlink_to(target, target_is_directory=True)
+    spec = tmp_path / "accel.json"
+    other = json.loads(json.dumps(SPEC))
+    other["network"]["layers"] = other["network"]["layers"][:1]
+    spec.write_text(json.dumps(other))
+    assert main(["emit-rtl", str(spec), "-o", str(tmp_path / "build"), "--force"]) == 0
+    capsys.readouterr()
+    assert (tmp_path / "build").is_symlink() and not (target / "programs" / "layer_001.hex").exists()
+    from sim.build_dir import load_build_dir
+    assert len(load_build_dir(tmp_path / "build").layers) == 1
+
+
 def test_emit_rtl_force_replaces_only_a_build(tmp_path, capsys):
     d = tmp_path / "src"
     d.mkdir()

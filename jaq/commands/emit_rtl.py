@@ -144,7 +144,7 @@ def run(args) -> int:
     layers = spec.layers
     if args.max_kernel is not None and any(l.kernel > args.max_kernel for l in layers):
         raise JaqError(f"a layer has a kernel larger than {args.max_kernel}", "--max-kernel")
-    with staged_dir(out) as stage:
+    with staged_dir(out.resolve() if out.is_symlink() else out) as stage:  # a linked OUT: its target
         vfile, n_prog, vsize, p = _write_build(stage, spec, tilings, args)
     msg = f"wrote {out}/: {vfile} ({vsize // 1024} KB), {n_prog} layer programs"
     if args.synth:
