@@ -521,3 +521,25 @@ def _write(p: Path, text: str) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text)
     return p
+
+
+def test_simulator_crash_names_a_log_that_exists(emitted, tmp_path, monkeypatch):
+    """The simulator dies without results (stand-in: a runner that only writes its log): the report's errors
+    name the kept log, which still exists after the temporary work directory is gone."""
+    import sim.harness as harness
+    from sim.build_dir import load_build_dir
+    from sim.verilator import CocotbResult, SimBuild
+
+    def crashed(build, module, test_dir, **kw):
+        log = Path(test_dir) / "sim.log"
+        log.write_text("%Error: simulator died\n")
+        return CocotbResult(0, 0, Path(test_dir) / "results.xml", 0.0, log)
+
+    monkeypatch.setattr(harness, "run_cocotb", crashed)
+    b = load_build_dir(emitted)
+    cases = [harness.LayerCase(b.layers[0], b.tilings[0], name="c0")]
+    fake = SimBuild(tmp_path / "model", "jaq_accel", "k", False, 0.0, False)
+    rep = harness.simulate_layers(b.accel, cases, build=fake, programs=[b.programs[0]], log_dir=tmp_path / "sim")
+    assert not rep.ok and rep.errors
+    kept = tmp_path / "sim" / "sim.log"
+    assert all(str(kept) in e for e in rep.errors) and kept.read_text() == "%Error: simulator died\n"
