@@ -341,6 +341,24 @@ def test_im2col_rules_and_search_space():
         search_bitfusion([layer], cfg, im2col=[True, False])
 
 
+def test_search_equals_exhaustive_with_batch_and_im2col():
+    # the search skips loop orders that equal a lower-index order on a tile combination; the winner (tiling
+    # included, ties to the lowest row) must still be the exhaustive one over candidate_tilings
+    layer = Layer("conv", 3, 40, 7, 7, kernel=3, act_bits=4, wgt_bits=2, batch=4)
+    cfg = BitFusionConfig(rows=8, cols=16, wbuf_bytes=8192, ibuf_bytes=4096, obuf_bytes=4096, if_width=64)
+    for flag in (True, False):
+        tb = candidate_tilings(layer, cfg, im2col=flag)
+        cb = estimate_bitfusion(BitFusionLayerBatch.from_layers([layer], [flag]), cfg.to_accel_batch(), tb)
+        cyc, en = cb.cycles.tolist(), cb.energy_total_pj.tolist()
+        best = min(cb.legal.nonzero().flatten().tolist(), key=lambda i: (cyc[i], en[i], i))
+        (choice,) = search_bitfusion([layer], cfg, im2col=[flag])
+        assert choice.tiling == BitFusionTiling(int(tb.t_ic[best]), int(tb.t_oc[best]), int(tb.t_oh[best]),
+                                                int(tb.t_ow[best]), LOOP_ORDERS[int(tb.loop_order[best])],
+                                                int(tb.t_b[best]))
+        assert choice.cost.cycles == cyc[best]
+        assert choice.cost.energy_total_pj == pytest.approx(en[best], rel=1e-12)
+
+
 def test_vectorised_equals_scalar_rules_with_batches_and_im2col():
     rng = random.Random(99)
     layers, tilings, flags = [], [], []

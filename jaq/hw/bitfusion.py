@@ -41,6 +41,7 @@ Units: cycles (core clock), bits for every access count, pJ for energy, mm² for
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping, Sequence
@@ -456,6 +457,32 @@ def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch)
                              for b in (layers, accels, tiles))
     if not len(layers) == len(accels) == len(tiles):
         raise ValueError("layers, accels and tiles must have the same number of rows (or one row)")
+    return _finish(_tile_terms(layers, accels, tiles), accels, tiles.loop_order, bufs, area)
+
+
+@dataclass
+class _TileTerms:
+    """What a row costs before the loop order is known (per group): first-tile footprints ``vols`` (rows, 3: act,
+    wgt, out bits), tile counts ``counts`` (rows, 5, LOOP_DIMS order), compute cycles, tiles, on-chip reads (bits)
+    and the access order chosen, MACs (all groups) and ``groups``."""
+
+    vols: torch.Tensor
+    counts: torch.Tensor
+    compute: torch.Tensor
+    tiles: torch.Tensor
+    act_rd: torch.Tensor
+    wgt_rd: torch.Tensor
+    out_rw: torch.Tensor
+    sram_order: torch.Tensor
+    macs: torch.Tensor
+    groups: torch.Tensor
+
+    def index(self, idx: torch.Tensor) -> "_TileTerms":
+        return _TileTerms(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+
+def _tile_terms(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch) -> _TileTerms:
+    """The loop-order-independent part of :func:`estimate_bitfusion` (accelerator rows: as many or one)."""
     N, M = accels.pe_y, accels.pe_x
     a, w = layers.act_bits, layers.wgt_bits
     K, S, G = layers.kernel, layers.stride, layers.groups
@@ -477,14 +504,25 @@ def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch)
     # reduction steps of one output on the array: K² passes over ceil(ic/(N pf)) (im2col: one K²ic-long vector)
     red_steps = torch.where(lowered, _cdiv(KK * ic, npf), KK * _cdiv(ic, npf))
 
-    # first-tile footprints (bits) and half-buffer capacities (bits)
+    # first-tile footprints (bits)
     act = torch.where(lowered, pix * KK * ic * a, ((ow - 1) * S + K) * ((oh - 1) * S + K) * ic * b * a)
     wgt = _cdiv(KK * ic, npf) * npf * oc * w
     out = pix * oc_pad * OUT_BITS
-    vols, first, legal = _promote(torch.stack([act, wgt, out], 1), accels,
-                                  torch.stack([n_b, n_ic, n_oc, n_oh, n_ow], 1), tiles.loop_order)
-    act_fill, wgt_fill, out_fill = vols.unbind(1)
+    T = n_b * n_ic * n_oc * n_oh * n_ow
+    act_rd, wgt_rd, out_rw, order = _onchip_reads(T, pix, KK * ic, oc, oc_pad, red_steps * npf, a, w)
+    return _TileTerms(vols=torch.stack([act, wgt, out], 1), counts=torch.stack([n_b, n_ic, n_oc, n_oh, n_ow], 1),
+                      compute=T * pix * _cdiv(oc, M) * red_steps, tiles=T, act_rd=act_rd, wgt_rd=wgt_rd,
+                      out_rw=out_rw, sram_order=order, macs=G * Mo * OH * OW * C * KK * B, groups=G)
 
+
+def _finish(t: _TileTerms, accels: AccelBatch, loop_order: torch.Tensor, bufs: dict, area: torch.Tensor
+            ) -> CostBatch:
+    """The loop-order-dependent part of :func:`estimate_bitfusion`: promotion, DRAM traffic, fill/drain/stall
+    cycles, energy. Accelerator rows (and ``bufs``/``area``, from :func:`buffer_costs`/:func:`area_bitfusion`):
+    as many as ``t`` or one."""
+    N, M = accels.pe_y, accels.pe_x
+    vols, first, legal = _promote(t.vols, accels, t.counts, loop_order)
+    act_fill, wgt_fill, out_fill = vols.unbind(1)
     dram_rd = act_fill + wgt_fill + out_fill
     dram_wr = out_fill
     ifw = accels.dram_bits_per_cycle
@@ -492,26 +530,22 @@ def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch)
     last_out = first[:, 2]
     fill = _cdiv(first_in, ifw)
     drain = _cdiv(last_out, ifw)
-    middle = dram_rd + dram_wr - first_in - last_out
-    memory = _cdiv(middle, ifw)
-    T = n_b * n_ic * n_oc * n_oh * n_ow
-    compute = T * pix * _cdiv(oc, M) * red_steps
-    stall = torch.clamp(memory - compute, min=0.0)
-    cycles = compute + stall + fill + drain
+    memory = _cdiv(dram_rd + dram_wr - first_in - last_out, ifw)
+    stall = torch.clamp(memory - t.compute, min=0.0)
+    cycles = t.compute + stall + fill + drain
 
-    act_rd, wgt_rd, out_rw, sram_order = _onchip_reads(T, pix, KK * ic, oc, oc_pad, red_steps * npf, a, w)
-
+    G = t.groups
     acc = {
-        "act_buf_rd_bits": act_rd, "act_buf_wr_bits": act_fill,
-        "wgt_buf_rd_bits": wgt_rd, "wgt_buf_wr_bits": wgt_fill,
-        "out_buf_rd_bits": out_rw + dram_wr, "out_buf_wr_bits": out_rw + out_fill,
+        "act_buf_rd_bits": t.act_rd, "act_buf_wr_bits": act_fill,
+        "wgt_buf_rd_bits": t.wgt_rd, "wgt_buf_wr_bits": wgt_fill,
+        "out_buf_rd_bits": t.out_rw + dram_wr, "out_buf_wr_bits": t.out_rw + out_fill,
         "dram_rd_bits": dram_rd, "dram_wr_bits": dram_wr,
-        "compute_cycles": compute, "fill_cycles": fill, "drain_cycles": drain, "stall_cycles": stall,
-        "memory_cycles": memory, "tiles": T,
+        "compute_cycles": t.compute, "fill_cycles": fill, "drain_cycles": drain, "stall_cycles": stall,
+        "memory_cycles": memory, "tiles": t.tiles,
     }
     acc = {k: v * G for k, v in acc.items()}
-    acc["macs"] = G * Mo * OH * OW * C * KK * B
-    acc["sram_order"] = sram_order.to(DTYPE)
+    acc["macs"] = t.macs
+    acc["sram_order"] = t.sram_order.to(DTYPE)
     cycles = cycles * G
     energy = {
         "mac": acc["compute_cycles"] * N * M * E_CORE_PJ_PER_FU,
@@ -523,11 +557,10 @@ def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch)
         "out_buf_wr": acc["out_buf_wr_bits"] * bufs["out"]["wr_pj_bit"],
         "dram": (acc["dram_rd_bits"] + acc["dram_wr_bits"]) * DRAM_PJ_PER_BIT,
     }
-    n = len(layers)
-    energy = {k: v.expand(n) if v.shape[0] != n else v for k, v in energy.items()}
-    return CostBatch(cycles=cycles, energy_pj=energy, area_mm2=area.expand(n) if area.shape[0] != n else area,
-                     accesses=acc, legal=legal, clock_mhz=accels.clock_mhz.expand(n)
-                     if accels.clock_mhz.shape[0] != n else accels.clock_mhz)
+    n = len(cycles)
+    full = lambda x: x.expand(n) if x.shape[0] != n else x  # noqa: E731
+    return CostBatch(cycles=cycles, energy_pj={k: full(v) for k, v in energy.items()}, area_mm2=full(area),
+                     accesses=acc, legal=legal, clock_mhz=full(accels.clock_mhz))
 
 
 def _promote(vols: torch.Tensor, accels: AccelBatch, counts: torch.Tensor, loop_order: torch.Tensor):
@@ -697,22 +730,45 @@ def _pow2_tiles(dim: int, unit: int = 1) -> list[int]:
     return sorted({min((1 << k) * unit, dim) for k in range(kmax + 1)})
 
 
-def candidate_tilings(layer: Layer, acc: "BitFusionConfig | Accelerator", im2col: bool = False) -> BitFusionTileBatch:
-    """BitFusion's search space for one layer: 120 loop orders x batch tiles ``min(2^k, B)`` x OH=OW power-of-two
-    tiles x IC power-of-two tiles x OC tiles (``min(2^k·M, OC)``: whole column groups; im2col layers
-    ``min(2^k, OC)``), each clamped to its dimension. Orders vary slowest, then batch, spatial, IC, OC tiles."""
-    cfg = as_bitfusion_config(acc)
+def _candidate_combos(layer: Layer, cfg: BitFusionConfig, im2col: bool) -> BitFusionTileBatch:
+    """The tile sizes of :func:`candidate_tilings` without the loop order (``loop_order`` 0): batch tiles slowest,
+    then spatial, IC, OC."""
     o_exp = _pow2_tiles(max(layer.out_h, layer.out_w))
     sp = torch.tensor(sorted({(min(t, layer.out_h), min(t, layer.out_w)) for t in o_exp}), dtype=DTYPE)
     axes = [torch.tensor(_pow2_tiles(layer.batch), dtype=DTYPE), torch.arange(len(sp), dtype=DTYPE),
             torch.tensor(_pow2_tiles(layer.in_ch_per_group), dtype=DTYPE),
             torch.tensor(_pow2_tiles(layer.out_ch_per_group, 1 if im2col else cfg.cols), dtype=DTYPE)]
-    combos = torch.cartesian_prod(*axes).reshape(-1, len(axes))
-    n_orders = len(LOOP_ORDERS)
-    c = combos.repeat(n_orders, 1)
+    c = torch.cartesian_prod(*axes).reshape(-1, len(axes))
     hw = sp[c[:, 1].long()]
-    lo = torch.arange(n_orders, dtype=torch.long).repeat_interleave(len(combos))
-    return BitFusionTileBatch(t_ic=c[:, 2], t_oc=c[:, 3], t_oh=hw[:, 0], t_ow=hw[:, 1], loop_order=lo, t_b=c[:, 0])
+    return BitFusionTileBatch(t_ic=c[:, 2], t_oc=c[:, 3], t_oh=hw[:, 0], t_ow=hw[:, 1],
+                              loop_order=torch.zeros(len(c), dtype=torch.long), t_b=c[:, 0])
+
+
+def candidate_tilings(layer: Layer, acc: "BitFusionConfig | Accelerator", im2col: bool = False) -> BitFusionTileBatch:
+    """BitFusion's search space for one layer: 120 loop orders x batch tiles ``min(2^k, B)`` x OH=OW power-of-two
+    tiles x IC power-of-two tiles x OC tiles (``min(2^k·M, OC)``: whole column groups; im2col layers
+    ``min(2^k, OC)``), each clamped to its dimension. Orders vary slowest, then batch, spatial, IC, OC tiles."""
+    combos = _candidate_combos(layer, as_bitfusion_config(acc), im2col)
+    n_orders = len(LOOP_ORDERS)
+    rows = combos.index(torch.arange(len(combos)).repeat(n_orders))
+    rows.loop_order = torch.arange(n_orders, dtype=torch.long).repeat_interleave(len(combos))
+    return rows
+
+
+@functools.lru_cache(maxsize=1)
+def _canonical_orders() -> torch.Tensor:
+    """(32, 120) bool: ``[m, o]`` is True when loop order ``o`` has the lowest index among the orders that place the
+    loops of mask ``m`` (bit d: ``LOOP_DIMS[d]`` has more than one tile) in the same relative order. The other
+    loops multiply nothing, so every order of a class costs the same."""
+    table = torch.zeros(1 << len(LOOP_DIMS), len(LOOP_ORDERS), dtype=torch.bool)
+    for m in range(1 << len(LOOP_DIMS)):
+        seen: set[tuple[str, ...]] = set()
+        for i, order in enumerate(LOOP_ORDERS):
+            key = tuple(d for d in order if m >> LOOP_DIMS.index(d) & 1)
+            if key not in seen:
+                seen.add(key)
+                table[m, i] = True
+    return table
 
 
 def _segment_min(keys: torch.Tensor, seg: torch.Tensor, n: int) -> torch.Tensor:
@@ -736,17 +792,18 @@ def search_bitfusion(layers: Sequence[Layer], acc: "BitFusionConfig | Accelerato
     if not layers:
         return []
     flags = _im2col_flags(layers, im2col)
-    cands = [candidate_tilings(l, cfg, f) for l, f in zip(layers, flags)]
+    combos = [_candidate_combos(l, cfg, f) for l, f in zip(layers, flags)]
+    n_orders = len(LOOP_ORDERS)
     # chunks of whole layers, each evaluated in one batched call (bounded memory for large networks)
     out: list[BitFusionChoice] = []
     start = 0
     while start < len(layers):
         stop, rows = start, 0
-        while stop < len(layers) and (stop == start or rows + len(cands[stop]) <= MAX_ROWS_PER_CALL):
-            rows += len(cands[stop])
+        while stop < len(layers) and (stop == start or rows + n_orders * len(combos[stop]) <= MAX_ROWS_PER_CALL):
+            rows += n_orders * len(combos[stop])
             stop += 1
         try:
-            out += _search_chunk(layers[start:stop], flags[start:stop], cands[start:stop], cfg, weights)
+            out += _search_chunk(layers[start:stop], flags[start:stop], combos[start:stop], cfg, weights)
         except JaqError as e:
             if e.field and e.field.startswith("layers["):
                 j = int(e.field[7:e.field.index("]")])
@@ -760,16 +817,32 @@ def search_bitfusion(layers: Sequence[Layer], acc: "BitFusionConfig | Accelerato
 MAX_ROWS_PER_CALL = 400_000
 
 
-def _search_chunk(layers: list[Layer], flags: list[bool], cands: list[BitFusionTileBatch], cfg: BitFusionConfig,
+def _search_chunk(layers: list[Layer], flags: list[bool], combos: list[BitFusionTileBatch], cfg: BitFusionConfig,
                   weights) -> list[BitFusionChoice]:
-    sizes = torch.tensor([len(c) for c in cands])
-    seg = torch.arange(len(layers)).repeat_interleave(sizes)
-    tb = BitFusionTileBatch(**{f.name: torch.cat([getattr(c, f.name) for c in cands])
+    """Evaluate every (loop order, tile sizes) row of the layers in one call: the order-independent terms once per
+    tile-size combination, the promotion and what follows per row. Rows of a layer: orders slowest (the order of
+    :func:`candidate_tilings`)."""
+    n_orders = len(LOOP_ORDERS)
+    sizes = [len(c) for c in combos]
+    tb = BitFusionTileBatch(**{f.name: torch.cat([getattr(c, f.name) for c in combos])
                                for f in fields(BitFusionTileBatch)})
-    lb = BitFusionLayerBatch.from_layers(layers, flags).index(seg)
+    lb = BitFusionLayerBatch.from_layers(layers, flags).index(torch.arange(len(layers)).repeat_interleave(
+        torch.tensor(sizes)))
+    offsets = [0]
+    for n in sizes[:-1]:
+        offsets.append(offsets[-1] + n)
+    row_combo = torch.cat([off + torch.arange(n).repeat(n_orders) for off, n in zip(offsets, sizes)])
+    row_order = torch.cat([torch.arange(n_orders).repeat_interleave(n) for n in sizes])
+    seg = torch.arange(len(layers)).repeat_interleave(torch.tensor(sizes) * n_orders)
     ab = cfg.to_accel_batch()  # one row, broadcast
     with torch.no_grad():
-        cb = estimate_bitfusion(lb, ab, tb)
+        terms = _tile_terms(lb, ab, tb)
+        # drop every order that a lower-index order equals on this combination (same loops of >1 tile, same
+        # relative order): identical cost, and the tie-break would pick the lower index anyway
+        multi = ((terms.counts > 1).long() << torch.arange(len(LOOP_DIMS))).sum(1)
+        keep = _canonical_orders()[multi[row_combo], row_order]
+        row_combo, row_order, seg = row_combo[keep], row_order[keep], seg[keep]
+        cb = _finish(terms.index(row_combo), ab, row_order, buffer_costs(ab), area_bitfusion(ab)["total"])
     inf = torch.tensor(math.inf, dtype=DTYPE)
     energy = cb.energy_total_pj
     if weights is None:
@@ -795,8 +868,9 @@ def _search_chunk(layers: list[Layer], flags: list[bool], cands: list[BitFusionT
                            f"OBUF {cfg.obuf_bytes:,} B, each half usable); use larger buffers",
                            f"layers[{li}]")
         b = int(b)
-        t = BitFusionTiling(int(tb.t_ic[b]), int(tb.t_oc[b]), int(tb.t_oh[b]), int(tb.t_ow[b]),
-                            LOOP_ORDERS[int(tb.loop_order[b])], int(tb.t_b[b]))
+        j = int(row_combo[b])
+        t = BitFusionTiling(int(tb.t_ic[j]), int(tb.t_oc[j]), int(tb.t_oh[j]), int(tb.t_ow[j]),
+                            LOOP_ORDERS[int(row_order[b])], int(tb.t_b[j]))
         out.append(BitFusionChoice(tiling=t, cost=cost_from_batch(cb, b), objective=float(objective[b])))
     return out
 
