@@ -28,14 +28,15 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from jaq.errors import JaqError
-from jaq.hw.requant import Requant
+from jaq.hw.requant import BIAS_BITS, MULT_BITS, Requant
+# Cycles from an accepted input (``in_valid & en``) to its output's ``out_valid``, with ``en`` held high: the
+# execution model's constant (the cost model counts it).
+from jaq.hw.timing import OUTPUT_UNIT_LATENCY
 
-#: Cycles from an accepted input (``in_valid & en``) to its output's ``out_valid``, with ``en`` held high.
-OUTPUT_UNIT_LATENCY = 3
-#: Largest lane count (a 512-bit bus of 32-bit words).
-MAX_LANES = 16
-#: Signed bits of an accumulator, a residual operand, a multiplier, a bias, an output; unsigned bits of the shift.
-ACC_BITS, RES_BITS, MULT_BITS, BIAS_BITS, OUT_BITS, SHIFT_BITS = 32, 9, 32, 48, 32, 6
+#: Largest lane count (a 4096-bit bus of 32-bit words, the accelerator's widest off-chip port).
+MAX_LANES = 128
+#: Signed bits of an accumulator, a residual operand, an output; unsigned bits of the shift.
+ACC_BITS, RES_BITS, OUT_BITS, SHIFT_BITS = 32, 9, 32, 6
 #: Signed bits of the internal sum (products, pooled sum, rounding).
 DATAPATH_BITS = 64
 

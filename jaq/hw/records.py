@@ -33,6 +33,8 @@ LOOP_ORDER_INDEX: dict[tuple[str, ...], int] = {o: i for i, o in enumerate(LOOP_
 LAYER_KINDS: tuple[str, ...] = ("conv", "depthwise", "pointwise", "fc")
 DATAFLOWS: tuple[str, ...] = ("WS", "OS", "RS")
 BITS: tuple[int, ...] = (2, 4, 8)
+#: Widths of a layer's final outputs: the consumer's activation bits, or 32 (accumulators / logits).
+OUT_BITS: tuple[int, ...] = (2, 4, 8, 32)
 
 #: Accelerator search-space bounds (paper, "Search Space").
 PE_MIN, PE_MAX = 3, 64
@@ -94,6 +96,10 @@ class Layer:
     name: str = ""
     #: Images per layer invocation (BitFusion mode only; the native machine runs batch 1).
     batch: int = 1
+    #: Width and signedness of the layer's final outputs as the output unit writes them (the consumer's
+    #: activation bits; 32: signed accumulators or logits). docs/execution-model.md section 7.
+    out_bits: int = 32
+    out_signed: bool = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -136,8 +142,14 @@ class Layer:
             v = getattr(self, n)
             if v not in BITS:
                 raise JaqError(f"{v!r} not supported; bits must be one of 2, 4, 8", f"{where}{n}")
-        if not isinstance(self.act_signed, bool):
-            raise JaqError("expected true or false", f"{where}act_signed")
+        for n in ("act_signed", "out_signed"):
+            if not isinstance(getattr(self, n), bool):
+                raise JaqError("expected true or false", f"{where}{n}")
+        if self.out_bits not in OUT_BITS:
+            raise JaqError(f"{self.out_bits!r} not supported; output bits must be one of 2, 4, 8, 32",
+                           f"{where}out_bits")
+        if self.out_bits == 32 and not self.out_signed:
+            raise JaqError("32-bit outputs are signed; set out_signed: true", f"{where}out_signed")
         if not isinstance(self.name, str) or len(self.name) > 256 or not self.name.isprintable():
             raise JaqError(f"expected a one-line text label of at most 256 characters, got {self.name!r:.40}",
                            f"{where}name")
@@ -158,10 +170,12 @@ class Layer:
         return replace(self, act_bits=act_bits, wgt_bits=wgt_bits)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict; ``batch`` only when it is not 1 (files of batch-1 layers stay as they were)."""
+        """The fields as a dict; ``batch``, ``out_bits`` and ``out_signed`` only when they differ from their
+        defaults (files of layers that use none of them stay as they were)."""
         d = asdict(self)
-        if d["batch"] == 1:
-            del d["batch"]
+        for k in ("batch", "out_bits", "out_signed"):
+            if d[k] == self.__dataclass_fields__[k].default:
+                del d[k]
         return d
 
     @classmethod

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from jaq.errors import JaqError
+from jaq.hw.records import OUT_BITS  # the output widths the unit produces
 
 #: Signed bits of a per-channel multiplier and of the residual multiplier.
 MULT_BITS = 32
@@ -38,8 +39,6 @@ MULT_BITS = 32
 BIAS_BITS = 48
 #: Largest right shift (a 6-bit field).
 SHIFT_MAX = 62
-#: Output widths the unit produces: the consumer's activation bits, or 32 (raw logits / accumulators).
-OUT_BITS = (2, 4, 8, 32)
 
 _MULT_MAX = (1 << (MULT_BITS - 1)) - 1
 _BIAS_MAX = (1 << (BIAS_BITS - 1)) - 1

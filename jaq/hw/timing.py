@@ -38,6 +38,12 @@ PIPELINE_DEPTH = {"WS": 4, "OS": 4, "RS": 4}
 OUT_BITS = 32
 #: Bits of a fusion unit's product sum: a fusion unit is 16 2-bit BitBricks -> 64 bit-products per cycle.
 FU_BITBRICK_BITS = 64
+#: Cycles from an accumulator line entering the output unit to its result (products, sum, round/saturate).
+OUTPUT_UNIT_LATENCY = 3
+#: Cycles from the output unit's result to the packed beat on the write port (the beat register).
+STORE_PACK_LATENCY = 1
+#: 32-bit words per lane chunk of the scale tensor: multiplier, bias low word, bias high word (section 7.1).
+SCALE_BEATS_PER_CHUNK = 3
 
 Num = Any  # int | float | torch.Tensor
 
@@ -151,8 +157,14 @@ def wgt_tile_beats(c: Num, m: Num, kernel: Num, e_wgt: Num) -> Num:
 
 
 def out_tile_beats(m: Num, h: Num, w: Num, e_out: Num) -> Num:
-    """LOAD_PSUM / STORE_OUT beats: h' * w' runs (one per output pixel) of m' 32-bit elements each."""
+    """LOAD_PSUM / partial STORE_OUT beats (and the OBUF lines of an out tile): h' * w' runs (one per output
+    pixel) of m' elements each, ``e_out`` per beat (``W/32`` for 32-bit words, ``W/out_bits`` for final outputs)."""
     return h * w * ceil_div(m, e_out)
+
+
+def scale_tile_beats(m: Num, e_o: Num) -> Num:
+    """LOAD_SCALE beats: ``ceil(m'/E_o)`` chunks of ``E_o`` channels, three 32-bit words per channel each."""
+    return SCALE_BEATS_PER_CHUNK * ceil_div(m, e_o)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -174,8 +186,14 @@ def load_cycles(beats: Num, latency: Num) -> Num:
 
 
 def store_cycles(beats: Num) -> Num:
-    """STORE_OUT: issue + one cycle of buffer read latency + one beat per cycle (writes posted)."""
+    """Partial STORE_OUT: issue + one cycle of buffer read latency + one beat per cycle (writes posted)."""
     return ISSUE_CYCLES + STORE_READ_LATENCY + beats
+
+
+def final_store_cycles(lines: Num) -> Num:
+    """Final STORE_OUT: issue + buffer read latency + output unit + beat register + one OBUF line per cycle
+    (``lines`` = h' * w' * ceil(m'/E_o); the packed writes never outpace the reads)."""
+    return ISSUE_CYCLES + STORE_READ_LATENCY + OUTPUT_UNIT_LATENCY + STORE_PACK_LATENCY + lines
 
 
 def pipeline_depth(dataflow: Any) -> Num:
