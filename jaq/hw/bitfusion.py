@@ -445,9 +445,9 @@ def estimate_bitfusion(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch)
       simulator's bit-count estimate; ties IS, then OS) plus the buffer fills and drains from DRAM.
     * energy pJ: compute cycles x N*M x E_FU + buffer bits x CACTI pJ/bit + DRAM bits x 15.
 
-    Batches of one row broadcast to the others' length. Returns a :class:`CostBatch`; ``accesses`` hold bit counts (``*_bits``) and cycle parts (``compute_cycles``,
-    ``fill_cycles``, ``drain_cycles``, ``stall_cycles``, ``memory_cycles``), ``tiles``, ``macs`` and
-    ``sram_order`` (index into :data:`SRAM_ORDERS`).
+    Batches of one row broadcast to the others' length. Returns a :class:`CostBatch`; ``accesses`` hold bit
+    counts (``*_bits``) and cycle parts (``compute_cycles``, ``fill_cycles``, ``drain_cycles``, ``stall_cycles``,
+    ``memory_cycles``), ``tiles``, ``macs`` and ``sram_order`` (index into :data:`SRAM_ORDERS`).
     """
     n_rows = max(len(layers), len(accels), len(tiles))
     # per-accelerator figures on the accelerator rows as given (one row when broadcast): banking, CACTI, area
@@ -876,8 +876,8 @@ def _search_chunk(layers: list[Layer], flags: list[bool], combos: list[BitFusion
 
 
 __all__ = ["BitFusionConfig", "BF_E_CONF", "BitFusionChoice", "BitFusionTiling", "BitFusionLayerBatch",
-           "BitFusionTileBatch", "TILE_MAX", "SimulatorLayer", "layer_from_simulator", "estimate_bitfusion", "estimate_bitfusion_one",
-           "estimate_bitfusion_many", "constants_table", "render_constants",
+           "BitFusionTileBatch", "TILE_MAX", "SimulatorLayer", "layer_from_simulator", "estimate_bitfusion",
+           "estimate_bitfusion_one", "estimate_bitfusion_many", "constants_table", "render_constants",
            "search_bitfusion", "candidate_tilings", "check_tiling_fits", "cost_from_batch", "area_bitfusion",
            "buffer_costs", "sram_bank_costs", "perf_factor", "as_bitfusion_config", "CACTI_45NM",
            "E_CORE_PJ_PER_FU", "FU_AREA_UM2", "DRAM_PJ_PER_BIT", "SRAM_ORDERS", "PMAX", "PMIN", "OUT_BITS"]
