@@ -237,11 +237,21 @@ class BitFusionTiling:
 
 @dataclass
 class BitFusionLayerBatch(LayerBatch):
-    """:class:`~jaq.hw.batch.LayerBatch` plus this mode's per-layer fields: ``batch`` (images, float) and
-    ``im2col`` (bool: the layer takes the simulator's im2col path). A plain LayerBatch means batch 1, no im2col."""
+    """:class:`~jaq.hw.batch.LayerBatch` plus this mode's per-layer fields: ``batch`` (images, float; default 1)
+    and ``im2col`` (bool: the layer takes the simulator's im2col path; default False). A plain LayerBatch means
+    batch 1, no im2col."""
 
-    batch: torch.Tensor
-    im2col: torch.Tensor
+    batch: torch.Tensor | None = None
+    im2col: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        parent = getattr(super(), "__post_init__", None)
+        if parent is not None:
+            parent()
+        if self.batch is None:
+            self.batch = torch.ones_like(self.in_ch)
+        if self.im2col is None:
+            self.im2col = torch.zeros_like(self.in_ch, dtype=torch.bool)
 
     @classmethod
     def from_layers(cls, layers: Sequence[Layer], im2col: Sequence[bool] | None = None,
@@ -255,9 +265,17 @@ class BitFusionLayerBatch(LayerBatch):
 
 @dataclass
 class BitFusionTileBatch(TileBatch):
-    """:class:`~jaq.hw.batch.TileBatch` plus ``t_b``, the batch tile (float). A plain TileBatch means ``t_b = 1``."""
+    """:class:`~jaq.hw.batch.TileBatch` plus ``t_b``, the batch tile (float; default 1). A plain TileBatch means
+    ``t_b = 1``."""
 
-    t_b: torch.Tensor
+    t_b: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        parent = getattr(super(), "__post_init__", None)
+        if parent is not None:
+            parent()
+        if self.t_b is None:
+            self.t_b = torch.ones_like(self.t_ic)
 
     @classmethod
     def from_tilings(cls, tilings: Sequence["Tiling | BitFusionTiling"], device=None) -> "BitFusionTileBatch":
@@ -481,6 +499,13 @@ class _TileTerms:
         return _TileTerms(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
 
+def _field_or(batch, name: str, default: torch.Tensor) -> torch.Tensor:
+    """``batch.name`` when the batch carries it (this mode's batches, or shared ones that gain the field), else
+    ``default``."""
+    v = getattr(batch, name, None)
+    return default if v is None else v
+
+
 def _tile_terms(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch) -> _TileTerms:
     """The loop-order-independent part of :func:`estimate_bitfusion` (accelerator rows: as many or one)."""
     N, M = accels.pe_y, accels.pe_x
@@ -489,11 +514,11 @@ def _tile_terms(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch) -> _Ti
     C, Mo = layers.in_ch / G, layers.out_ch / G
     OH, OW = layers.out_h, layers.out_w
     one = torch.ones_like(C)
-    B = getattr(layers, "batch", one)
-    lowered = getattr(layers, "im2col", torch.zeros_like(C, dtype=torch.bool))
+    B = _field_or(layers, "batch", one)
+    lowered = _field_or(layers, "im2col", torch.zeros_like(C, dtype=torch.bool))
     ic, oc = torch.minimum(tiles.t_ic, C), torch.minimum(tiles.t_oc, Mo)
     oh, ow = torch.minimum(tiles.t_oh, OH), torch.minimum(tiles.t_ow, OW)
-    b = torch.minimum(getattr(tiles, "t_b", one), B)
+    b = torch.minimum(_field_or(tiles, "t_b", one), B)
     n_b, n_ic, n_oc, n_oh, n_ow = _cdiv(B, b), _cdiv(C, ic), _cdiv(Mo, oc), _cdiv(OH, oh), _cdiv(OW, ow)
 
     pf = perf_factor(a, w)
