@@ -8,7 +8,8 @@ Loading is strict on purpose (hostile or mistyped files fail before anything is 
 * YAML anchors and aliases (``&a`` / ``*a``, the "billion laughs" expansion) and tags other than the plain
   ``!!str``/``!!int``/``!!float``/``!!bool``/``!!null``/``!!seq``/``!!map`` are refused.
 * Duplicate keys (YAML and JSON), nesting deeper than :data:`MAX_DEPTH`, integers with more than
-  :data:`MAX_INT_DIGITS` digits and files over :data:`MAX_FILE_BYTES` are refused.
+  :data:`MAX_INT_DIGITS` digits (YAML; Python's own 4300 for JSON) and files over :data:`MAX_FILE_BYTES` are
+  refused.
 
 NaN and infinities are loaded as floats so that the schemas can name the field and its valid range;
 :func:`check_plain` bounds free-form values (sizes, depth, plain types, finite numbers) before they are reused.
@@ -21,6 +22,7 @@ import math
 import os
 import re
 import tempfile
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,8 @@ from jaq.errors import JaqError
 
 #: Deepest nesting of mappings/lists accepted in a loaded file (jaq's own files nest about 8 levels).
 MAX_DEPTH = 64
-#: Longest integer literal accepted, in digits (below Python's 4300-digit conversion limit; the schemas then
-#: name the field and its range).
+#: Longest integer literal accepted in YAML, in digits (below Python's 4300-digit conversion limit, which JSON
+#: meets; the schemas then name the field and its range).
 MAX_INT_DIGITS = 4000
 #: Largest file :func:`load_json` / :func:`load_yaml` read (bytes).
 MAX_FILE_BYTES = 256 << 20
@@ -94,37 +96,30 @@ def _short(where: str, limit: int = 60) -> str:
     return where if len(where) <= limit else where[:limit] + "..."
 
 
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _json_nesting(text: str) -> int:
+    """Deepest nesting of JSON text (strings skipped; regex + accumulate at C speed, no recursion)."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
 
 
 def _check_json_nesting(text: str, source: Path) -> None:
     """Refuse JSON text nested deeper than :data:`MAX_DEPTH` before parsing it (the parser would recurse)."""
+    if _json_nesting(text) <= MAX_DEPTH:
+        return
     depth = 0
-    for m in _JSON_TOKEN.finditer(text):
-        c = m.group()
-        if c in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                line = text.count("\n", 0, m.start()) + 1
-                col = m.start() - text.rfind("\n", 0, m.start())
-                raise JaqError(f"nested deeper than {MAX_DEPTH} levels in {source} (line {line} column {col}); "
-                               f"jaq's files are flat records")
-        elif c in "]}":
-            depth -= 1
-
-
-def _check_depth(obj: Any, source: Path) -> None:
-    """Refuse nesting deeper than :data:`MAX_DEPTH` (iterative walk, so any depth is safe to check)."""
-    stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
-    while stack:
-        v, where, depth = stack.pop()
-        if not isinstance(v, (dict, list)):
-            continue
-        if depth >= MAX_DEPTH:
-            raise JaqError(f"nested deeper than {MAX_DEPTH} levels in {source}; jaq's files are flat records",
-                           _short(where) or None)
-        items = v.items() if isinstance(v, dict) else enumerate(v)
-        stack.extend((c, _join(where, k), depth + 1) for k, c in items)
+    for m in _JSON_TOKEN.finditer(text):  # locate the first level too deep
+        depth += _BRACKET_STEP.get(m.group(), 0)
+        if depth > MAX_DEPTH:
+            line = text.count("\n", 0, m.start()) + 1
+            col = m.start() - text.rfind("\n", 0, m.start())
+            raise JaqError(f"nested deeper than {MAX_DEPTH} levels in {source} (line {line} column {col}); "
+                           f"jaq's files are flat records")
 
 
 class _DuplicateKey(Exception):
@@ -141,17 +136,6 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return d
 
 
-class _LongNumber(Exception):
-    def __init__(self, text: str):
-        self.text = text
-
-
-def _json_int(text: str) -> int:
-    if len(text.lstrip("+-")) > MAX_INT_DIGITS:
-        raise _LongNumber(text)
-    return int(text)
-
-
 def load_json(path: str | os.PathLike) -> Any:
     """Load a JSON file; a missing, malformed or hostile file (see the module docstring) is a one-line
     :class:`JaqError`."""
@@ -159,17 +143,15 @@ def load_json(path: str | os.PathLike) -> Any:
     text = _read_text(path)
     _check_json_nesting(text, path)
     try:
-        obj = json.loads(text, object_pairs_hook=_json_object, parse_int=_json_int)
+        obj = json.loads(text, object_pairs_hook=_json_object)
     except json.JSONDecodeError as e:
         raise JaqError(f"malformed JSON in {path} at line {e.lineno} column {e.colno}: {e.msg}") from None
     except _DuplicateKey as e:
         raise JaqError(f"duplicate key {e.key!r} in {path}: give each key once per object") from None
-    except _LongNumber as e:
-        raise JaqError(f"integer with {len(e.text)} digits in {path}; jaq accepts at most {MAX_INT_DIGITS}") \
-            from None
+    except ValueError as e:  # Python's own limit on integer literals (4300 digits)
+        raise JaqError(f"number too long in {path}: {str(e).splitlines()[0]}") from None
     except RecursionError:
         raise JaqError(f"nested deeper than {MAX_DEPTH} levels in {path}; jaq's files are flat records") from None
-    _check_depth(obj, path)
     return obj
 
 
@@ -355,7 +337,6 @@ def load_yaml(path: str | os.PathLike) -> Any:
         raise JaqError(f"nested deeper than {MAX_DEPTH} levels in {path}; jaq's files are flat records") from None
     finally:
         loader.dispose()
-    _check_depth(obj, path)
     return obj
 
 
