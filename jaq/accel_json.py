@@ -553,9 +553,11 @@ def parse_spec(obj: Any, source: str | os.PathLike | None = None, *, hand_off: b
         accuracy=acc_m, schema_version=version, source=Path(source) if source is not None else None)
 
 
-def load_spec(path: str | os.PathLike) -> AccelSpec:
-    """Load an ``accel.json`` (``.json``) or a YAML file of the same structure ("layers + accelerator")."""
-    return parse_spec(load_structured(path), path)
+def load_spec(path: str | os.PathLike, *, hand_off: bool | None = None) -> AccelSpec:
+    """Load an ``accel.json`` (``.json``) or a YAML file of the same structure ("layers + accelerator").
+
+    ``hand_off=True`` requires every hardware field even in a YAML sketch (default: :func:`is_hand_off`)."""
+    return parse_spec(load_structured(path), path, hand_off=hand_off)
 
 
 def load_accel_json(path: str | os.PathLike) -> AccelSpec:
@@ -644,4 +646,5 @@ def save_accel_json(spec: AccelSpec, path: str | os.PathLike) -> Path:
 
 
 __all__ = ["SCHEMA_VERSION", "MODES", "AccelSpec", "Network", "LayerEntry", "Predicted", "Provenance", "Totals",
-           "build_spec", "load_accel_json", "load_spec", "parse_spec", "dump", "dumps", "save", "save_accel_json"]
+           "build_spec", "is_hand_off", "load_accel_json", "load_spec", "parse_spec", "dump", "dumps", "save",
+           "save_accel_json"]

@@ -339,3 +339,12 @@ def test_free_form_fields_round_trip_as_plain_copies(tmp_path):
     assert spec.network.layers[0].scales == scales and spec.network.layers[0].scales is not scales
     back = load_accel_json(save(spec, tmp_path / "a.json"))
     assert back.provenance.extra == obj["provenance"]["extra"]
+
+
+def test_yaml_sketch_can_be_held_to_the_hand_off_rules(tmp_path):
+    y = tmp_path / "sketch.yaml"
+    y.write_text(yaml.safe_dump({"accelerator": {}, "layers": [{"kind": "fc", "in_ch": 8, "out_ch": 2, "out_h": 1,
+                                                                "out_w": 1}]}))
+    assert load_spec(y).accelerator == Accelerator()
+    with pytest.raises(JaqError, match=r"^accelerator\.pe_x: missing \(required in a hand-off file"):
+        load_spec(y, hand_off=True)
