@@ -4,6 +4,7 @@ gradients, constants and pinned regression values."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import random
 
 import pytest
@@ -35,11 +36,13 @@ def _random_case(rng: random.Random, pow2: bool):
         G = 1 if kind == "conv" else rng.choice([2, 3, 4])
         layer = Layer("conv", G * rng.randint(1, 20), G * rng.randint(1, 20), rng.randint(1, 9), rng.randint(1, 9),
                       kernel=max(K, S), stride=S, groups=G)
-    layer = layer.with_bits(rng.choice([2, 4, 8]), rng.choice([2, 4, 8]))
+    out_bits = rng.choice([2, 4, 8, 32])
+    layer = replace(layer.with_bits(rng.choice([2, 4, 8]), rng.choice([2, 4, 8])), out_bits=out_bits,
+                    out_signed=out_bits == 32 or rng.random() < 0.5)
     accel = Accelerator(pe_x=rng.randint(3, 12), pe_y=rng.randint(3, 12), dataflow=rng.choice(DATAFLOWS),
                         act_buf_kb=528, wgt_buf_kb=528, out_buf_kb=528,
-                        dram_bits_per_cycle=rng.choice([32, 64, 128, 256]),
-                        dram_latency_cycles=rng.randint(0, 40))
+                        dram_bits_per_cycle=rng.choice([32, 64, 96, 128, 256]),
+                        dram_latency_cycles=rng.randint(1, 40))
     dims = (layer.in_ch_per_group, layer.out_ch_per_group, layer.out_h, layer.out_w)
     if pow2:
         ts = [rng.choice(space.tile_candidates(d)) for d in dims]
@@ -76,9 +79,11 @@ def test_estimate_one_and_layers_and_total():
     assert tot.cycles == 2 * one.cycles and tot.area_mm2 == one.area_mm2
     assert tot.energy_total_pj == pytest.approx(2 * one.energy_total_pj)
     assert set(one.energy_pj) == {"mac", "act_buf_rd", "act_buf_wr", "wgt_buf_rd", "wgt_buf_wr", "out_buf_rd",
-                                  "out_buf_wr", "dram"}
+                                  "out_buf_wr", "scale_buf", "out_unit", "dram"}
     # energy components are the counters times the constants
     assert one.energy_pj["mac"] == pytest.approx(g["fu_active_cycles"] * C.FU_ENERGY_PJ.value)
+    assert one.energy_pj["out_unit"] == pytest.approx(g["out_unit_lanes"] * C.OUTPUT_UNIT_PJ.value)
+    assert g["out_unit_lanes"] == g["final_store_lines"] * accel.dram_bits_per_cycle // 32
     assert one.energy_pj["dram"] == pytest.approx((g["dram_rd_bits"] + g["dram_wr_bits"]) * 15.0)
 
 
@@ -237,22 +242,23 @@ def test_constants_table_names_sources():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Regression: pinned outputs of three reference configurations
+# Regression: pinned outputs of three reference configurations (machine v2 part 1: final stores through the
+# output unit; cycles agree with the walker)
 # ---------------------------------------------------------------------------------------------------------------
 REFERENCE = [
     (Layer("conv", 64, 64, 32, 32, kernel=3, act_bits=8, wgt_bits=8),
      Accelerator(pe_x=32, pe_y=16, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dataflow="WS"),
      Tiling(64, 32, 4, 4, ("B", "OC", "OH", "IC", "OW")),
-     (188204, 103544265.1136, 2.7518433599999996, 2654208, 2097152)),
+     (194476, 110425313.11615999, 2.9085737099999998, 3047424, 2097152)),
     (Layer("depthwise", 96, 96, 16, 16, kernel=5, stride=2, groups=96, act_bits=4, wgt_bits=2),
      Accelerator(pe_x=8, pe_y=12, act_buf_kb=128, wgt_buf_kb=96, out_buf_kb=80, dataflow="RS",
                  dram_bits_per_cycle=64, dram_latency_cycles=30),
      Tiling(1, 1, 8, 16, ("B", "IC", "OC", "OH", "OW")),
-     (180290, 153443057.58026293, 2.6003188968062116, 8325120, 1572864)),
+     (187586, 154698367.09706295, 2.7260301468062123, 8361984, 1572864)),
     (Layer("pointwise", 120, 40, 8, 8, act_bits=2, wgt_bits=4),
      Accelerator(pe_x=5, pe_y=7, act_buf_kb=528, wgt_buf_kb=256, out_buf_kb=64, dataflow="OS"),
      Tiling(32, 16, 8, 2, ("OW", "B", "IC", "OH", "OC")),
-     (16774, 10822656.073301699, 6.2338408910865875, 360448, 327680)),
+     (17194, 11091447.010901699, 6.390571241086588, 375808, 327680)),
 ]
 
 

@@ -64,17 +64,19 @@ def _hand_layer():
 def test_hand_case_ws():
     layer, accel = _hand_layer(), _accel(dataflow="WS")
     prog = compile_layer(layer, accel, Tiling(4, 4, 2, 2))
-    assert [i.op for i in prog] == ["SET_LAYER", "LOAD_ACT", "LOAD_WGT", "COMPUTE", "STORE_OUT", "END"]
+    assert [i.op for i in prog] == ["SET_LAYER", "LOAD_ACT", "LOAD_WGT", "COMPUTE", "LOAD_SCALE", "STORE_OUT", "END"]
     c = walk(prog)
     # steps = K^2 ceil(m/X) (cv + ceil(cv/Y) h w) = 1*2*(4 + 2*4) = 24
     assert c["compute_steps"] == 24
-    assert c["cycles"] == 1 + (1 + 10 + 4) + (1 + 10 + 4) + (1 + 24 + 4) + (1 + 1 + 16) + 1
+    # LOAD_SCALE: 3 beats per chunk of E_o = 1 channel; the final store adds the output unit (3) and packing (1)
+    assert c["cycles"] == 1 + (1 + 10 + 4) + (1 + 10 + 4) + (1 + 24 + 4) + (1 + 10 + 12) + (1 + 1 + 3 + 1 + 16) + 1
     assert c["act_buf_rd_vectors"] == 4 * 2 * 4  # K^2 cv ceil(m/X) h w
     assert c["wgt_buf_rd_vectors"] == 4 * 4  # K^2 cv m
     assert c["out_buf_rd_words"] == c["out_buf_wr_words"] == 2 * 4 * 4  # K^2 ceil(cv/Y) m h w
     assert c["fu_active_cycles"] == 64 and c["macs"] == 64
-    assert c["dram_rd_beats"] == 8 and c["dram_wr_beats"] == 16
-    assert c["dram_rd_bits"] == 8 * 32 and c["dram_wr_bits"] == 16 * 32
+    assert c["dram_rd_beats"] == 8 + 12 and c["dram_wr_beats"] == 16
+    assert c["dram_rd_bits"] == 20 * 32 and c["dram_wr_bits"] == 16 * 32
+    assert c["n_store_final"] == c["n_load_scale"] == 1 and c["final_store_lines"] == 16
     assert c["act_buf_rd_bits"] == 32 * 8 and c["out_buf_rd_bits"] == 32 * 32 + 16 * 32
 
 

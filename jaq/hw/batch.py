@@ -40,7 +40,8 @@ class _Batch:
 
 @dataclass
 class LayerBatch(_Batch):
-    """Layers; ``act_signed`` does not change cost and is not carried."""
+    """Layers; ``act_signed``/``out_signed`` do not change cost and are not carried. ``out_bits`` (the width of
+    the final outputs) defaults to 32 for every row."""
 
     in_ch: torch.Tensor
     out_ch: torch.Tensor
@@ -51,10 +52,19 @@ class LayerBatch(_Batch):
     groups: torch.Tensor
     act_bits: torch.Tensor
     wgt_bits: torch.Tensor
+    out_bits: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.out_bits is None:
+            self.out_bits = torch.full_like(self.in_ch, 32.0)
 
     @classmethod
     def from_layers(cls, layers: Sequence[Layer], device=None) -> "LayerBatch":
         return cls(**_stack(layers, [f.name for f in fields(cls)], device=device))
+
+
+#: The layer columns the estimators read (one definition: the fields of LayerBatch).
+LAYER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LayerBatch))
 
 
 @dataclass

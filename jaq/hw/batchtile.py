@@ -29,11 +29,10 @@ from typing import Mapping, Sequence
 import torch
 
 from jaq.errors import JaqError
-from jaq.hw import constants as C
 from jaq.hw import space
 from jaq.hw import timing as T
-from jaq.hw.batch import DTYPE, AccelBatch, LayerBatch, TileBatch
-from jaq.hw.model import ENERGY_COMPONENTS, TileGrid, estimate, estimate_layers
+from jaq.hw.batch import DTYPE, LAYER_FIELDS as _LAYER_FIELDS, AccelBatch, LayerBatch, TileBatch
+from jaq.hw.model import ENERGY_COMPONENTS, TileGrid, energy_terms, estimate, estimate_layers
 from jaq.hw.records import DATAFLOWS, LOOP_ORDERS, Accelerator, Cost, Layer, Tiling
 from jaq.hw.schedule import COUNTERS, derive_counters
 
@@ -107,7 +106,7 @@ def distinct_loop_orders(lo_ids: Sequence[int]) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------------------------------------------
 # Enumeration cache
 # ----------------------------------------------------------------------------------------------------------------
-_LAYER_FIELDS = ("in_ch", "out_ch", "out_h", "out_w", "kernel", "stride", "groups", "act_bits", "wgt_bits")
+
 _BATCH_CACHE: dict = {}
 _CACHE_LIMIT = 64
 
@@ -363,6 +362,7 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
     W = accel.dram_bits_per_cycle
     pf = T.fusion_factor(layer.act_bits, layer.wgt_bits)
     e_a, e_w, e_o = (T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS))
+    e_f = T.elems_per_beat(W, layer.out_bits)
     ds = lambda d, fn: _dim_sum(dims[d], tile[d], fn)  # noqa: E731
     terms = T.compute_terms(df, T.ComputeParams(K, S, accel.pe_x, accel.pe_y, pf))
     comp = {}
@@ -389,6 +389,7 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
     r_psum = r_noic if order.index("IC") < j_out else 0
     out_vol = ds("OC", lambda m: T.ceil_div(m, e_o)) * ds("OH", lambda x: x) * ds("OW", lambda x: x)
     n_out = n["OC"] * n["OH"] * n["OW"]
+    final_beats = G * ds("OC", lambda m: T.ceil_div(m, e_f)) * ds("OH", lambda x: x) * ds("OW", lambda x: x)
     c = {
         "compute_steps": G * comp["steps"], "act_buf_rd_vectors": G * comp["act_vectors"],
         "wgt_buf_rd_vectors": G * comp["wgt_vectors"], "out_buf_rd_words": G * comp["out_words"],
@@ -397,7 +398,10 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
         "act_load_beats": G * r_act * ds("IC", lambda x: T.ceil_div(x, e_a)) * ds("OH", lambda h: T.in_extent(h, K, S))
         * ds("OW", lambda x: T.in_extent(x, K, S)),
         "wgt_load_beats": G * r_wgt * ds("IC", lambda x: T.ceil_div(x, e_w)) * ds("OC", lambda x: x) * K * K,
-        "store_beats": G * r_out * out_vol, "psum_load_beats": G * r_psum * (n["IC"] - 1) * out_vol,
+        "store_beats": G * (r_out - 1) * out_vol + final_beats, "final_store_beats": final_beats,
+        "final_store_lines": G * out_vol, "psum_load_beats": G * r_psum * (n["IC"] - 1) * out_vol,
+        "scale_load_beats": G * ds("OC", lambda m: T.scale_tile_beats(m, e_o)) * n["OH"] * n["OW"],
+        "n_store_final": G * n_out, "n_load_scale": G * n_out,
         "n_set_layer": 1, "n_end": 1, "n_compute": G * n["IC"] * n_out,
         "n_load_act": G * r_act * n["IC"] * n["OH"] * n["OW"], "n_load_wgt": G * r_wgt * n["IC"] * n["OC"],
         "n_store_out": G * r_out * n_out, "n_load_psum": G * r_psum * (n["IC"] - 1) * n_out,
@@ -423,23 +427,13 @@ class _ScalarEnergy:
     """Per-accelerator energy coefficients and area as Python floats (computed once, like the model does)."""
 
     def __init__(self, accel: Accelerator):
-        one = AccelBatch.from_accels([accel])
-        self.bufs = {b: {k: float(v[0]) if isinstance(v, torch.Tensor) else float(v)
-                         for k, v in C.buffer_costs(getattr(one, f"{b}_buf_kb"), b, one.pe_x, one.pe_y).items()}
-                     for b in ("act", "wgt", "out")}
-        x, y = one.pe_x, one.pe_y
-        area = (C.fu_array_area_mm2(x, y) + C.buffer_costs(one.act_buf_kb, "act", x, y)["area_mm2"]
-                + C.buffer_costs(one.wgt_buf_kb, "wgt", x, y)["area_mm2"]
-                + C.buffer_costs(one.out_buf_kb, "out", x, y)["area_mm2"]) * (1.0 + C.AREA_OVERHEAD_FRAC.value)
-        self.area = float(area[0])
+        terms, area = energy_terms(AccelBatch.from_accels([accel]))
+        fl = lambda v: float(v[0]) if isinstance(v, torch.Tensor) else float(v)  # noqa: E731
+        self.terms = {comp: [(name, fl(coef)) for name, coef in ts] for comp, ts in terms.items()}
+        self.area = fl(area)
 
     def energy(self, c: dict) -> dict[str, float]:
-        e = {"mac": float(c["fu_active_cycles"]) * C.FU_ENERGY_PJ.value}
-        for b in ("act", "wgt", "out"):
-            e[f"{b}_buf_rd"] = float(c[f"{b}_buf_rd_bits"]) * self.bufs[b]["rd_pj_per_bit"]
-            e[f"{b}_buf_wr"] = float(c[f"{b}_buf_wr_bits"]) * self.bufs[b]["wr_pj_per_bit"]
-        e["dram"] = float(c["dram_rd_bits"] + c["dram_wr_bits"]) * C.DRAM_PJ_PER_BIT.value
-        return e
+        return {comp: sum(float(c[name]) * coef for name, coef in ts) for comp, ts in self.terms.items()}
 
 
 def scalar_cost(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: str | None = None,

@@ -1,11 +1,13 @@
 """Energy and area constants of the native cost model, each with its value, unit and source.
 
-Sources (restated in ../shared/reference/bitfusion-model.md, which cites the files of the public simulator):
+Sources:
 
 * [BF] H. Sharma et al., "Bit Fusion: Bit-Level Dynamically Composable Architecture for Accelerating Deep Neural
   Networks", ISCA 2018, and its public simulator hsharma35/bitfusion (simulator/stats.py, energy.py,
   configuration bf_e_conf.ini): 45 nm, 500 MHz.
 * [BF-CACTI] the CACTI 45 nm SRAM table used by that simulator (32-bit word, one bank), per bank size.
+* [H14] M. Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014: 45 nm energies of
+  integer arithmetic (32-bit multiply 3.1 pJ, 32-bit add 0.1 pJ).
 
 Buffers of the search space (64-528 KB) are far beyond the CACTI table (128 B .. 16 KB). We *bank* each buffer
 the way BitFusion does (simulator: WBUF one bank per fusion unit, IBUF one bank per array row, OBUF one bank per
@@ -34,8 +36,8 @@ class Constant:
     source: str
 
 
-BF = "BitFusion (Sharma et al., ISCA 2018) simulator, bf_e_conf 45 nm 500 MHz [shared/reference/bitfusion-model.md]"
-BF_CACTI = "CACTI 45 nm table of the BitFusion simulator (32-bit word, one bank) [shared/reference/bitfusion-model.md]"
+BF = "BitFusion (Sharma et al., ISCA 2018) and its simulator (github.com/hsharma35/bitfusion), bf_e_conf 45 nm 500 MHz"
+BF_CACTI = "CACTI 45 nm table of the BitFusion simulator (github.com/hsharma35/bitfusion; 32-bit word, one bank)"
 
 #: Energy of one active fusion unit for one cycle (synthesized 4x4 BitFusion array, 500 MHz).
 FU_ENERGY_PJ = Constant("fu_energy", 0.4592, "pJ per fusion-unit-cycle", BF)
@@ -49,6 +51,17 @@ DRAM_PJ_PER_BIT = Constant("dram_energy", 15.0, "pJ per bit", BF)
 #: buffers. No published figure for BitFusion's controller: a project assumption, kept small and explicit.
 AREA_OVERHEAD_FRAC = Constant("area_overhead", 0.05, "fraction of (FU + buffer) area",
                               "JAQ project assumption (controller/AGUs/DRAM interface; no published figure)")
+#: Energy of one output-unit lane for one accumulator (docs/execution-model.md section 7): a 32-bit multiply
+#: (3.1 pJ) and four 64-bit additions (2 x 0.1 pJ each) at 45 nm [H14].
+OUTPUT_UNIT_PJ = Constant("out_unit_energy", 3.9, "pJ per output-unit lane per accumulator",
+                          "Horowitz, ISSCC 2014 (45 nm): 32-bit multiply 3.1 pJ + four 64-bit adds")
+#: Area of one output-unit lane (multipliers, 64-bit datapath, pipeline registers), calibrated on Yosys: the
+#: OutputUnit synthesized to the project's 45 nm cell library (rtl_gen/synth.py, docs/rtl.md "Output unit"):
+#: 59,084 um^2 at 4 lanes (14,949 at 1 lane), measured 2026-12-01.
+OUTPUT_UNIT_LANE_UM2 = Constant("out_unit_area", 14771.0, "um^2 per output-unit lane (W/32 lanes)",
+                                "JAQ Yosys synthesis of rtl_gen.output_unit.OutputUnit, 45 nm cells")
+#: Words (channels) each of the three scale memories holds: one tile of up to 2^10 output channels.
+SCALE_MEMORY_WORDS = 1024
 #: Bank-size limits of the CACTI table.
 BANK_MIN_BYTES = 128
 BANK_MAX_BYTES = 16384
@@ -129,8 +142,22 @@ def fu_array_area_mm2(pe_x: Any, pe_y: Any) -> Any:
     return pe_x * pe_y * FU_AREA_UM2.value * 1e-6
 
 
+def scale_memory_costs() -> dict[str, float]:
+    """The three scale memories of the output unit (one 32-bit word per channel each, one bank per memory):
+    read/write pJ per bit and total mm²."""
+    bank = SCALE_MEMORY_WORDS * 4
+    return {"rd_pj_per_bit": float(sram_read_pj_per_bit(bank)), "wr_pj_per_bit": float(sram_write_pj_per_bit(bank)),
+            "area_mm2": 3 * float(sram_bank_area_mm2(bank)), "bank_bytes": bank, "banks": 3}
+
+
+def output_unit_area_mm2(bus_bits: Any) -> Any:
+    """Area of the output unit: ``W/32`` lanes."""
+    return bus_bits / 32 * OUTPUT_UNIT_LANE_UM2.value * 1e-6
+
+
 def all_constants() -> list[Constant]:
-    return [FU_ENERGY_PJ, FU_AREA_UM2, FU_LEAKAGE_UW, DRAM_PJ_PER_BIT, AREA_OVERHEAD_FRAC]
+    return [FU_ENERGY_PJ, FU_AREA_UM2, FU_LEAKAGE_UW, DRAM_PJ_PER_BIT, AREA_OVERHEAD_FRAC, OUTPUT_UNIT_PJ,
+            OUTPUT_UNIT_LANE_UM2]
 
 
 def render_table(accel=None) -> str:

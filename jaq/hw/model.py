@@ -32,15 +32,14 @@ import torch
 from jaq.hw import constants as C
 from jaq.hw import timing as T
 from jaq.errors import JaqError
-from jaq.hw.batch import DTYPE, AccelBatch, CostBatch, LayerBatch, TileBatch
+from jaq.hw.batch import DTYPE, LAYER_FIELDS as _LAYER_FIELDS, AccelBatch, CostBatch, LayerBatch, TileBatch
 from jaq.hw.records import DATAFLOWS, LOOP_DIMS, LOOP_ORDERS, Accelerator, Cost, Layer, Tiling
 from jaq.hw.schedule import COUNTERS, derive_counters
 
 MODES = ("native", "bitfusion")
-_LAYER_FIELDS = ("in_ch", "out_ch", "out_h", "out_w", "kernel", "stride", "groups", "act_bits", "wgt_bits")
 #: Energy components (pJ) of CostBatch.energy_pj, in this order.
 ENERGY_COMPONENTS = ("mac", "act_buf_rd", "act_buf_wr", "wgt_buf_rd", "wgt_buf_wr", "out_buf_rd", "out_buf_wr",
-                     "dram")
+                     "scale_buf", "out_unit", "dram")
 
 # (120, 5): DIM_AT[lo, p] = index into LOOP_DIMS of the dim at position p (outermost first).
 _DIM_AT = torch.tensor([[LOOP_DIMS.index(d) for d in lo] for lo in LOOP_ORDERS], dtype=torch.long)
@@ -159,6 +158,7 @@ class _Params:
         self.pf = T.fusion_factor(self.a, self.w)
         self.e_a, self.e_w = T.elems_per_beat(W, self.a), T.elems_per_beat(W, self.w)
         self.e_o = T.elems_per_beat(W, float(T.OUT_BITS))
+        self.e_f = T.elems_per_beat(W, f(layers.out_bits))
         self.compute = T.ComputeParams(self.K, self.S, X, Y, self.pf)
 
 
@@ -283,7 +283,12 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
         dom.dsum("OH", lambda h: T.in_extent(h, Pd.K, Pd.S)) * dom.dsum("OW", lambda x: T.in_extent(x, Pd.K, Pd.S))
     c["wgt_load_beats"] = G * R["R_wgt"] * dom.dsum("IC", lambda x: T.ceil_div(x, Pd.e_w)) * \
         dom.dsum("OC", T._ident) * (K * K)
-    c["store_beats"] = G * R["R_out"] * out_vol
+    # one final store per distinct out tile (through the output unit, preceded by LOAD_SCALE), R_out - 1 partial
+    sum_hw = dom.dsum("OH", T._ident) * dom.dsum("OW", T._ident)
+    c["final_store_lines"] = G * out_vol
+    c["final_store_beats"] = G * dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_f)) * sum_hw
+    c["store_beats"] = G * (R["R_out"] - 1) * out_vol + c["final_store_beats"]
+    c["scale_load_beats"] = G * dom.dsum("OC", lambda m: T.scale_tile_beats(m, Pd.e_o)) * n["OH"] * n["OW"]
     psum_visits = G * R["R_psum"] * (n["IC"] - 1)
     c["psum_load_beats"] = psum_visits * out_vol
     c["n_set_layer"] = torch.ones_like(ncu)
@@ -292,6 +297,8 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
     c["n_load_act"] = G * R["R_act"] * n["IC"] * n["OH"] * n["OW"]
     c["n_load_wgt"] = G * R["R_wgt"] * n["IC"] * n["OC"]
     c["n_store_out"] = G * R["R_out"] * n_o
+    c["n_store_final"] = G * n_o
+    c["n_load_scale"] = c["n_store_final"]
     c["n_load_psum"] = psum_visits * n_o
     depth = T.pipeline_depth(df).to(dt)
     c.update(_act_vec_bits=T.act_vector_bits(P.a, P.w), _wgt_vec_bits=T.wgt_vector_bits(P.a, P.w), _bus_bits=W,
@@ -308,20 +315,37 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
     return c, legal
 
 
-def energy_area(c: dict, accels: AccelBatch, dt=None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Energy by component (pJ) from the counters and area (mm²) of the accelerator (constants.py)."""
-    X, Y = accels.pe_x, accels.pe_y
+def energy_terms(accels: AccelBatch, dt=None) -> tuple[dict[str, list[tuple[str, object]]], object]:
+    """The one definition of the energy and area assembly (constants.py): per energy component of
+    :data:`ENERGY_COMPONENTS` a list of (counter name, pJ per counter unit), and the accelerator's area (mm²).
+    Coefficients are tensors per accelerator row (floats for 0-d rows)."""
+    X, Y, W = accels.pe_x, accels.pe_y, accels.dram_bits_per_cycle
     if dt is not None:
-        X, Y = X.to(dt), Y.to(dt)
+        X, Y, W = X.to(dt), Y.to(dt), W.to(dt)
     bufs = {name: C.buffer_costs(getattr(accels, f"{name}_buf_kb").to(X.dtype), name, X, Y)
             for name in ("act", "wgt", "out")}
-    e = {"mac": c["fu_active_cycles"] * C.FU_ENERGY_PJ.value}
+    sc = C.scale_memory_costs()
+    terms: dict[str, list[tuple[str, object]]] = {"mac": [("fu_active_cycles", C.FU_ENERGY_PJ.value)]}
     for name in ("act", "wgt", "out"):
-        e[f"{name}_buf_rd"] = c[f"{name}_buf_rd_bits"] * bufs[name]["rd_pj_per_bit"]
-        e[f"{name}_buf_wr"] = c[f"{name}_buf_wr_bits"] * bufs[name]["wr_pj_per_bit"]
-    e["dram"] = (c["dram_rd_bits"] + c["dram_wr_bits"]) * C.DRAM_PJ_PER_BIT.value
-    area = (C.fu_array_area_mm2(X, Y) + bufs["act"]["area_mm2"] + bufs["wgt"]["area_mm2"]
-            + bufs["out"]["area_mm2"]) * (1.0 + C.AREA_OVERHEAD_FRAC.value)
+        terms[f"{name}_buf_rd"] = [(f"{name}_buf_rd_bits", bufs[name]["rd_pj_per_bit"])]
+        terms[f"{name}_buf_wr"] = [(f"{name}_buf_wr_bits", bufs[name]["wr_pj_per_bit"])]
+    terms["scale_buf"] = [("scale_buf_rd_lines", W * sc["rd_pj_per_bit"]), ("scale_buf_wr_lines", W * sc["wr_pj_per_bit"])]
+    terms["out_unit"] = [("out_unit_lanes", C.OUTPUT_UNIT_PJ.value)]
+    terms["dram"] = [("dram_rd_bits", C.DRAM_PJ_PER_BIT.value), ("dram_wr_bits", C.DRAM_PJ_PER_BIT.value)]
+    area = (C.fu_array_area_mm2(X, Y) + bufs["act"]["area_mm2"] + bufs["wgt"]["area_mm2"] + bufs["out"]["area_mm2"]
+            + sc["area_mm2"] + C.output_unit_area_mm2(W)) * (1.0 + C.AREA_OVERHEAD_FRAC.value)
+    return terms, area
+
+
+def energy_area(c: dict, accels: AccelBatch, dt=None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Energy by component (pJ) from the counters and area (mm²) of the accelerator (:func:`energy_terms`)."""
+    terms, area = energy_terms(accels, dt)
+    e = {}
+    for comp, ts in terms.items():
+        tot = 0
+        for name, coef in ts:
+            tot = tot + c[name] * coef
+        e[comp] = tot
     return e, area
 
 

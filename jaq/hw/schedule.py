@@ -5,7 +5,8 @@ The program is the one of docs/execution-model.md section 4:
     SET_LAYER
     for g in range(G):                       # groups outermost
       for the 5 tile loops in the tiling's loop order (outermost first; B has one iteration):
-        1. STORE_OUT the previous out tile   if the out tile (g, oc, oh, ow) changed (not on the first iteration)
+        1. STORE_OUT the previous out tile   if the out tile (g, oc, oh, ow) changed (not on the first iteration);
+           a final store (the tile's last ic) is preceded by LOAD_SCALE and goes through the output unit
         2. LOAD_ACT                          if the act tile (g, ic, oh, ow) changed (or first iteration)
         3. LOAD_WGT                          if the wgt tile (g, ic, oc) changed (or first)
         4. LOAD_PSUM                         if the out tile changed (or first) and ic > 0
@@ -19,7 +20,9 @@ off-chip element address of the first element, the strides between runs, the run
 total beats. Off-chip memory is element-addressed per tensor (docs section 2):
 
 * activations (padded input): ``[IH][IW][in_ch]``, element (y, x, ch) at ``(y*IW + x)*in_ch + ch``;
-* outputs / partial sums (32-bit): ``[OH][OW][out_ch]``, element (y, x, ch) at ``(y*OW + x)*out_ch + ch``;
+* partial sums (32-bit) and final outputs (``out_bits``, the out tensor): ``[OH][OW][out_ch]``, element (y, x, ch)
+  at ``(y*OW + x)*out_ch + ch``;
+* output-unit constants: arranged per out tile by :func:`arrange_scales` (docs section 7.1);
 * weights: pre-arranged per tile by :func:`arrange_weights`: tiles in (g, oc-tile, ic-tile) order, each tile
   ``[m'][K][K][c']`` contiguous; ``LoadWgt.dram_base`` is the tile's first element.
 
@@ -91,6 +94,9 @@ class SetLayer:
     n_oh: int
     n_ow: int
     loop_order: tuple[str, ...]
+    out_bits: int = 32
+    out_signed: bool = True
+    e_fin: int = 0  # final outputs per beat, W / out_bits
     op: str = "SET_LAYER"
 
 
@@ -167,11 +173,28 @@ class LoadPsum(_OutTileTransfer):
 
 @dataclass(frozen=True)
 class StoreOut(_OutTileTransfer):
-    """Store the out tile (addressing of :class:`_OutTileTransfer`). ``final`` is True when the tile holds
-    complete sums (its last contribution had the last ic index), False for a partial sum."""
+    """Store the out tile (addressing of :class:`_OutTileTransfer`). ``final`` False: a partial sum, 32-bit words
+    to the psum tensor. ``final`` True (the tile's last contribution had the last ic index): through the output
+    unit to the out tensor at the layer's ``out_bits``; ``run_len``/``beats_per_run``/``beats`` then count output
+    elements and write beats, and ``lines`` the OBUF lines read (h' * w' * ceil(m'/E_o); docs section 7.1)."""
 
     final: bool = True
+    lines: int = 0
     op: str = "STORE_OUT"
+
+
+@dataclass(frozen=True)
+class LoadScale:
+    """Load the output-unit constants of out tile (g, oc): one run of ``run_len`` 32-bit words at ``dram_base``
+    of the scale tensor (:func:`arrange_scales`), ``beats`` = 3 * ceil(m'/E_o)."""
+
+    g: int
+    oc: int
+    m: int
+    dram_base: int
+    run_len: int
+    beats: int
+    op: str = "LOAD_SCALE"
 
 
 @dataclass(frozen=True)
@@ -200,8 +223,9 @@ class End:
     op: str = "END"
 
 
-Instruction = SetLayer | LoadAct | LoadWgt | LoadPsum | StoreOut | Compute | End
-OPS: tuple[str, ...] = ("SET_LAYER", "LOAD_ACT", "LOAD_WGT", "LOAD_PSUM", "STORE_OUT", "COMPUTE", "END")
+Instruction = SetLayer | LoadAct | LoadWgt | LoadPsum | LoadScale | StoreOut | Compute | End
+OPS: tuple[str, ...] = ("SET_LAYER", "LOAD_ACT", "LOAD_WGT", "LOAD_PSUM", "LOAD_SCALE", "STORE_OUT", "COMPUTE",
+                        "END")
 
 
 @dataclass
@@ -320,6 +344,49 @@ def arrange_weights(weights: np.ndarray, layer: Layer, tiling: Tiling) -> tuple[
     return flat, bases
 
 
+def scale_tile_bases(layer: Layer, tiling: Tiling, bus_bits: int) -> np.ndarray:
+    """Word address of each out tile's constants in the arranged scale tensor, shape (G, n_oc): tiles in
+    (g, oc-tile) order, each ``3 * E_o * ceil(m'/E_o)`` words (docs section 7.1)."""
+    n = tiling.counts(layer)
+    e_o = T.elems_per_beat(bus_bits, T.OUT_BITS)
+    bases = np.zeros((layer.groups, n["OC"]), dtype=np.int64)
+    addr = 0
+    for g in range(layer.groups):
+        for oc in range(n["OC"]):
+            bases[g, oc] = addr
+            addr += T.scale_tile_beats(_extent(layer.out_ch_per_group, tiling.t_oc, oc), e_o) * e_o
+    return bases
+
+
+def arrange_scales(mult, bias, layer: Layer, tiling: Tiling, bus_bits: int) -> np.ndarray:
+    """The scale tensor of the output unit: per (g, oc-tile), per chunk of ``E_o`` channels, ``E_o`` multipliers,
+    ``E_o`` low and ``E_o`` high words of the 64-bit biases (lanes beyond the tile zero). ``mult``/``bias``: one
+    integer per output channel (:class:`jaq.hw.requant.Requant`). Returns signed 32-bit words as int64."""
+    mult, bias = np.asarray(mult, dtype=np.int64), np.asarray(bias, dtype=np.int64)
+    if mult.shape != (layer.out_ch,) or bias.shape != (layer.out_ch,):
+        raise JaqError(f"{mult.shape[0]} multipliers / {bias.shape[0]} biases for {layer.out_ch} channels",
+                       "requant")
+    e_o = T.elems_per_beat(bus_bits, T.OUT_BITS)
+    Mg, n = layer.out_ch_per_group, tiling.counts(layer)
+    words = []
+    for g in range(layer.groups):
+        for oc in range(n["OC"]):
+            o0, m = g * Mg + oc * tiling.t_oc, _extent(Mg, tiling.t_oc, oc)
+            for j in range(T.ceil_div(m, e_o)):
+                lanes = np.zeros((3, e_o), dtype=np.int64)
+                k = min(e_o, m - j * e_o)
+                ch = slice(o0 + j * e_o, o0 + j * e_o + k)
+                lanes[0, :k] = mult[ch]
+                lanes[1, :k] = _signed32(bias[ch] & 0xFFFFFFFF)
+                lanes[2, :k] = bias[ch] >> 32
+                words.append(lanes.reshape(-1))
+    return np.concatenate(words) if words else np.zeros(0, dtype=np.int64)
+
+
+def _signed32(u: np.ndarray) -> np.ndarray:
+    return np.where(u >= 1 << 31, u - (1 << 32), u)
+
+
 def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling) -> Program:
     """Compile one layer into its instruction program (raises :class:`JaqError` for an illegal tiling)."""
     check_tiling(layer, accel, tiling)
@@ -328,6 +395,7 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling) -> Program:
     Cg, Mg = layer.in_ch_per_group, layer.out_ch_per_group
     W = accel.dram_bits_per_cycle
     e_a, e_w, e_o = (T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS))
+    e_f = T.elems_per_beat(W, layer.out_bits)
     pf = T.fusion_factor(layer.act_bits, layer.wgt_bits)
     passes, q, last_rows = T.rs_geometry(K, S, accel.pe_y)
     params = T.ComputeParams(K, S, accel.pe_x, accel.pe_y, pf)
@@ -343,19 +411,30 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling) -> Program:
         dram_latency=accel.dram_latency_cycles, pipeline_depth=T.pipeline_depth(accel.dataflow),
         rs_passes=passes, rs_q=q, rs_last_rows=last_rows, t_ic=tiling.t_ic, t_oc=tiling.t_oc,
         t_oh=tiling.t_oh, t_ow=tiling.t_ow, n_ic=n["IC"], n_oc=n["OC"], n_oh=n["OH"], n_ow=n["OW"],
-        loop_order=tiling.loop_order))
+        loop_order=tiling.loop_order, out_bits=layer.out_bits, out_signed=layer.out_signed, e_fin=e_f))
     wbases = weight_tile_bases(layer, tiling)
+    sbases = scale_tile_bases(layer, tiling, W)
     order = tiling.loop_order
     ranges = [range(n[d]) for d in order]
 
     def out_instr(cls, key, **extra):
         g, oc, oh, ow = key
         m, h, w = _extent(Mg, tiling.t_oc, oc), _extent(layer.out_h, tiling.t_oh, oh), _extent(OW, tiling.t_ow, ow)
-        bpr = T.ceil_div(m, e_o)
+        e = e_f if extra.get("final") else e_o
         base = (oh * tiling.t_oh * OW + ow * tiling.t_ow) * layer.out_ch + g * Mg + oc * tiling.t_oc
+        if extra.get("final"):
+            extra["lines"] = T.out_tile_beats(m, h, w, e_o)
         return cls(g=g, oc=oc, oh=oh, ow=ow, m=m, h=h, w=w, dram_base=base, row_stride=OW * layer.out_ch,
-                   col_stride=layer.out_ch, run_len=m, n_runs=h * w, beats_per_run=bpr,
-                   beats=T.out_tile_beats(m, h, w, e_o), **extra)
+                   col_stride=layer.out_ch, run_len=m, n_runs=h * w, beats_per_run=T.ceil_div(m, e),
+                   beats=T.out_tile_beats(m, h, w, e), **extra)
+
+    def store(key, final: bool) -> None:
+        if final:
+            g, oc = key[0], key[1]
+            m = _extent(Mg, tiling.t_oc, oc)
+            beats = T.scale_tile_beats(m, e_o)
+            ins.append(LoadScale(g=g, oc=oc, m=m, dram_base=int(sbases[g, oc]), run_len=beats * e_o, beats=beats))
+        ins.append(out_instr(StoreOut, key, final=final))
 
     prev_act = prev_wgt = prev_out = None
     prev_out_final = False
@@ -370,7 +449,7 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling) -> Program:
             act_key, wgt_key, out_key = (g, ic, oh, ow), (g, ic, oc), (g, oc, oh, ow)
             out_changed = out_key != prev_out
             if out_changed and prev_out is not None:
-                ins.append(out_instr(StoreOut, prev_out, final=prev_out_final))
+                store(prev_out, prev_out_final)
             if act_key != prev_act:
                 ih, iw = T.in_extent(h, K, S), T.in_extent(w, K, S)
                 base = (oh * tiling.t_oh * S * IW + ow * tiling.t_ow * S) * layer.in_ch + g * Cg + ic * tiling.t_ic
@@ -389,7 +468,7 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling) -> Program:
                                acc=ic > 0, steps=steps))
             prev_act, prev_wgt, prev_out = act_key, wgt_key, out_key
             prev_out_final = ic == n["IC"] - 1
-    ins.append(out_instr(StoreOut, prev_out, final=prev_out_final))
+    store(prev_out, prev_out_final)
     ins.append(End())
     return prog
 
@@ -407,31 +486,38 @@ COUNTERS: tuple[str, ...] = (
     "act_buf_rd_bits", "act_buf_wr_bits", "wgt_buf_rd_bits", "wgt_buf_wr_bits", "out_buf_rd_bits",
     "out_buf_wr_bits",
     "dram_rd_beats", "dram_wr_beats", "dram_rd_bits", "dram_wr_bits",
-    "act_load_beats", "wgt_load_beats", "psum_load_beats", "store_beats",
-    "n_set_layer", "n_load_act", "n_load_wgt", "n_load_psum", "n_store_out", "n_compute", "n_end",
-    "cycles_set_layer", "cycles_load_act", "cycles_load_wgt", "cycles_load_psum", "cycles_store_out",
-    "cycles_compute", "cycles_end",
+    "act_load_beats", "wgt_load_beats", "psum_load_beats", "scale_load_beats", "store_beats",
+    "final_store_beats", "final_store_lines", "scale_buf_wr_lines", "scale_buf_rd_lines", "out_unit_lanes",
+    "n_set_layer", "n_load_act", "n_load_wgt", "n_load_psum", "n_load_scale", "n_store_out", "n_store_final",
+    "n_compute", "n_end",
+    "cycles_set_layer", "cycles_load_act", "cycles_load_wgt", "cycles_load_psum", "cycles_load_scale",
+    "cycles_store_out", "cycles_compute", "cycles_end",
 )
 
 
 def derive_counters(c: dict) -> dict:
     """Fill the derived counters (bits, DRAM totals, cycles) from the primary ones, in place; ints or tensors.
 
-    Primary: the ``n_*`` counts, the four ``*_beats`` volumes, the compute counters and the layer's bit widths
+    Primary: the ``n_*`` counts, the ``*_load_beats``, ``store_beats``, ``final_store_*`` volumes, the compute
+    counters and the layer's bit widths
     under the keys ``_act_vec_bits``, ``_wgt_vec_bits``, ``_bus_bits``, ``_latency``, ``_depth`` (removed)."""
     W, L, D = c.pop("_bus_bits"), c.pop("_latency"), c.pop("_depth")
     avb, wvb = c.pop("_act_vec_bits"), c.pop("_wgt_vec_bits")
+    partial_beats = c["store_beats"] - c["final_store_beats"]
     c["act_buf_wr_lines"] = c["act_load_beats"]
     c["wgt_buf_wr_lines"] = c["wgt_load_beats"]
     c["out_buf_wr_lines"] = c["psum_load_beats"]
-    c["out_buf_rd_lines"] = c["store_beats"]
+    c["out_buf_rd_lines"] = partial_beats + c["final_store_lines"]
+    c["scale_buf_wr_lines"] = c["scale_load_beats"]
+    c["scale_buf_rd_lines"] = c["final_store_lines"] * T.SCALE_BEATS_PER_CHUNK  # three scale memories per line
+    c["out_unit_lanes"] = c["final_store_lines"] * T.elems_per_beat(W, T.OUT_BITS)
     c["act_buf_rd_bits"] = c["act_buf_rd_vectors"] * avb
     c["wgt_buf_rd_bits"] = c["wgt_buf_rd_vectors"] * wvb
     c["act_buf_wr_bits"] = c["act_buf_wr_lines"] * W
     c["wgt_buf_wr_bits"] = c["wgt_buf_wr_lines"] * W
     c["out_buf_rd_bits"] = c["out_buf_rd_words"] * T.OUT_BITS + c["out_buf_rd_lines"] * W
     c["out_buf_wr_bits"] = c["out_buf_wr_words"] * T.OUT_BITS + c["out_buf_wr_lines"] * W
-    c["dram_rd_beats"] = c["act_load_beats"] + c["wgt_load_beats"] + c["psum_load_beats"]
+    c["dram_rd_beats"] = c["act_load_beats"] + c["wgt_load_beats"] + c["psum_load_beats"] + c["scale_load_beats"]
     c["dram_wr_beats"] = c["store_beats"]
     c["dram_rd_bits"] = c["dram_rd_beats"] * W
     c["dram_wr_bits"] = c["dram_wr_beats"] * W
@@ -440,10 +526,12 @@ def derive_counters(c: dict) -> dict:
     c["cycles_load_act"] = c["n_load_act"] * T.load_cycles(0, L) + c["act_load_beats"]
     c["cycles_load_wgt"] = c["n_load_wgt"] * T.load_cycles(0, L) + c["wgt_load_beats"]
     c["cycles_load_psum"] = c["n_load_psum"] * T.load_cycles(0, L) + c["psum_load_beats"]
-    c["cycles_store_out"] = c["n_store_out"] * T.store_cycles(0) + c["store_beats"]
+    c["cycles_load_scale"] = c["n_load_scale"] * T.load_cycles(0, L) + c["scale_load_beats"]
+    c["cycles_store_out"] = ((c["n_store_out"] - c["n_store_final"]) * T.store_cycles(0) + partial_beats
+                             + c["n_store_final"] * T.final_store_cycles(0) + c["final_store_lines"])
     c["cycles_compute"] = c["n_compute"] * T.compute_cycles(0, D) + c["compute_steps"]
     c["cycles"] = (c["cycles_set_layer"] + c["cycles_load_act"] + c["cycles_load_wgt"] + c["cycles_load_psum"]
-                   + c["cycles_store_out"] + c["cycles_compute"] + c["cycles_end"])
+                   + c["cycles_load_scale"] + c["cycles_store_out"] + c["cycles_compute"] + c["cycles_end"])
     return c
 
 
@@ -479,10 +567,20 @@ def walk(program: Program, layer: Layer | None = None, accel: Accelerator | None
             c["n_load_psum"] += 1
             c["psum_load_beats"] += ins.beats
             cyc += T.load_cycles(ins.beats, L)
+        elif op == "LOAD_SCALE":
+            c["n_load_scale"] += 1
+            c["scale_load_beats"] += ins.beats
+            cyc += T.load_cycles(ins.beats, L)
         elif op == "STORE_OUT":
             c["n_store_out"] += 1
             c["store_beats"] += ins.beats
-            cyc += T.store_cycles(ins.beats)
+            if ins.final:
+                c["n_store_final"] += 1
+                c["final_store_beats"] += ins.beats
+                c["final_store_lines"] += ins.lines
+                cyc += T.final_store_cycles(ins.lines)
+            else:
+                cyc += T.store_cycles(ins.beats)
         elif op == "COMPUTE":
             c["n_compute"] += 1
             k = {name: T.sum_terms(ts, ins.c, ins.m, ins.h, ins.w) for name, ts in terms.items()}
