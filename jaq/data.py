@@ -50,36 +50,59 @@ _IMG_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
 # Sources
 # ---------------------------------------------------------------------------------------------------------------
 class TensorSource:
-    """An in-memory labelled image set: ``x`` uint8 [N, C, H, W], ``y`` int64 [N].
+    """An in-memory labelled image set: ``x`` uint8 [N, C, H, W], ``y`` int64 [N] (decoded once, held whole).
 
-    Batches come out as float32 normalised tensors on ``device``.
+    Batches come out as float32 normalised tensors on ``device``. The hot path is batched tensor code only: one
+    gather of the batch's uint8 images, the augmentation on the whole uint8 batch (random crop from a
+    zero-padded copy and horizontal flip, optionally cutout), then one fused ``x * a + b`` normalisation in
+    float32. ``channels_last``: batches in NHWC memory order (the convolutions' fast layout on CPUs).
+    :meth:`to` moves the uint8 set to a device once (GPU-resident data: no host-to-device copy per batch).
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, mean: Sequence[float], std: Sequence[float],
-                 augment: bool = False):
+                 augment: bool = False, cutout: int = 0, channels_last: bool = False):
         assert x.dtype == torch.uint8 and x.dim() == 4 and y.dim() == 1 and len(x) == len(y)
         self.x, self.y = x, y.long()
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.augment = augment
+        self.cutout = int(cutout)
+        self.channels_last = bool(channels_last)
 
     def __len__(self) -> int:
         return len(self.y)
 
+    def _like(self, x: torch.Tensor, y: torch.Tensor, augment: bool) -> "TensorSource":
+        return TensorSource(x, y, self.mean.flatten().tolist(), self.std.flatten().tolist(), augment,
+                            self.cutout, self.channels_last)
+
     def subset(self, idx: torch.Tensor, augment: bool | None = None) -> "TensorSource":
-        return TensorSource(self.x[idx], self.y[idx], self.mean.flatten().tolist(), self.std.flatten().tolist(),
-                            self.augment if augment is None else augment)
+        idx = idx.to(self.x.device)
+        return self._like(self.x[idx], self.y[idx], self.augment if augment is None else augment)
+
+    def to(self, device: str | torch.device) -> "TensorSource":
+        """The same set with its uint8 images and labels on ``device`` (augmentation then runs there too)."""
+        return self._like(self.x.to(device), self.y.to(device), self.augment)
 
     def _prepare(self, xb: torch.Tensor, gen: torch.Generator | None, augment: bool) -> torch.Tensor:
-        x = xb.float().div_(255.0)
         if augment:
-            x = _augment(x, gen)
-        return (x - self.mean) / self.std
+            xb = _augment_u8(xb, gen, cutout=self.cutout)
+        dev = xb.device
+        a = (1.0 / (255.0 * self.std)).to(dev)
+        b = (-self.mean / self.std).to(dev)
+        if self.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        return torch.addcmul(b, xb.float(), a)  # (x / 255 - mean) / std in one pass; keeps the memory format
 
     def batches(self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,
                 augment: bool | None = None, rank: int = 0, world: int = 1, max_steps: int | None = None,
-                device: str | torch.device = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield ``(x, y)`` batches; with ``world > 1`` each rank gets a disjoint, equally long share."""
+                device: str | torch.device = "cpu", start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(x, y)`` batches; with ``world > 1`` each rank gets a disjoint, equally long share.
+
+        Random numbers (order, crops, flips, cutout) come from ``generator`` on the CPU whatever the device,
+        so a run draws the same batches on every device. ``start``: skip the first ``start`` batches (their
+        random numbers are still drawn), so batch ``start`` onwards equal an uninterrupted pass: resuming
+        inside an epoch."""
         aug = self.augment if augment is None else augment
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
@@ -88,9 +111,16 @@ class TensorSource:
         steps = math.ceil(len(order) / batch_size)
         if max_steps is not None:
             steps = min(steps, max_steps)
+        order = order.to(self.x.device)
+        c, h, w = self.x.shape[1:]
         for s in range(steps):
             idx = order[s * batch_size:(s + 1) * batch_size]
-            yield self._prepare(self.x[idx], generator, aug).to(device), self.y[idx].to(device)
+            if s < start:
+                if aug:
+                    _aug_draws(len(idx), h, w, generator, cutout=self.cutout)
+                continue
+            x = self._prepare(self.x[idx], generator, aug).to(device, non_blocking=True)
+            yield x, self.y[idx].to(device, non_blocking=True)
 
     def num_batches(self, batch_size: int, world: int = 1, max_steps: int | None = None) -> int:
         n = len(self) // world if world > 1 else len(self)
@@ -172,14 +202,60 @@ class _Transformed(torch.utils.data.Dataset):
         return self.tf(img), target
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator | None, pad: int = 4) -> torch.Tensor:
-    """Random crop (``pad`` pixels of zero padding) and horizontal flip, per sample, vectorised."""
-    b, c, h, w = x.shape
+def _crop_offsets(b: int, h: int, pad: int, gen: torch.Generator | None) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """Padding ``p`` (``pad``, at most h/4 for images under 16 pixels) and per-sample crop offsets (y, x)."""
     p = min(pad, h // 4) if h < 16 else pad
+    if p <= 0:
+        return 0, torch.zeros(b, dtype=torch.long), torch.zeros(b, dtype=torch.long)
+    oy = torch.randint(0, 2 * p + 1, (b,), generator=gen)
+    ox = torch.randint(0, 2 * p + 1, (b,), generator=gen)
+    return p, oy, ox
+
+
+def _aug_draws(b: int, h: int, w: int, gen: torch.Generator | None, pad: int = 4, cutout: int = 0):
+    """Every random number one augmented batch uses, in order: crop y, crop x, flip, cutout centre y, x."""
+    p, oy, ox = _crop_offsets(b, h, pad, gen)
+    flip = torch.rand(b, generator=gen) < 0.5
+    cy = cx = None
+    if cutout > 0:
+        cy = torch.randint(0, h, (b,), generator=gen)
+        cx = torch.randint(0, w, (b,), generator=gen)
+    return p, oy, ox, flip, cy, cx
+
+
+def _augment_u8(x: torch.Tensor, gen: torch.Generator | None, pad: int = 4, cutout: int = 0) -> torch.Tensor:
+    """Random crop (``pad`` pixels of zero padding) + horizontal flip (+ ``cutout``: one zeroed square of that
+    side per image, centre uniform over the image, clipped at the borders; DeVries & Taylor 2017) on a uint8
+    batch [B, C, H, W], vectorised: one gather for crop and flip together, one mask multiply for cutout.
+
+    Random draws (on the CPU ``gen``): crop y, crop x, flip, then cutout centres y, x; pixel values equal
+    :func:`_augment` on the float batch (zero padding is the same zero either way)."""
+    b, c, h, w = x.shape
+    p, oy, ox, flip, cy, cx = _aug_draws(b, h, w, gen, pad, cutout)
+    dev = x.device
+    ar_h, ar_w = torch.arange(h), torch.arange(w)
+    iy = oy[:, None] + ar_h[None, :]                                          # [B, H] rows in the padded image
+    ix = ox[:, None] + torch.where(flip[:, None], (w - 1) - ar_w[None, :], ar_w[None, :])  # [B, W], flip folded in
+    xp = F.pad(x, (p, p, p, p)) if p > 0 else x
+    hp, wp = h + 2 * p, w + 2 * p
+    flat = (iy[:, :, None] * wp + ix[:, None, :]).to(dev)                     # [B, H, W] into the padded plane
+    out = xp.reshape(b, c, hp * wp).gather(2, flat.reshape(b, 1, h * w).expand(b, c, h * w)).reshape(b, c, h, w)
+    if cutout > 0:
+        y0, x0 = cy - cutout // 2, cx - cutout // 2                            # square [y0, y0 + cutout)
+        my = (ar_h[None, :] >= y0[:, None]) & (ar_h[None, :] < y0[:, None] + cutout)
+        mx = (ar_w[None, :] >= x0[:, None]) & (ar_w[None, :] < x0[:, None] + cutout)
+        keep = ~(my[:, :, None] & mx[:, None, :])                             # [B, H, W]
+        out = out * keep[:, None].to(device=dev, dtype=out.dtype)
+    return out
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator | None, pad: int = 4) -> torch.Tensor:
+    """Random crop (``pad`` pixels of zero padding) and horizontal flip, per sample, on a float batch (the
+    reference form of :func:`_augment_u8`, kept for tests)."""
+    b, c, h, w = x.shape
+    p, oy, ox = _crop_offsets(b, h, pad, gen)
     if p > 0:
         xp = F.pad(x, (p, p, p, p))
-        oy = torch.randint(0, 2 * p + 1, (b,), generator=gen)
-        ox = torch.randint(0, 2 * p + 1, (b,), generator=gen)
         iy = (oy[:, None] + torch.arange(h)[None, :])[:, None, :, None]
         ix = (ox[:, None] + torch.arange(w)[None, :])[:, None, None, :]
         x = xp[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], iy, ix]
@@ -224,6 +300,11 @@ def load_data(data_cfg: dict, *, seed: int = 0) -> DataBundle:
     size = data_cfg.get("image_size")
     if size and isinstance(b.train, TensorSource) and size != b.in_shape[1]:
         b = _resize(b, size)
+    for src in (b.train, b.test):
+        if isinstance(src, TensorSource):
+            src.channels_last = bool(data_cfg.get("channels_last", False))
+    if isinstance(b.train, TensorSource):
+        b.train.cutout = int(data_cfg.get("cutout") or 0)
     g = torch.Generator().manual_seed(20_011 + seed)
     if data_cfg.get("train_subset") and data_cfg["train_subset"] < len(b.train):
         b.train = b.train.subset(torch.randperm(len(b.train), generator=g)[:data_cfg["train_subset"]])

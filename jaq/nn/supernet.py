@@ -167,6 +167,7 @@ class Supernet(nn.Module):
         #: CSQ selections of the last forward: Omega of each block input (None when not sparse). Diagnostics.
         self.last_omegas: list[torch.Tensor | None] = []
         self._templates = None  # static Layer templates and flat expected-cost rows (built once)
+        self._derived_layers: dict[SubnetChoice, list[Layer]] = {}  # derive_layers() per derived choice
 
     # -- parameters -----------------------------------------------------------------------------------------
     def arch_parameters(self) -> list[nn.Parameter]:
@@ -266,8 +267,17 @@ class Supernet(nn.Module):
         return SubnetChoice(tuple(out))
 
     def derive_layers(self) -> list[Layer]:
-        """Every conv/fc layer of the derived subnet in execution order (stem, blocks, head, fc)."""
-        return subnet_layers(self.space, self.derive())
+        """Every conv/fc layer of the derived subnet in execution order (stem, blocks, head, fc).
+
+        Cached per derived choice (Layers are immutable records): the search asks every iteration."""
+        choice = self.derive()
+        cache = self._derived_layers
+        layers = cache.get(choice)
+        if layers is None:
+            if len(cache) > 256:
+                cache.clear()
+            layers = cache[choice] = subnet_layers(self.space, choice)
+        return list(layers)
 
     def build_subnet(self):
         """A fresh retrainable :class:`jaq.nn.subnet.SubNet` of the derived architecture."""

@@ -45,7 +45,7 @@ import jaq
 from jaq.errors import JaqError
 from jaq.search import model_api as api
 from jaq.search.hwcost import HWCost
-from jaq.search.hwgen import HWGenerator, encode_layers, sample_heads
+from jaq.search.hwgen import HWGenerator, draw_noise, encode_layers, sample_heads
 from jaq.search.rundir import (ACCEL, load_checkpoint, prepare_run_dir, read_config, save_checkpoint,
                                write_config, write_metrics)
 
@@ -165,6 +165,13 @@ class CoSearch:
         self.w_src, self.a_src = self.data.split_train(cfg["data"]["arch_fraction"], cfg["seed"])
         self.space = api.make_space(cfg["space"], self.data)
         self.net = api.make_supernet(self.space).to(self.device)
+        self.net.sampling = s.get("sampling", "soft")
+        self.channels_last = bool(cfg["data"].get("channels_last", False))
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.hw_threads = cfg["hardware"].get("threads")
+        self.resample_every = int(cfg["hardware"].get("resample_every", 1))
+        self._hw_noise = None
         self.gen = HWGenerator(cfg["hardware"]["generator_hidden"], cfg["hardware"]["generator_blocks"]).to(
             self.device)
         self.fixed = {k: cfg["hardware"][k] for k in ("clock_mhz", "dram_bits_per_cycle", "dram_latency_cycles")}
@@ -224,14 +231,24 @@ class CoSearch:
             yield from self.a_src.batches(bs, shuffle=True, generator=gen, rank=self.dist.rank,
                                           world=self.dist.world, device=self.device)
 
-    def hw_step(self, tau: float, sample: bool = True):
-        """Candidate rows + argmax subnet -> generator -> HW cost (differentiable)."""
-        rows = api.candidate_rows(self.net)
-        subnet = api.derive_layers(self.net)
-        feats = encode_layers(subnet).to(self.device)
-        logits = self.gen_ddp(feats)
-        smp = sample_heads(logits, tau, sample=sample)
-        return self.hw(rows, subnet, smp), smp
+    def hw_step(self, tau: float, sample: bool = True, step: int = 0):
+        """Candidate rows + argmax subnet -> generator -> HW cost (differentiable).
+
+        The generator's Gumbel noise is drawn anew every ``hardware.resample_every`` steps (1: every step) and
+        held in between, so the sampled accelerator, and with it BatchTile's cached tilings, can repeat.
+        Runs with ``hardware.threads`` torch threads (small tensors: one thread avoids OpenMP overhead)."""
+        with cpu_threads(self.hw_threads):
+            rows = api.candidate_rows(self.net)
+            subnet = api.derive_layers(self.net)
+            feats = encode_layers(subnet).to(self.device)
+            logits = self.gen_ddp(feats)
+            noise = None
+            if sample and self.resample_every > 1:
+                if self._hw_noise is None or step % self.resample_every == 0:
+                    self._hw_noise = draw_noise(logits)
+                noise = self._hw_noise
+            smp = sample_heads(logits, tau, sample=sample, noise=noise)
+            return self.hw(rows, subnet, smp), smp
 
     def train_epoch(self, progress=None, task=None) -> dict:
         cfg, s = self.cfg, self.cfg["search"]
@@ -253,6 +270,9 @@ class CoSearch:
                  "hw_s": 0.0, "bt_s": 0.0, "bt_layers": 0, "E": 0.0, "L": 0.0, "A": 0.0}
         t_epoch = time.perf_counter()
         last = None
+        hw_times: list[float] = []
+        bt_misses = 0
+        self._hw_noise = None
         for x, y in self.w_src.batches(bs, shuffle=True, generator=g_w, rank=rank, world=self.dist.world,
                                        max_steps=s["max_steps_per_epoch"], device=self.device):
             # step 1: supernet weights
@@ -277,8 +297,9 @@ class CoSearch:
                 out = self.net_ddp(xa)
                 ce = F.cross_entropy(out, ya)
                 t0 = time.perf_counter()
-                hwres, smp = self.hw_step(tau)
-                stats["hw_s"] += time.perf_counter() - t0
+                hwres, smp = self.hw_step(tau, step=stats["steps"])
+                hw_times.append(time.perf_counter() - t0)
+                stats["hw_s"] += hw_times[-1]
             total = ce + self.lam * hwres.loss.to(device=ce.device, dtype=ce.dtype)
             if search_arch:
                 total.backward()
@@ -286,6 +307,7 @@ class CoSearch:
                 self.g_opt.step()
             stats["bt_s"] += hwres.batchtile_s
             stats["bt_layers"] += hwres.batchtile_layers
+            bt_misses += hwres.batchtile_layers > 0
             stats["ce_a"] += float(ce.detach()) * len(ya)
             stats["acc_a"] += float((out.argmax(1) == ya).sum())
             stats["n_a"] += len(ya)
@@ -317,6 +339,7 @@ class CoSearch:
                "searched_arch": search_arch, "steps": stats["steps"],
                "epoch_s": time.perf_counter() - t_epoch, "hw_search_s_per_iter": stats["hw_s"] / n,
                "batchtile_s_per_iter": stats["bt_s"] / n, "batchtile_layers": stats["bt_layers"],
+               **_time_stats("hw_search_s", hw_times), "batchtile_miss_iters": bt_misses,
                "accelerator": last.accelerator.to_dict() if last else None}
         rec.update(self.snapshot())
         return rec
@@ -425,6 +448,15 @@ class CoSearch:
                 plots.make_plots(self.run, self.metrics, self.history)
         self.dist.barrier()
         return {"accel": doc, "run_dir": str(self.run)}
+
+
+def _time_stats(prefix: str, times: list[float]) -> dict:
+    """Median, 90th percentile and maximum of per-iteration seconds (``prefix_median`` ...); {} when empty."""
+    if not times:
+        return {}
+    t = sorted(times)
+    return {f"{prefix}_median": float(np.median(t)), f"{prefix}_p90": t[min(len(t) - 1, int(0.9 * len(t)))],
+            f"{prefix}_max": t[-1]}
 
 
 def totals(choices, acc) -> dict:

@@ -31,6 +31,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -133,6 +134,58 @@ def tile_batch(tilings: Sequence[Tiling], loop_order: int | None = None) -> Tile
     return tb
 
 
+_PLAN_IDS = itertools.count(1)
+
+
+@dataclass
+class _RowPlan:
+    """The candidate rows' bit expansion reduced to distinct layers (what the cost model must evaluate).
+
+    ``uniq``: the U distinct (shape, bits) layers; ``inv`` [R * nb * nb]: expanded row -> index into ``uniq``
+    (expanded rows are act-major, as :func:`_bit_expanded`); ``lb``: ``uniq`` as a LayerBatch; ``search``: the
+    layers BatchTile is asked for (``uniq`` itself, or with ``shared`` tiling the distinct widest-bit layers)
+    and ``search_of_uniq`` [U]: which of them gives each distinct row its tiling.
+    """
+
+    uniq: list[Layer]
+    inv: torch.Tensor
+    lb: LayerBatch
+    search: list[Layer]
+    search_of_uniq: torch.Tensor
+    uid: int = 0  # distinct per plan built (keys the per-accelerator tiling batches)
+
+    @classmethod
+    def build(cls, templates: Sequence[Layer], bits: Sequence[int], candidate_tiling: str) -> "_RowPlan":
+        index: dict[tuple, int] = {}
+        uniq: list[Layer] = []
+        inv: list[int] = []
+        for l in _bit_expanded(templates, bits):
+            k = layer_key(l)
+            j = index.get(k)
+            if j is None:
+                j = index[k] = len(uniq)
+                uniq.append(l)
+            inv.append(j)
+        if candidate_tiling == "shared":
+            # one BatchTile per layer shape at the widest bits; that tiling is legal at every narrower pair
+            # (buffer lines only shrink with fewer bits), so it is reused for all nb*nb bit pairs
+            top = max(bits)
+            s_index: dict[tuple, int] = {}
+            search: list[Layer] = []
+            s_of_u: list[int] = []
+            for l in uniq:
+                t = l.with_bits(top, top)
+                k = layer_key(t)
+                if k not in s_index:
+                    s_index[k] = len(search)
+                    search.append(t)
+                s_of_u.append(s_index[k])
+        else:
+            search, s_of_u = uniq, list(range(len(uniq)))
+        return cls(uniq, torch.tensor(inv, dtype=torch.long), LayerBatch.from_layers(uniq), search,
+                   torch.tensor(s_of_u, dtype=torch.long), next(_PLAN_IDS))
+
+
 class HWCost:
     """Evaluates E_HW for (candidate rows, argmax subnet, generated accelerator); see module docstring.
 
@@ -153,8 +206,15 @@ class HWCost:
         self.k_lo = int(loop_order_candidates)
         self.refs = dict(refs) if refs else None  # {"energy_pj", "latency_ms", "area_mm2"}
         self.bt_weights: tuple[float, float, float] | None = None  # BatchTile's weights (fixed at calibration)
-        self.cache = TilingCache(self._bt_weights())
         self._lb_cache: dict[tuple, LayerBatch] = {}
+        self._plans: dict[tuple, _RowPlan] = {}
+        self._tile_batches: dict[tuple, TileBatch] = {}  # (plan, accelerator) -> tilings; tied to self.cache
+        self._set_cache(self._bt_weights())
+
+    def _set_cache(self, weights: tuple[float, float, float]) -> None:
+        """A fresh tiling cache for BatchTile objective ``weights`` (and drop tilings derived from the old one)."""
+        self.cache = TilingCache(weights)
+        self._tile_batches.clear()
 
     # -- normalisation -----------------------------------------------------------------------------------
     def _bt_weights(self) -> tuple[float, float, float]:
@@ -181,11 +241,11 @@ class HWCost:
         acc = self.reference_accelerator()
         ab = AccelBatch.from_accels([acc])
         self.refs, self.bt_weights = None, None
-        self.cache = TilingCache(self._bt_weights())
+        self._set_cache(self._bt_weights())
         e, l, a, _ = self._expected(rows, acc, ab)
         self.refs = {"energy_pj": float(e), "latency_ms": float(l), "area_mm2": float(a)}
         self.bt_weights = self._bt_weights_from(self.refs)
-        self.cache = TilingCache(self.bt_weights)
+        self._set_cache(self.bt_weights)
         e, l, a, _ = self._expected(rows, acc, ab)
         self.refs = {"energy_pj": float(e), "latency_ms": float(l), "area_mm2": float(a)}
         return dict(self.refs)
@@ -205,29 +265,44 @@ class HWCost:
             self._lb_cache[key] = lb
         return lb
 
+    def _row_plan(self, rows: CandidateRows) -> "_RowPlan":
+        """The distinct (layer shape, bits) rows behind ``rows`` (cached: the candidate layers are static)."""
+        key = (tuple(layer_key(t) for t in rows.layers), tuple(rows.bits), self.candidate_tiling)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) > 16:
+                self._plans.clear()
+            plan = _RowPlan.build(rows.layers, rows.bits, self.candidate_tiling)
+            self._plans[key] = plan
+        return plan
+
+    def _plan_tiles(self, plan: "_RowPlan", acc: Accelerator) -> tuple[TileBatch, float, int]:
+        """BatchTile tilings of the plan's distinct rows on ``acc`` as a TileBatch (+ BatchTile s, layers)."""
+        choices, dt, n = self.cache.get_many(plan.search, acc)
+        ck = (plan.uid, accel_key(acc))
+        tb = self._tile_batches.get(ck)
+        if tb is None:
+            if len(self._tile_batches) > 32:
+                self._tile_batches.clear()
+            tb = tile_batch([choices[i].tiling for i in plan.search_of_uniq.tolist()])
+            self._tile_batches[ck] = tb
+        return tb, dt, n
+
     def _expected(self, rows: CandidateRows, acc: Accelerator, ab: AccelBatch):
-        """Expected (energy pJ, latency ms, area mm²) tensors, plus (BatchTile seconds, layers searched)."""
-        expanded = _bit_expanded(rows.layers, rows.bits)
-        nb = len(rows.bits)
-        if self.candidate_tiling == "shared":
-            # one BatchTile per layer shape at the widest bits; that tiling is legal at every narrower pair
-            # (buffer lines only shrink with fewer bits), so it is reused for all nb*nb bit pairs
-            top = max(rows.bits)
-            choices, dt, n = self.cache.get_many([t.with_bits(top, top) for t in rows.layers], acc)
-            tilings = [c.tiling for c in choices for _ in range(nb * nb)]
-        else:
-            choices, dt, n = self.cache.get_many(expanded, acc)
-            tilings = [c.tiling for c in choices]
-        lb = self._layer_batch(expanded)
-        tb = tile_batch(tilings)
-        cb = _estimate(lb, ab.expand_to(len(expanded)), tb)
-        R = len(rows.layers)
-        e = cb.energy_total_pj.reshape(R, nb, nb)
-        lat = cb.latency_ms.reshape(R, nb, nb)
+        """Expected (energy pJ, latency ms, area mm²) tensors, plus (BatchTile seconds, layers searched).
+
+        The cost model runs once per *distinct* (layer shape, bits) row (the CIFAR space's 4,809 expanded rows
+        hold 1,071 distinct ones); the probabilities of equal rows are summed first (``index_add``), which is
+        the same expectation."""
+        plan = self._row_plan(rows)
+        tb, dt, n = self._plan_tiles(plan, acc)
+        U = len(plan.uniq)
+        cb = _estimate(plan.lb, ab.expand_to(U), tb)
         cpu = dict(device="cpu", dtype=DTYPE)  # the cost model runs on the CPU; .to keeps the autograd path
         w = (rows.op_prob.to(**cpu)[:, None, None] * rows.act_prob.to(**cpu)[:, :, None]
-             * rows.wgt_prob.to(**cpu)[:, None, :])
-        return (w * e).sum(), (w * lat).sum(), cb.area_mm2.reshape(-1)[0], (dt, n)
+             * rows.wgt_prob.to(**cpu)[:, None, :]).reshape(-1)
+        wu = torch.zeros(U, **cpu).index_add(0, plan.inv, w)
+        return (wu * cb.energy_total_pj).sum(), (wu * cb.latency_ms).sum(), cb.area_mm2.reshape(-1)[0], (dt, n)
 
     def _variant_ratio(self, subnet: list[Layer], acc: Accelerator, ab: AccelBatch, sample) -> torch.Tensor:
         """The dataflow / loop-order relaxation factor r (1.0 forward; see module docstring)."""
@@ -292,4 +367,4 @@ class HWCost:
         self.refs = d.get("refs")
         bw = d.get("bt_weights")
         self.bt_weights = tuple(bw) if bw is not None else None
-        self.cache = TilingCache(self._bt_weights())
+        self._set_cache(self._bt_weights())

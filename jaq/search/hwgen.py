@@ -124,17 +124,25 @@ class HWGenerator(nn.Module):
         return sample_heads(self(layers_or_feats), tau, sample, generator)
 
 
+def draw_noise(logits: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """The uniform draws :func:`sample_heads` would make for ``logits`` (same order, same generator use)."""
+    return {name: torch.rand(l.shape, generator=generator, dtype=l.dtype) for name, l in logits.items()}
+
+
 def sample_heads(logits: dict[str, torch.Tensor], tau: float = 1.0, sample: bool = True,
-                 generator: torch.Generator | None = None) -> HWSample:
+                 generator: torch.Generator | None = None, noise: dict[str, torch.Tensor] | None = None
+                 ) -> HWSample:
     """Gumbel-softmax (temperature ``tau``) with straight-through hard one-hots on every head.
 
-    ``sample=False`` drops the Gumbel noise: the argmax of the logits (the search's result).
+    ``sample=False`` drops the Gumbel noise: the argmax of the logits (the search's result). ``noise``: the
+    uniform draws to use (from :func:`draw_noise`; e.g. held for several steps), instead of drawing new ones.
     """
     onehot, probs, index, values = {}, {}, {}, {}
     for name, l in logits.items():
         p = F.softmax(l, dim=-1)
         if sample:
-            u = torch.rand(l.shape, generator=generator, dtype=l.dtype).to(l.device).clamp_(1e-9, 1 - 1e-9)
+            u = noise[name] if noise is not None else torch.rand(l.shape, generator=generator, dtype=l.dtype)
+            u = u.to(device=l.device, dtype=l.dtype).clamp(1e-9, 1 - 1e-9)
             soft = F.softmax((l - torch.log(-torch.log(u))) / tau, dim=-1)
         else:
             soft = F.softmax(l / tau, dim=-1)

@@ -10,6 +10,8 @@ weights + scales (``jaq.nn.integer``) to ``RUN/weights/`` for the RTL simulation
 
 from __future__ import annotations
 
+import io
+import json
 import time
 from pathlib import Path
 
@@ -48,6 +50,40 @@ def run_retrain(run_dir: str | Path, *, epochs: int | None = None, device: str =
         return _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch)
 
 
+#: Where an interrupted retrain keeps its state (inside ``weights/``, which ``--force`` clears with the run); deleted
+#: once the retrain has finished.
+RETRAIN_CKPT = "weights/retrain_checkpoint.pt"
+#: Seconds between checkpoints inside an epoch (one is always written at the end of every epoch).
+CKPT_EVERY_S = 600.0
+
+
+def _ckpt_key(cfg: dict, choice, n_epochs: int, max_steps) -> dict:
+    """What a retrain checkpoint must match to be resumed: the retrain section, data, seed, choice, epochs."""
+    return {"retrain": cfg["retrain"], "data": cfg["data"], "seed": cfg["seed"], "choice": choice.to_dict(),
+            "epochs": n_epochs, "max_steps": max_steps}
+
+
+def _load_retrain_ckpt(run: Path, key: dict) -> dict | None:
+    """The interrupted retrain's state when it belongs to this retrain (same key), else None."""
+    from jaq.search.rundir import safe_torch_load
+    f = run / RETRAIN_CKPT
+    if not f.is_file():
+        return None
+    st = safe_torch_load(f)
+    if not isinstance(st, dict) or st.get("key") != json.loads(json.dumps(key)):
+        return None
+    return st
+
+
+def _save_retrain_ckpt(run: Path, key: dict, net, opt, sched, epoch: int, step: int, sums: list, log: list,
+                       secs: float) -> None:
+    buf = io.BytesIO()
+    torch.save({"key": json.loads(json.dumps(key)), "net": net.state_dict(), "opt": opt.state_dict(),
+                "sched": sched.state_dict(), "epoch": epoch, "step": step, "sums": sums, "log": log,
+                "seconds": secs, "rng": torch.get_rng_state()}, buf)
+    atomic_write_bytes(run / RETRAIN_CKPT, buf.getvalue())
+
+
 def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
     from jaq.data import load_data
     from jaq.nn.space import SpaceConfig
@@ -67,6 +103,9 @@ def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
     seed = cfg["seed"]
     torch.manual_seed(_seed_epoch(seed, 10_000, 0))
     net = build_subnet(space, choice).to(device)
+    channels_last = bool(cfg["data"].get("channels_last", False))
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
     doc = artifact.read_accel(run / ACCEL)
     want = [_layer_sig(l.to_dict()) for l in doc.layers]
     have = [_layer_sig(l.to_dict()) for l in net.layers()]
@@ -74,25 +113,44 @@ def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
         raise JaqError(f"{run / 'subnet.json'} does not match the layers in {run / ACCEL}", "network.layers")
 
     data = load_data(cfg["data"], seed=seed)
+    if str(device).startswith("cuda") and hasattr(data.train, "to"):
+        data.train, data.test = data.train.to(device), data.test.to(device)  # GPU-resident uint8 images
     opt = torch.optim.SGD(net.parameters(), lr=r["lr"], momentum=r["momentum"], weight_decay=r["weight_decay"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_epochs)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    smoothing = float(r.get("label_smoothing", 0.0) or 0.0)
+    key = _ckpt_key(cfg, choice, n_epochs, max_steps)
+    log: list = []
+    start_ep, start_step, sums, secs0 = 0, 0, [0.0, 0, 0], 0.0
+    st = _load_retrain_ckpt(run, key)
+    if st is not None:  # continue an interrupted retrain of this very subnet and schedule
+        net.load_state_dict(st["net"])
+        opt.load_state_dict(st["opt"])
+        sched.load_state_dict(st["sched"])
+        start_ep, start_step, sums, log, secs0 = st["epoch"], st["step"], list(st["sums"]), list(st["log"]), \
+            float(st["seconds"])
+        torch.set_rng_state(st["rng"])
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
     prog = Progress(TextColumn("[bold]retrain"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:5.1f}%"), TimeRemainingColumn(),
-                    disable=quiet)
-    log = []
+                    TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:5.1f}% {task.fields[ips]:.0f} img/s"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), disable=quiet)
     t0 = time.perf_counter()
+    t_ck = t0
     steps = data.train.num_batches(r["batch_size"], 1, max_steps)
     with prog:
-        task = prog.add_task("retrain", total=n_epochs * steps, loss=0.0, acc=0.0)
-        for ep in range(n_epochs):
+        task = prog.add_task("retrain", total=n_epochs * steps, completed=start_ep * steps + start_step,
+                             loss=0.0, acc=0.0, ips=0.0)
+        for ep in range(start_ep, n_epochs):
             g = torch.Generator().manual_seed(_seed_epoch(seed, 20_000 + ep, 0))
             net.train()
-            tl = tc = tn = 0
-            for x, y in data.train.batches(r["batch_size"], shuffle=True, generator=g, max_steps=max_steps,
-                                           device=device):
+            first = start_step if ep == start_ep else 0
+            tl, tc, tn = sums if ep == start_ep else (0.0, 0, 0)
+            t_ep, n_ep = time.perf_counter(), 0
+            for i, (x, y) in enumerate(data.train.batches(r["batch_size"], shuffle=True, generator=g,
+                                                          max_steps=max_steps, device=device, start=first),
+                                       start=first):
                 out = net(x)
-                loss = F.cross_entropy(out, y)
+                loss = F.cross_entropy(out, y, label_smoothing=smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -100,32 +158,50 @@ def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
                 tl += float(loss.detach()) * len(y)
                 tc += int((out.argmax(1) == y).sum())
                 tn += len(y)
-                prog.update(task, advance=1, loss=tl / tn, acc=100 * tc / tn)
+                n_ep += len(y)
+                prog.update(task, advance=1, loss=tl / tn, acc=100 * tc / tn,
+                            ips=n_ep / max(1e-9, time.perf_counter() - t_ep))
+                if time.perf_counter() - t_ck > CKPT_EVERY_S and i + 1 < steps:
+                    _save_retrain_ckpt(run, key, net, opt, sched, ep, i + 1, [tl, tc, tn], log,
+                                       secs0 + time.perf_counter() - t0)
+                    t_ck = time.perf_counter()
             sched.step()
             log.append({"kind": "retrain_epoch", "epoch": ep + 1, "train_loss": tl / max(1, tn),
-                        "train_acc": tc / max(1, tn), "lr": opt.param_groups[0]["lr"]})
-    secs = time.perf_counter() - t0
+                        "train_acc": tc / max(1, tn), "lr": opt.param_groups[0]["lr"],
+                        "epoch_s": time.perf_counter() - t_ep, "images_per_s": n_ep / max(1e-9, time.perf_counter() - t_ep)})
+            _write_log(run, log)
+            _save_retrain_ckpt(run, key, net, opt, sched, ep + 1, 0, [0.0, 0, 0], log,
+                               secs0 + time.perf_counter() - t0)
+            t_ck = time.perf_counter()
+    secs = secs0 + time.perf_counter() - t0
     test_acc = evaluate(net, data.test, device)
     log.append({"kind": "retrain_test", "test_acc": test_acc, "seconds": secs})
-    buf = __import__("io").BytesIO()
+    buf = io.BytesIO()
     torch.save({"state_dict": net.state_dict(), "space": space.to_dict(), "choice": choice.to_dict()}, buf)
     atomic_write_bytes(run / "retrained.pt", buf.getvalue())
-    from jaq.io import atomic_write_text
-    import json
-    atomic_write_text(run / "retrain_metrics.jsonl", "".join(json.dumps(x) + "\n" for x in log))
-    net = net.cpu()
+    _write_log(run, log)
+    net = net.cpu().to(memory_format=torch.contiguous_format)
     weights_info = export_weights(net, run / "weights")
+    t_int = time.perf_counter()
     int_acc = evaluate_integer(weights_info["integer_net"], data.test)
+    log[-1].update({"test_acc_integer": int_acc, "integer_eval_s": time.perf_counter() - t_int})
+    _write_log(run, log)
     acc = dict(doc.accuracy or {})
-    acc.update({"top1": test_acc, "top1_integer": int_acc, "split": "test", "test_images": len(data.test), "retrain_epochs": n_epochs,
-                "dataset": cfg["data"]["dataset"]})
+    acc.update({"top1": test_acc, "top1_integer": int_acc, "split": "test", "test_images": len(data.test),
+                "retrain_epochs": n_epochs, "dataset": cfg["data"]["dataset"]})
     doc.accuracy = acc
     for e, w in zip(doc.network.layers, weights_info["layers"]):
         e.weights = w["weights"]
         e.scales = w["scales"]
     artifact.write_accel(run / ACCEL, doc)
+    (run / RETRAIN_CKPT).unlink(missing_ok=True)
     return {"test_acc": test_acc, "integer_test_acc": int_acc, "epochs": n_epochs, "seconds": secs,
             "weights": str(run / "weights")}
+
+
+def _write_log(run: Path, log: list) -> None:
+    from jaq.io import atomic_write_text
+    atomic_write_text(run / "retrain_metrics.jsonl", "".join(json.dumps(x) + "\n" for x in log))
 
 
 @torch.no_grad()
@@ -168,6 +244,7 @@ def evaluate_integer(inet, src) -> float:
     """Test accuracy of the integer network (what the accelerator + host compute)."""
     c = n = 0
     for x, y in src.batches(256, shuffle=False):
+        x, y = x.cpu().contiguous(), y.cpu()
         c += int((inet(x.to(torch.float64)).argmax(1) == y).sum())
         n += len(y)
     return c / max(1, n)
