@@ -7,16 +7,18 @@ import pytest
 from jaq.cli import main
 from rtl_gen import isa
 
+#: A complete hand-off file (jaq.accel_json, "Required hardware fields"): every accelerator field and each layer's
+#: kernel, stride and bits spelled out.
 SPEC = {
     "schema_version": "jaq.accel/1",
     "network": {"name": "tiny", "input_shape": [2, 6, 6], "layers": [
-        {"name": "c0", "kind": "conv", "in_ch": 2, "out_ch": 4, "out_h": 4, "out_w": 4, "kernel": 3,
+        {"name": "c0", "kind": "conv", "in_ch": 2, "out_ch": 4, "out_h": 4, "out_w": 4, "kernel": 3, "stride": 1,
          "act_bits": 8, "wgt_bits": 4, "tiling": {"t_ic": 2, "t_oc": 4, "t_oh": 2, "t_ow": 4}},
-        {"name": "p1", "kind": "pointwise", "in_ch": 4, "out_ch": 6, "out_h": 4, "out_w": 4, "act_bits": 2,
-         "wgt_bits": 2},
+        {"name": "p1", "kind": "pointwise", "in_ch": 4, "out_ch": 6, "out_h": 4, "out_w": 4, "kernel": 1,
+         "stride": 1, "act_bits": 2, "wgt_bits": 2},
     ]},
     "accelerator": {"pe_x": 3, "pe_y": 3, "act_buf_kb": 64, "wgt_buf_kb": 64, "out_buf_kb": 64, "dataflow": "OS",
-                    "loop_order": ["B", "OC", "OH", "OW", "IC"], "dram_bits_per_cycle": 64,
+                    "loop_order": ["B", "OC", "OH", "OW", "IC"], "clock_mhz": 500.0, "dram_bits_per_cycle": 64,
                     "dram_latency_cycles": 4},
 }
 
@@ -64,10 +66,19 @@ def test_simulator_reads_build_dir(build):
     assert b.toplevel == "jaq_accel" and len(b.programs) == 2 and b.accel.dataflow == "OS"
 
 
+def _without(d, key):
+    return {k: v for k, v in d.items() if k != key}
+
+
 @pytest.mark.parametrize("patch,field", [
     ({"accelerator": {**SPEC["accelerator"], "pe_x": 2}}, "pe_x"),
     ({"accelerator": {**SPEC["accelerator"], "dataflow": "XY"}}, "dataflow"),
     ({"accelerator": None}, "accelerator"),
+    # a hand-off file defaults no hardware field
+    ({"accelerator": _without(SPEC["accelerator"], "clock_mhz")}, "accelerator.clock_mhz"),
+    ({"network": {**SPEC["network"], "layers": [SPEC["network"]["layers"][0],
+                                                 _without(SPEC["network"]["layers"][1], "stride")]}},
+     "layers[1].stride"),
 ])
 def test_invalid_inputs_are_one_line_errors(tmp_path, capsys, patch, field):
     spec = {**SPEC, **patch}
@@ -78,6 +89,19 @@ def test_invalid_inputs_are_one_line_errors(tmp_path, capsys, patch, field):
     assert main(["emit-rtl", str(src), "-o", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and field in err
+
+
+def test_rerun_into_a_build_needs_force(build, capsys):
+    """A second emit-rtl into an earlier build is refused (one line naming --force) and leaves it as it was;
+    with --force it replaces the build."""
+    src = build.parent / "accel.json"
+    manifest = (build / "manifest.json").read_text()
+    assert main(["emit-rtl", str(src), "-o", str(build)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--force" in err and "not empty" in err
+    assert (build / "manifest.json").read_text() == manifest
+    assert main(["emit-rtl", str(src), "-o", str(build), "--force"]) == 0
+    assert (build / "manifest.json").is_file() and (build / "rtl/jaq_accel.v").is_file()
 
 
 def test_missing_file(tmp_path, capsys):
