@@ -28,7 +28,8 @@ def ir_field(ir, op: str, name: str):
 
 class Controller(wiring.Component):
     """Instruction fetch/issue FSM. Ports: instruction stream, ``ir`` (the latched instruction), ``opcode``,
-    layer registers (``k, s, a_mode, w_mode, act_signed, rs_r, rs_q``), unit handshakes (``dma_start``,
+    layer registers (``k, s, a_mode, w_mode, act_signed, rs_r, rs_q`` and the output unit's ``shift, relu, o_mode,
+    o_signed``), unit handshakes (``dma_start``,
     ``dma_last``, ``eng_start``, ``eng_last``), ``busy``, ``done``, ``cnt_cycles``."""
 
     def __init__(self, p: HWParams):
@@ -37,7 +38,7 @@ class Controller(wiring.Component):
             "instr_valid": In(1), "instr_ready": Out(1), "instr_data": In(isa.INSTR_BITS),
             "ir": Out(isa.INSTR_BITS), "opcode": Out(isa.OPCODE_BITS),
             "k": Out(p.kbits), "s": Out(p.sbits), "a_mode": Out(2), "w_mode": Out(2), "act_signed": Out(1),
-            "rs_r": Out(7), "rs_q": Out(7),
+            "rs_r": Out(7), "rs_q": Out(7), "shift": Out(6), "relu": Out(1), "o_mode": Out(2), "o_signed": Out(1),
             "dma_start": Out(1), "dma_last": In(1), "eng_start": Out(1), "eng_last": In(1),
             "busy": Out(1), "done": Out(1), "cnt_cycles": Out(CNT_BITS),
         })
@@ -64,11 +65,15 @@ class Controller(wiring.Component):
                                          self.w_mode.eq(ir_field(d, "SET_LAYER", "w_mode")),
                                          self.act_signed.eq(ir_field(d, "SET_LAYER", "act_signed")),
                                          self.rs_r.eq(ir_field(d, "SET_LAYER", "rs_r")),
-                                         self.rs_q.eq(ir_field(d, "SET_LAYER", "rs_q"))]
+                                         self.rs_q.eq(ir_field(d, "SET_LAYER", "rs_q")),
+                                         self.shift.eq(ir_field(d, "SET_LAYER", "shift")),
+                                         self.relu.eq(ir_field(d, "SET_LAYER", "relu")),
+                                         self.o_mode.eq(ir_field(d, "SET_LAYER", "o_mode")),
+                                         self.o_signed.eq(ir_field(d, "SET_LAYER", "o_signed"))]
                         with m.Case(isa.OPCODES["END"]):
                             m.d.sync += [self.done.eq(1), started.eq(0)]
                         with m.Case(isa.OPCODES["LOAD_ACT"], isa.OPCODES["LOAD_WGT"], isa.OPCODES["LOAD_PSUM"],
-                                    isa.OPCODES["STORE_OUT"]):
+                                    isa.OPCODES["LOAD_SCALE"], isa.OPCODES["STORE_OUT"]):
                             m.d.comb += self.dma_start.eq(1)
                             m.next = "DMA"
                         with m.Case(isa.OPCODES["COMPUTE"]):

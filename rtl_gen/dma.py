@@ -11,40 +11,57 @@ Timing (docs/execution-model.md section 5), instruction issued in cycle ``c0`` (
 * loads: request ``k`` is presented in cycle ``c0+1+k`` (one per cycle while ``rd_req_ready``); response ``k``
   arrives ``L`` cycles after its handshake and is written to buffer line ``k`` in that cycle; ``last`` is high in
   the cycle of the final response, so the body is ``L + beats`` cycles when the memory never stalls;
-* stores: line ``k`` is read from the OBUF in cycle ``c0+1+k`` and offered on ``wr_*`` in the next cycle; ``last``
-  is high in the cycle of the final write handshake: body ``beats + 1``.
+* partial stores: line ``k`` is read from the OBUF in cycle ``c0+1+k`` and offered on ``wr_*`` (psum tensor) in
+  the next cycle; ``last`` is high in the cycle of the final write handshake: body ``beats + 1``;
+* final stores (``final``, section 7.1): line ``k`` and scale chunk ``k mod ceil(m'/E_o)`` are read in cycle
+  ``c0+1+k``, enter the output unit the next cycle, leave it ``OUTPUT_UNIT_LATENCY`` later and are packed
+  ``32/out_bits`` lines to a beat (a run's last beat may hold fewer); a completed beat is offered on ``wr_*``
+  (out tensor) in the next cycle: body ``lines + 1 + OUTPUT_UNIT_LATENCY + STORE_PACK_LATENCY``.
 
-``rd_req_valid`` and ``wr_valid`` are registered (they never depend combinationally on the ready inputs).
-Requires ``L >= 1``.
+``rd_req_valid`` and ``wr_valid`` are registered (they never depend combinationally on the ready inputs). A
+store's pipeline advances only when the write register is free or being taken (``~wr_valid | wr_ready``), so
+backpressure stalls it as a whole. Requires ``L >= 1``.
 """
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from jaq.hw.timing import OUTPUT_UNIT_LATENCY
 from rtl_gen.buffers import CNT_BITS
+from rtl_gen.output_unit import OutputUnit
+from rtl_gen.protocol import TENSOR_ID_BITS, TENSOR_OUT, TENSOR_PSUM
 
 
 
 class DMA(wiring.Component):
-    """Ports: ``start``, ``is_store``, ``tensor`` (0 act, 1 wgt, 2 psum), ``elems`` (E of this transfer),
-    descriptor fields; off-chip ``rd_req_*``, ``rd_resp_*``, ``wr_*``; buffer side ``line`` (line index),
-    ``line_data`` (W bits, a response), ``line_wr_en`` (write a response line), ``lr_line``/``lr_en``/``lr_data``
-    (OBUF line read for stores); ``busy``, ``last``; counters ``cnt_rd_beats``, ``cnt_wr_beats``."""
+    """Ports: ``start``, ``is_store``, ``final`` (a final store), ``tensor`` (read tensor id, rtl_gen.protocol),
+    ``elems`` (E of this transfer; ``W/32`` for stores), descriptor fields; off-chip ``rd_req_*``, ``rd_resp_*``,
+    ``wr_*`` (``wr_tensor``: psum or out); buffer side ``line`` (line index), ``line_data`` (W bits, a response),
+    ``line_wr_en`` (write a response line), ``lr_line``/``lr_en``/``lr_data`` (OBUF line read for stores);
+    output unit: layer constants ``o_mode`` (0/1/2/3: 2/4/8/32 output bits), ``shift``, ``relu``, ``lo``/``hi``,
+    scale memories ``sc_line``/``sc_en`` (read the chunk of the line being read) and ``sc_mult``/``sc_bias_lo``/
+    ``sc_bias_hi`` (W bits each, the cycle after); ``busy``, ``last``; counters ``cnt_rd_beats``,
+    ``cnt_wr_beats``."""
 
-    def __init__(self, W: int, line_bits: int, count_bits: int = 8):
+    def __init__(self, W: int, line_bits: int, count_bits: int = 8, scale_line_bits: int = 1):
         self.W = W
+        self.lanes = W // 32
         self.count_bits = count_bits
         super().__init__({
-            "start": In(1), "is_store": In(1), "tensor": In(2), "elems": In(count_bits + 1),
+            "start": In(1), "is_store": In(1), "final": In(1), "tensor": In(TENSOR_ID_BITS),
+            "elems": In(count_bits + 1),
             "base": In(32), "n_outer": In(16), "ostride": In(32), "n_inner": In(16), "istride": In(32),
             "run_len": In(16),
-            "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_tensor": Out(2), "rd_req_addr": Out(32),
-            "rd_req_count": Out(count_bits), "rd_resp_valid": In(1), "rd_resp_data": In(W),
-            "wr_valid": Out(1), "wr_ready": In(1), "wr_addr": Out(32), "wr_count": Out(count_bits),
-            "wr_data": Out(W),
+            "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_tensor": Out(TENSOR_ID_BITS),
+            "rd_req_addr": Out(32), "rd_req_count": Out(count_bits), "rd_resp_valid": In(1), "rd_resp_data": In(W),
+            "wr_valid": Out(1), "wr_ready": In(1), "wr_tensor": Out(TENSOR_ID_BITS), "wr_addr": Out(32),
+            "wr_count": Out(count_bits), "wr_data": Out(W),
             "line": Out(line_bits), "line_data": Out(W), "line_wr_en": Out(1),
             "lr_line": Out(line_bits), "lr_en": Out(1), "lr_data": In(W),
+            "o_mode": In(2), "shift": In(6), "relu": In(1), "lo": In(32), "hi": In(32),
+            "sc_line": Out(scale_line_bits), "sc_en": Out(1),
+            "sc_mult": In(W), "sc_bias_lo": In(W), "sc_bias_hi": In(W),
             "busy": Out(1), "last": Out(1),
             "cnt_rd_beats": Out(CNT_BITS), "cnt_wr_beats": Out(CNT_BITS),
         })
@@ -68,13 +85,14 @@ class DMA(wiring.Component):
         run_last = e + self.elems >= self.run_len
         i_last = i + 1 >= self.n_inner
         o_last = o + 1 >= self.n_outer
+        jr = Signal(16)          # index of the current beat (store: OBUF line) within its run
         with m.If(self.start):
-            m.d.sync += [active.eq(1), o.eq(0), i.eq(0), e.eq(0), row_addr.eq(0), run_addr.eq(0)]
+            m.d.sync += [active.eq(1), o.eq(0), i.eq(0), e.eq(0), jr.eq(0), row_addr.eq(0), run_addr.eq(0)]
         with m.Elif(adv):
             with m.If(~run_last):
-                m.d.sync += e.eq(e + self.elems)
+                m.d.sync += [e.eq(e + self.elems), jr.eq(jr + 1)]
             with m.Else():
-                m.d.sync += e.eq(0)
+                m.d.sync += [e.eq(0), jr.eq(0)]
                 with m.If(~i_last):
                     m.d.sync += [i.eq(i + 1), run_addr.eq(run_addr + self.istride)]
                 with m.Else():
@@ -85,9 +103,10 @@ class DMA(wiring.Component):
                         m.d.sync += active.eq(0)
 
         is_load = Signal()
+        is_final = Signal()
         running = Signal()       # body in progress
         with m.If(self.start):
-            m.d.sync += [running.eq(1), is_load.eq(~self.is_store)]
+            m.d.sync += [running.eq(1), is_load.eq(~self.is_store), is_final.eq(self.is_store & self.final)]
         m.d.comb += self.busy.eq(running)
 
         # ---- loads ----
@@ -110,27 +129,35 @@ class DMA(wiring.Component):
         m.d.comb += load_last.eq(resp & ~active & (resp_cnt + 1 == req_cnt))
         m.d.comb += [self.line.eq(resp_cnt), self.line_data.eq(self.rd_resp_data), self.line_wr_en.eq(resp)]
 
-        # ---- stores: stage A reads a line, stage B offers it on wr_* ----
+        # ---- stores: stage A reads a line (and its scale chunk), stage B holds the data ----
         b_valid = Signal()
         b_addr = Signal(32)
         b_count = Signal(self.count_bits)
+        b_run_last = Signal()
         line_cnt = Signal(32)
         st = Signal()
         m.d.comb += st.eq(running & ~is_load)
-        wr_fire = Signal()
-        m.d.comb += [self.wr_valid.eq(st & b_valid), self.wr_addr.eq(b_addr), self.wr_count.eq(b_count),
-                     self.wr_data.eq(self.lr_data), wr_fire.eq(self.wr_valid & self.wr_ready)]
-        st_adv = Signal()
-        m.d.comb += st_adv.eq(st & (~b_valid | self.wr_ready))
-        m.d.comb += [self.lr_line.eq(line_cnt), self.lr_en.eq(st_adv & active)]
+        st_adv = Signal()        # the store pipeline advances: the write register is free or being taken
+        m.d.comb += st_adv.eq(st & (~self.wr_valid | self.wr_ready))
+        m.d.comb += [self.lr_line.eq(line_cnt), self.lr_en.eq(st_adv & active),
+                     self.sc_line.eq(jr), self.sc_en.eq(st_adv & active & is_final)]
         with m.If(self.start):
             m.d.sync += [b_valid.eq(0), line_cnt.eq(0)]
         with m.Elif(st_adv):
-            m.d.sync += [b_valid.eq(active), b_addr.eq(cur_addr), b_count.eq(cur_count)]
+            m.d.sync += [b_valid.eq(active), b_addr.eq(cur_addr), b_count.eq(cur_count), b_run_last.eq(run_last)]
             with m.If(active):
                 m.d.sync += line_cnt.eq(line_cnt + 1)
+        f = self._final_path(m, st_adv, st & is_final, b_valid, (b_addr, b_count, b_run_last), self.start)
+        # partial stores offer stage B itself; final stores the packed beat register
+        m.d.comb += [self.wr_valid.eq(st & Mux(is_final, f["valid"], b_valid)),
+                     self.wr_addr.eq(Mux(is_final, f["addr"], b_addr)),
+                     self.wr_count.eq(Mux(is_final, f["count"], b_count)),
+                     self.wr_data.eq(Mux(is_final, f["data"], self.lr_data)),
+                     self.wr_tensor.eq(Mux(is_final, TENSOR_OUT, TENSOR_PSUM))]
+        wr_fire = Signal()
+        m.d.comb += wr_fire.eq(self.wr_valid & self.wr_ready)
         store_last = Signal()
-        m.d.comb += store_last.eq(wr_fire & ~active)
+        m.d.comb += store_last.eq(wr_fire & ~active & Mux(is_final, f["drained"], 1))
 
         m.d.comb += adv.eq(Mux(is_load, req_fire, st_adv & active))
         m.d.comb += self.last.eq(load_last | store_last)
@@ -139,3 +166,73 @@ class DMA(wiring.Component):
         m.d.sync += [self.cnt_rd_beats.eq(self.cnt_rd_beats + req_fire),
                      self.cnt_wr_beats.eq(self.cnt_wr_beats + wr_fire)]
         return m
+
+    def _final_path(self, m: Module, en, final_st, b_valid, meta, start) -> dict:
+        """Output unit + packer of final stores. Stage B's line (``b_valid``, ``lr_data``, the scale chunk, its
+        ``meta`` = (address, count, run_last)) enters the unit when ``en``; results are packed ``32/out_bits``
+        lines to a beat into the write register. Returns the register's ``valid/addr/count/data`` and
+        ``drained`` (no line in flight and no partial beat: the register holds the store's last beat)."""
+        E = self.lanes
+        m.submodules.out_unit = ou = OutputUnit(E)
+        m.d.comb += [ou.en.eq(en), ou.in_valid.eq(b_valid & final_st), ou.shift.eq(self.shift),
+                     ou.relu.eq(self.relu), ou.lo.eq(self.lo), ou.hi.eq(self.hi), ou.res_mult.eq(0), ou.pool.eq(0)]
+        for i in range(E):
+            m.d.comb += [ou.acc[i].eq(self.lr_data.word_select(i, 32)), ou.mult[i].eq(self.sc_mult.word_select(i, 32)),
+                         ou.bias[i].eq(Cat(self.sc_bias_lo.word_select(i, 32), self.sc_bias_hi.word_select(i, 32))),
+                         ou.res[i].eq(0)]
+        delayed = meta
+        for k in range(OUTPUT_UNIT_LATENCY):  # the line's address, count and run end travel beside the unit
+            regs = tuple(Signal.like(x, name=f"ou_meta{k}_{j}") for j, x in enumerate(meta))
+            with m.If(en):
+                m.d.sync += [r.eq(x) for r, x in zip(regs, delayed)]
+            delayed = regs
+        addr, count, run_last = delayed
+        take = Signal()
+        m.d.comb += take.eq(ou.out_valid & en)
+        return self._packer(m, ou, take, addr, count, run_last, final_st, b_valid, en, start)
+
+    def _packer(self, m: Module, ou, take, addr, count, run_last, final_st, b_valid, en, start) -> dict:
+        """Packs the unit's lanes at ``out_bits`` (lane i of slot s at bits ``[(s*E + i)*b, +b)``); a beat is
+        complete after ``32/b`` lines or at a run's last line."""
+        E, W = self.lanes, self.W
+        slot = Signal(5)
+        pk = Signal(W, name="pack_data")   # the beat being filled
+        nd = Signal(W)           # the beat with this line's lanes in place
+        m.d.comb += nd.eq(Mux(slot == 0, 0, pk))
+        slots_of = {0: 16, 1: 8, 2: 4, 3: 1}
+        with m.Switch(self.o_mode):
+            for mode, n_slots in slots_of.items():
+                b = 32 // n_slots
+                with m.Case(mode):
+                    contrib = Cat(*(ou.out[i][:b] for i in range(E)))
+                    with m.Switch(slot):
+                        for s in range(n_slots):
+                            with m.Case(s):
+                                m.d.comb += nd[s * E * b:(s + 1) * E * b].eq(contrib)
+        last_slot = Signal()
+        m.d.comb += last_slot.eq(Mux(self.o_mode == 0, slot == 15, Mux(self.o_mode == 1, slot == 7,
+                                                                       Mux(self.o_mode == 2, slot == 3, 1))))
+        complete = Signal()
+        m.d.comb += complete.eq(take & (last_slot | run_last))
+        g_addr, g_count = Signal(32), Signal(self.count_bits)
+        n_addr, n_count = Signal(32), Signal(self.count_bits)
+        m.d.comb += [n_addr.eq(Mux(slot == 0, addr, g_addr)), n_count.eq(Mux(slot == 0, 0, g_count) + count)]
+        f_valid, f_addr, f_count, f_data = Signal(), Signal(32), Signal(self.count_bits), Signal(W)
+        inflight = Signal(range(OUTPUT_UNIT_LATENCY + 3))
+        read = Signal()
+        m.d.comb += read.eq(en & final_st & b_valid)   # a line enters the unit
+        with m.If(start):
+            m.d.sync += [slot.eq(0), f_valid.eq(0), inflight.eq(0)]
+        with m.Else():
+            m.d.sync += inflight.eq(inflight + read - take)
+            with m.If(take):
+                m.d.sync += [pk.eq(nd), g_addr.eq(n_addr), g_count.eq(n_count),
+                             slot.eq(Mux(complete, 0, slot + 1))]
+            with m.If(complete):
+                m.d.sync += [f_valid.eq(1), f_addr.eq(n_addr), f_count.eq(n_count), f_data.eq(nd)]
+            with m.Elif(self.wr_valid & self.wr_ready):
+                m.d.sync += f_valid.eq(0)
+        drained = Signal()
+        m.d.comb += drained.eq((inflight == 0) & (slot == 0) & ~read & ~complete)
+        return {"valid": f_valid, "addr": f_addr, "count": f_count, "data": f_data, "drained": drained}
+

@@ -6,9 +6,11 @@ Unused high bits are zero. Field meanings:
 
 ``SET_LAYER``: ``k`` kernel side, ``s`` stride, ``a_mode``/``w_mode`` precision codes (0: 2, 1: 4, 2: 8 bits),
 ``act_signed``, RS constants ``rs_r = min(K, Y)`` kernel rows per pass and ``rs_q = max(1, Y // K)`` output
-channels side by side.
+channels side by side; the output unit's layer constants ``shift``, ``relu``, ``o_mode`` (0/1/2/3: 2/4/8/32
+output bits) and ``o_signed`` (docs/execution-model.md section 7).
 
-``LOAD_ACT`` / ``LOAD_WGT`` / ``LOAD_PSUM`` / ``STORE_OUT`` (DMA descriptor, element addresses of the tensor):
+``LOAD_ACT`` / ``LOAD_WGT`` / ``LOAD_PSUM`` / ``LOAD_SCALE`` / ``STORE_OUT`` (DMA descriptor, element addresses of
+the tensor; ``STORE_OUT`` adds ``final``: through the output unit to the out tensor):
 runs ``run(o, i) = base + o*ostride + i*istride`` for ``o < n_outer``, ``i < n_inner`` (outer first), each
 ``run_len`` elements long, cut into beats of at most ``E_b = W/b`` elements; buffer lines are consecutive from
 line 0 (one beat = one line).
@@ -36,7 +38,7 @@ INSTR_BITS = 192
 OPCODE_BITS = 4
 
 OPCODES: dict[str, int] = {"SET_LAYER": 1, "LOAD_ACT": 2, "LOAD_WGT": 3, "LOAD_PSUM": 4, "STORE_OUT": 5,
-                           "COMPUTE": 6, "END": 7}
+                           "COMPUTE": 6, "END": 7, "LOAD_SCALE": 8}
 OPNAMES = {v: k for k, v in OPCODES.items()}
 
 _DMA = (("base", 32), ("n_outer", 16), ("ostride", 32), ("n_inner", 16), ("istride", 32), ("run_len", 16))
@@ -44,11 +46,12 @@ _DMA = (("base", 32), ("n_outer", 16), ("ostride", 32), ("n_inner", 16), ("istri
 #: Fields per opcode: (name, width in bits), packed from bit OPCODE_BITS upward in this order.
 FIELDS: dict[str, tuple[tuple[str, int], ...]] = {
     "SET_LAYER": (("k", 5), ("s", 5), ("a_mode", 2), ("w_mode", 2), ("act_signed", 1), ("rs_r", 7),
-                  ("rs_q", 7)),
+                  ("rs_q", 7), ("shift", 6), ("relu", 1), ("o_mode", 2), ("o_signed", 1)),
     "LOAD_ACT": _DMA,
     "LOAD_WGT": _DMA,
     "LOAD_PSUM": _DMA,
-    "STORE_OUT": _DMA,
+    "LOAD_SCALE": _DMA,
+    "STORE_OUT": _DMA + (("final", 1),),
     "COMPUTE": (("c", 11), ("m", 11), ("h", 11), ("w", 11), ("cv", 11), ("acc", 1), ("iw", 16), ("pa", 16),
                 ("pw", 16), ("po", 16), ("wm", 20), ("arow", 20)),
     "END": (),
@@ -139,13 +142,20 @@ def field_table_markdown() -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # From the compiler's program (jaq.hw.schedule) to instruction words
 # ---------------------------------------------------------------------------------------------------------------
+#: Output precision code of SET_LAYER's ``o_mode``: the operand codes plus 3 for 32-bit outputs.
+OUT_MODE_OF_BITS: dict[int, int] = {**MODE_OF_BITS, 32: 3}
+
+
 def set_layer_fields(kernel: int, stride: int, act_bits: int, wgt_bits: int, act_signed: bool,
-                     pe_y: int) -> dict[str, int]:
-    """SET_LAYER's fields: kernel, stride, precision codes (:data:`jaq.hw.packing.MODE_OF_BITS`) and the RS
-    geometry ``rs_r = min(K, Y)`` kernel rows per pass, ``rs_q`` replicas (:func:`jaq.hw.timing.rs_geometry`)."""
+                     pe_y: int, out_bits: int = 32, out_signed: bool = True, shift: int = 0,
+                     relu: bool = False) -> dict[str, int]:
+    """SET_LAYER's fields: kernel, stride, precision codes (:data:`jaq.hw.packing.MODE_OF_BITS`), the RS
+    geometry ``rs_r = min(K, Y)`` kernel rows per pass, ``rs_q`` replicas (:func:`jaq.hw.timing.rs_geometry`), and
+    the output unit's layer constants (:class:`jaq.hw.requant.Requant`)."""
     _, q, _ = T.rs_geometry(kernel, stride, pe_y)
     return dict(k=kernel, s=stride, a_mode=MODE_OF_BITS[act_bits], w_mode=MODE_OF_BITS[wgt_bits],
-                act_signed=int(act_signed), rs_r=min(kernel, pe_y), rs_q=q)
+                act_signed=int(act_signed), rs_r=min(kernel, pe_y), rs_q=q, shift=shift, relu=int(relu),
+                o_mode=OUT_MODE_OF_BITS[out_bits], o_signed=int(out_signed))
 
 
 def compute_fields(c: int, m: int, h: int, w: int, acc: bool, kernel: int, stride: int, act_bits: int,
@@ -161,22 +171,30 @@ def compute_fields(c: int, m: int, h: int, w: int, acc: bool, kernel: int, strid
                 pa=pa, pw=pw, po=po, wm=kernel * kernel * pw, arow=iw * pa)
 
 
-def encode_instruction(ins, layer, accel) -> int:
-    """Encode one :mod:`jaq.hw.schedule` instruction record for ``layer`` on ``accel``."""
+def encode_instruction(ins, layer, accel, requant=None) -> int:
+    """Encode one :mod:`jaq.hw.schedule` instruction record for ``layer`` on ``accel``; ``requant`` (a
+    :class:`jaq.hw.requant.Requant`, None for the identity) gives SET_LAYER's output-unit constants."""
     K, S = layer.kernel, layer.stride
     op = ins.op
     if op == "SET_LAYER":
+        shift, relu = (requant.shift, requant.relu) if requant is not None else (0, False)
         return encode("SET_LAYER", **set_layer_fields(K, S, layer.act_bits, layer.wgt_bits, layer.act_signed,
-                                                      accel.pe_y))
+                                                      accel.pe_y, layer.out_bits, layer.out_signed, shift, relu))
+    if op == "LOAD_SCALE":
+        return encode("LOAD_SCALE", base=ins.dram_base, n_outer=1, ostride=0, n_inner=1, istride=0,
+                      run_len=ins.run_len)
     if op == "LOAD_ACT":
         return encode("LOAD_ACT", base=ins.dram_base, n_outer=ins.ih, ostride=ins.row_stride, n_inner=ins.iw,
                       istride=ins.col_stride, run_len=ins.run_len)
     if op == "LOAD_WGT":
         return encode("LOAD_WGT", base=ins.dram_base, n_outer=1, ostride=0, n_inner=ins.n_runs,
                       istride=ins.run_stride, run_len=ins.run_len)
-    if op in ("LOAD_PSUM", "STORE_OUT"):
+    if op == "LOAD_PSUM":
         return encode(op, base=ins.dram_base, n_outer=ins.h, ostride=ins.row_stride, n_inner=ins.w,
                       istride=ins.col_stride, run_len=ins.run_len)
+    if op == "STORE_OUT":
+        return encode(op, base=ins.dram_base, n_outer=ins.h, ostride=ins.row_stride, n_inner=ins.w,
+                      istride=ins.col_stride, run_len=ins.run_len, final=int(ins.final))
     if op == "COMPUTE":
         f = compute_fields(ins.c, ins.m, ins.h, ins.w, ins.acc, K, S, layer.act_bits, layer.wgt_bits,
                            accel.dram_bits_per_cycle)
@@ -187,7 +205,12 @@ def encode_instruction(ins, layer, accel) -> int:
     raise JaqError(f"unknown instruction {op!r}", "op")
 
 
-def encode_program(program, accel=None) -> list[int]:
-    """Instruction words of a compiled :class:`jaq.hw.schedule.Program` (``accel`` defaults to the program's)."""
+def encode_program(program, accel=None, requant=None) -> list[int]:
+    """Instruction words of a compiled :class:`jaq.hw.schedule.Program` (``accel`` defaults to the program's;
+    ``requant``: the layer's output-unit constants, None for the identity unit)."""
     accel = accel or program.accel
-    return [encode_instruction(ins, program.layer, accel) for ins in program.instructions]
+    if requant is not None and (requant.out_bits, requant.out_signed) != (program.layer.out_bits,
+                                                                          program.layer.out_signed):
+        raise JaqError(f"the output unit writes {requant.out_bits}-bit outputs but the layer says out_bits="
+                       f"{program.layer.out_bits}", "requant.out_bits")
+    return [encode_instruction(ins, program.layer, accel, requant) for ins in program.instructions]

@@ -44,7 +44,7 @@ DATAPATH_BITS = 64
 def check_lanes(lanes: object) -> int:
     """``lanes`` as an int in 1..:data:`MAX_LANES`, else a one-line :class:`JaqError`."""
     if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= MAX_LANES:
-        raise JaqError(f"{lanes!r} lanes out of range 1..{MAX_LANES} (W/32 for a 32..512-bit bus)",
+        raise JaqError(f"{lanes!r} lanes out of range 1..{MAX_LANES} (W/32 for a 32..4096-bit bus)",
                        "output_unit.lanes")
     return lanes
 

@@ -20,6 +20,7 @@ from typing import Iterable
 
 from jaq.errors import JaqError
 from jaq.hw.records import Accelerator, Layer
+from jaq.hw.constants import SCALE_MEMORY_WORDS
 from jaq.hw.timing import buffer_lines
 
 from rtl_gen.fusion_unit import SUM_BITS
@@ -87,6 +88,11 @@ class HWParams:
     kbits: int = 5
     sbits: int = 5
     extra: dict = field(default_factory=dict)
+
+    @property
+    def scale_lines(self) -> int:
+        """Lines of each scale memory: one chunk of ``W/32`` channels of the largest out tile (2^10 channels)."""
+        return -(-SCALE_MEMORY_WORDS // self.EW)
 
     @property
     def act_abits(self) -> int:

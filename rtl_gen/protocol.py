@@ -5,9 +5,13 @@ No Amaranth here: the cocotb testbench (another process) and the cost-model side
 
 from __future__ import annotations
 
-#: Tensor ids on ``rd_req_tensor`` (docs/rtl.md): activations, weights, partial sums / outputs.
-TENSOR_ACT, TENSOR_WGT, TENSOR_PSUM = 0, 1, 2
-TENSOR_NAMES: dict[int, str] = {TENSOR_ACT: "act", TENSOR_WGT: "wgt", TENSOR_PSUM: "psum"}
+#: Tensor ids on ``rd_req_tensor`` / ``wr_tensor`` (docs/execution-model.md section 7.1): activations, weights,
+#: 32-bit partial sums, final outputs (at the layer's ``out_bits``), output-unit constants (32-bit words).
+TENSOR_ACT, TENSOR_WGT, TENSOR_PSUM, TENSOR_OUT, TENSOR_SCALE = 0, 1, 2, 3, 4
+TENSOR_NAMES: dict[int, str] = {TENSOR_ACT: "act", TENSOR_WGT: "wgt", TENSOR_PSUM: "psum", TENSOR_OUT: "out",
+                                TENSOR_SCALE: "scale"}
+#: Width of the tensor-id ports.
+TENSOR_ID_BITS = 3
 
 #: Counter port -> :func:`jaq.hw.schedule.walk` counter name, in report order. Units: cycles, FU-active cycles,
 #: vectors read (act/wgt), 32-bit words read/written (OBUF), W-bit lines written by the DMA, W-bit beats.

@@ -15,7 +15,7 @@ import dataclasses
 import re
 from typing import Sequence
 
-from amaranth import Module, Mux, Signal
+from amaranth import Const, Module, Mux, Signal
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -28,7 +28,9 @@ from rtl_gen.dma import DMA
 from rtl_gen.fusion_unit import FusionCore
 from rtl_gen.params import HWParams, MaxLayer, clog2, derive
 from rtl_gen.pe_array import COLUMN_MODULE, FU_MODULE, PEColumn
-from rtl_gen.protocol import COUNTER_WALK_NAMES, COUNTERS, TENSOR_ACT, TENSOR_PSUM, TENSOR_WGT  # noqa: F401
+from rtl_gen.protocol import (COUNTER_WALK_NAMES, COUNTERS, TENSOR_ACT, TENSOR_ID_BITS, TENSOR_PSUM,  # noqa: F401
+                              TENSOR_SCALE, TENSOR_WGT)
+from rtl_gen.scale_memory import ScaleMemory
 from rtl_gen.sequencer import ComputeEngine
 
 
@@ -51,9 +53,10 @@ class JaqAccelerator(wiring.Component):
         cb = count_bits(W)
         sig = {
             "instr_valid": In(1), "instr_ready": Out(1), "instr_data": In(isa.INSTR_BITS),
-            "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_tensor": Out(2), "rd_req_addr": Out(32),
-            "rd_req_count": Out(cb), "rd_resp_valid": In(1), "rd_resp_data": In(W),
-            "wr_valid": Out(1), "wr_ready": In(1), "wr_addr": Out(32), "wr_count": Out(cb), "wr_data": Out(W),
+            "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_tensor": Out(TENSOR_ID_BITS),
+            "rd_req_addr": Out(32), "rd_req_count": Out(cb), "rd_resp_valid": In(1), "rd_resp_data": In(W),
+            "wr_valid": Out(1), "wr_ready": In(1), "wr_tensor": Out(TENSOR_ID_BITS), "wr_addr": Out(32),
+            "wr_count": Out(cb), "wr_data": Out(W),
             "busy": Out(1), "done": Out(1),
         }
         sig.update({n: Out(CNT_BITS) for n in COUNTERS})
@@ -64,14 +67,16 @@ class JaqAccelerator(wiring.Component):
         p = self.p
         W = p.W
         m.submodules.ctl = ctl = Controller(p)
-        m.submodules.dma = dma = DMA(W, clog2(max(p.act_lines, p.wgt_lines, p.out_lines)), count_bits(W))
+        m.submodules.dma = dma = DMA(W, clog2(max(p.act_lines, p.wgt_lines, p.out_lines)), count_bits(W),
+                                     clog2(p.scale_lines))
         m.submodules.eng = eng = ComputeEngine(p)
         self.engine = eng
         bb = p.extra.get("blackbox", False)
         m.submodules.abuf = ab = VectorBuffer(p.act_lines, W, p.n_act_ports, blackbox=bb, module_name="jaq_sram_act")
         m.submodules.wbuf = wb = VectorBuffer(p.wgt_lines, W, p.n_wgt_ports, blackbox=bb, module_name="jaq_sram_wgt")
         m.submodules.obuf = ob = OutBuffer(p.out_lines, W, p.n_out_ports, blackbox=bb, module_name="jaq_sram_out")
-        self.buffers = (ab, wb, ob)
+        m.submodules.sbuf = sb = ScaleMemory(p.scale_lines, W, blackbox=bb)
+        self.buffers = (ab, wb, ob, sb.mems[0])  # one RAM macro per module (the scale memories share theirs)
         ir = ctl.ir
         op = ctl.opcode
         OPC = isa.OPCODES
@@ -90,9 +95,12 @@ class JaqAccelerator(wiring.Component):
             with m.Default():
                 m.d.comb += elems.eq(W // 32)
         m.d.comb += [dma.start.eq(ctl.dma_start), dma.is_store.eq(op_in == OPC["STORE_OUT"]),
+                     dma.final.eq(ir_field(self.instr_data, "STORE_OUT", "final")),
                      dma.tensor.eq(Mux(op == OPC["LOAD_ACT"], TENSOR_ACT,
-                                       Mux(op == OPC["LOAD_WGT"], TENSOR_WGT, TENSOR_PSUM))),
+                                       Mux(op == OPC["LOAD_WGT"], TENSOR_WGT,
+                                           Mux(op == OPC["LOAD_SCALE"], TENSOR_SCALE, TENSOR_PSUM)))),
                      dma.elems.eq(elems), ctl.dma_last.eq(dma.last)]
+        self._output_unit_wiring(m, ctl, dma, sb, op)
         for f in _DMA_FIELDS:
             m.d.comb += getattr(dma, f).eq(ir_field(ir, "LOAD_ACT", f))
         m.d.comb += [self.rd_req_valid.eq(dma.rd_req_valid), dma.rd_req_ready.eq(self.rd_req_ready),
@@ -100,6 +108,7 @@ class JaqAccelerator(wiring.Component):
                      self.rd_req_count.eq(dma.rd_req_count), dma.rd_resp_valid.eq(self.rd_resp_valid),
                      dma.rd_resp_data.eq(self.rd_resp_data),
                      self.wr_valid.eq(dma.wr_valid), dma.wr_ready.eq(self.wr_ready), self.wr_addr.eq(dma.wr_addr),
+                     self.wr_tensor.eq(dma.wr_tensor),
                      self.wr_count.eq(dma.wr_count), self.wr_data.eq(dma.wr_data)]
         # buffers <- DMA
         for buf, code in ((ab, OPC["LOAD_ACT"]), (wb, OPC["LOAD_WGT"]), (ob, OPC["LOAD_PSUM"])):
@@ -129,6 +138,35 @@ class JaqAccelerator(wiring.Component):
                      self.cnt_wgt_wr.eq(wb.cnt_line_wr), self.cnt_dram_rd_beats.eq(dma.cnt_rd_beats),
                      self.cnt_dram_wr_beats.eq(dma.cnt_wr_beats)]
         return m
+
+    @staticmethod
+    def _output_unit_wiring(m: Module, ctl, dma, sb, op) -> None:
+        """Scale memories <- LOAD_SCALE responses, -> the DMA's final-store path; the unit's layer constants."""
+        OPC = isa.OPCODES
+        lo, hi = saturation_bounds(ctl.o_mode, ctl.o_signed, ctl.relu)
+        m.d.comb += [sb.start.eq(ctl.dma_start & (ctl.instr_data[:isa.OPCODE_BITS] == OPC["LOAD_SCALE"])),
+                     sb.wr_data.eq(dma.line_data), sb.wr_en.eq(dma.line_wr_en & (op == OPC["LOAD_SCALE"])),
+                     sb.rd_line.eq(dma.sc_line), sb.rd_en.eq(dma.sc_en),
+                     dma.sc_mult.eq(sb.mult), dma.sc_bias_lo.eq(sb.bias_lo), dma.sc_bias_hi.eq(sb.bias_hi),
+                     dma.o_mode.eq(ctl.o_mode), dma.shift.eq(ctl.shift), dma.relu.eq(ctl.relu),
+                     dma.lo.eq(lo), dma.hi.eq(hi)]
+
+
+def saturation_bounds(o_mode, o_signed, relu) -> tuple:
+    """The output unit's ``lo``/``hi`` (32-bit two's complement values) from SET_LAYER's constants, as
+    :func:`jaq.hw.requant.saturation_range` defines them."""
+    def bound(bits: int, signed_: bool, relu_: bool) -> tuple[int, int]:
+        from jaq.hw.requant import saturation_range
+        lo, hi = saturation_range(bits, signed_, relu_)
+        return lo & 0xFFFFFFFF, hi & 0xFFFFFFFF
+
+    table = {(mode, s, r): bound(2 << mode if mode < 3 else 32, bool(s), bool(r))
+             for mode in range(4) for s in (0, 1) for r in (0, 1)}
+    lo_v, hi_v = Const(0, 32), Const(0, 32)
+    for (mode, s, r), (l, h) in table.items():
+        hit = (o_mode == mode) & (o_signed == s) & (relu == r)
+        lo_v, hi_v = Mux(hit, l, lo_v), Mux(hit, h, hi_v)
+    return lo_v, hi_v
 
 
 _ZERO_INIT = re.compile(r"^ *initial begin\n(?: *\\?[\w$.]+ ?\[\d+\] = \d+'[dh]0;\n)+ *end\n", re.M)

@@ -28,14 +28,15 @@ import numpy as np
 from jaq.errors import JaqError
 from jaq.hw.records import Accelerator, Layer, Tiling
 from rtl_gen.protocol import COUNTER_WALK_NAMES, COUNTERS
-from sim.memory_image import build_image, extract_output, mismatch_summary
+from sim.memory_image import build_image, extract_output, final_image, mismatch_summary, scale_image
 from sim.reference import LayerData, random_layer_data
 from sim.verilator import SimBuild, ensure_importable, run_cocotb, verilator_build
 
 #: RTL counter port -> golden walk counter (jaq.hw.schedule.COUNTERS); the one table is rtl_gen.protocol's.
 COUNTER_MAP: dict[str, str] = COUNTER_WALK_NAMES
 #: Testbench memory-monitor counts -> walk counters (independent of the RTL's own counters).
-MONITOR_MAP: dict[str, str] = {"act": "act_load_beats", "wgt": "wgt_load_beats", "psum": "psum_load_beats"}
+MONITOR_MAP: dict[str, str] = {"act": "act_load_beats", "wgt": "wgt_load_beats", "psum": "psum_load_beats",
+                               "scale": "scale_load_beats"}
 TOPLEVEL = "jaq_accel"
 
 
@@ -47,6 +48,9 @@ class LayerCase:
     tiling: Tiling
     data: LayerData | None = None
     name: str = ""
+    #: the output unit's constants (jaq.hw.requant.Requant); None: the identity for 32-bit outputs, random
+    #: constants (sim.reference.random_requant) for narrower ones
+    requant: Any = None
 
 
 @dataclass
@@ -131,17 +135,31 @@ def accel_verilog(accel: Accelerator, layers: Sequence[Layer] = ()) -> dict[str,
     return {f"{TOPLEVEL}.v": rtl_top.verilog_for(accel, layers=list(layers), name=TOPLEVEL)}
 
 
-def encode_program(program, accel: Accelerator) -> list[int]:
-    """Instruction words of a compiled :class:`jaq.hw.schedule.Program` (rtl_gen.isa is the encoding)."""
+def encode_program(program, accel: Accelerator, requant=None) -> list[int]:
+    """Instruction words of a compiled :class:`jaq.hw.schedule.Program` (rtl_gen.isa is the encoding); ``requant``
+    gives SET_LAYER's output-unit constants (None: the identity unit)."""
     from rtl_gen import isa
 
-    return [int(w) for w in isa.encode_program(program, accel)]
+    return [int(w) for w in isa.encode_program(program, accel, requant)]
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Comparison
 # ------------------------------------------------------------------------------------------------------------
-def _compare(case: LayerCase, data: LayerData, res, walk_c: dict, model_cost, stall: bool) -> LayerReport:
+def case_requant(case: LayerCase, seed: int = 0):
+    """The output-unit constants a case runs with (see :class:`LayerCase`)."""
+    from jaq.hw.requant import Requant
+    from sim.reference import random_requant
+
+    if case.requant is not None:
+        return case.requant
+    if case.layer.out_bits == 32:
+        return Requant.identity(case.layer.out_ch)
+    return random_requant(case.layer, seed)
+
+
+def _compare(case: LayerCase, data: LayerData, expected_final: np.ndarray, res, walk_c: dict, model_cost,
+             stall: bool) -> LayerReport:
     from testbench.env import TbResult  # noqa: F401  (type only)
 
     rtl = res.counters
@@ -164,12 +182,12 @@ def _compare(case: LayerCase, data: LayerData, res, walk_c: dict, model_cost, st
         if k in walk_c and int(round(v)) != walk_c[k]:
             model_diffs[k] = [int(round(v)), walk_c[k]]
     errors = list(res.mem.get("violations", []))
-    bit_exact = res.finished and int(np.count_nonzero(res.mem_out != data.y.reshape(-1))) == 0
-    mism = int(np.count_nonzero(res.mem_out != data.y.reshape(-1)))
+    mism = int(np.count_nonzero(res.mem_out != expected_final))
+    bit_exact = res.finished and mism == 0
     return LayerReport(
         name=case.name or case.layer.name or case.layer.kind, layer=case.layer.to_dict(),
         tiling=case.tiling.to_dict(), bit_exact=bit_exact, finished=res.finished, mismatches=mism,
-        first_mismatches=mismatch_summary(case.layer, res.mem_out, data.y.reshape(-1)) if mism else [],
+        first_mismatches=mismatch_summary(case.layer, res.mem_out, expected_final) if mism else [],
         counters_rtl=dict(rtl), counters_expected=expected, counter_diffs=diffs, monitor_beats=mon,
         monitor_ok=mon_ok, model_cycles=int(round(model_cost.cycles)), walk_cycles=int(walk_c["cycles"]),
         model_ok=not model_diffs, model_diffs=model_diffs, stall=stall, errors=errors)
@@ -279,17 +297,22 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
         prog = compile_layer(case.layer, accel, case.tiling)
         wc = walk(prog)
         mc = estimate_one(case.layer, accel, case.tiling)
-        words = list(programs[i]) if programs is not None else encode_program(prog, accel)
+        rq = case_requant(case, seed + 2000 + i)
+        words = list(programs[i]) if programs is not None else encode_program(prog, accel, rq)
         img = build_image(data, case.tiling, seed=seed + 1000 + i)
+        expected_final = np.asarray(rq.apply(data.y, channel_axis=-1), np.int64).reshape(-1)
         budget = (wc["cycles"] * (8 if stall else 2)) + 2000
         job = Job(mem_act=img.act, mem_wgt=img.wgt, mem_out=img.out, act_bits=case.layer.act_bits,
                   wgt_bits=case.layer.wgt_bits, act_signed=case.layer.act_signed,
                   width_bits=accel.dram_bits_per_cycle, latency=accel.dram_latency_cycles, program=words,
-                  expected_out=img.expected_out, stall=stall, seed=seed + 17 * i + 1, max_cycles=budget,
-                  counters=COUNTERS, name=case.name or f"layer{i}")
+                  expected_out=expected_final, stall=stall, seed=seed + 17 * i + 1, max_cycles=budget,
+                  counters=COUNTERS, name=case.name or f"layer{i}",
+                  mem_final=final_image(case.layer, rng=seed + 3000 + i),
+                  mem_scale=scale_image(rq, case.layer, case.tiling, accel.dram_bits_per_cycle),
+                  out_bits=case.layer.out_bits, out_signed=case.layer.out_signed)
         p = job.save(workdir / f"job{i:03d}.npz")
         job_paths.append(p)
-        prepared.append((case, data, wc, mc))
+        prepared.append((case, data, expected_final, wc, mc))
     jobs_file = workdir / "jobs.txt"
     jobs_file.write_text("".join(f"{p}\n" for p in job_paths))
     t1 = time.perf_counter()
@@ -302,7 +325,7 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
     log_file = r.log_file
     if crashed and tmp is not None:  # the temporary work directory goes away: keep the log
         log_file = keep_log(r.log_file, log_dir) or "(none: the simulator wrote no log)"
-    for (case, data, wc, mc), p in zip(prepared, job_paths):
+    for (case, data, expected_final, wc, mc), p in zip(prepared, job_paths):
         rp = result_path(p)
         if not rp.is_file():
             errors.append(f"{case.name or case.layer.kind}: no result (simulator crashed?); log: {log_file}")
@@ -310,7 +333,7 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
         res = TbResult.load(rp)
         sim_cycles += res.tb_cycles
         outputs.append(extract_output(case.layer, res.mem_out))
-        reports.append(_compare(case, data, res, wc, mc, stall))
+        reports.append(_compare(case, data, expected_final, res, wc, mc, stall))
     if r.tests == 0:
         errors.append(f"the simulator did not report results (log: {log_file}); log tail:\n{r.log_tail(20)}")
     wave_file = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jaq.errors import JaqError
+from jaq.hw.packing import value_range
 from jaq.hw.records import Layer, Tiling
 from sim.reference import LayerData
 
@@ -59,6 +60,23 @@ def out_image(layer: Layer, fill: str = "garbage", rng: np.random.Generator | in
     return rng.integers(-2**31, 2**31, size=n, dtype=np.int64)
 
 
+def final_image(layer: Layer, fill: str = "garbage", rng: np.random.Generator | int | None = 0) -> np.ndarray:
+    """Initial out tensor (``OH*OW*out_ch`` elements of ``out_bits``): random values of that width, or zeros."""
+    n = layer.out_h * layer.out_w * layer.out_ch
+    if fill == "zero":
+        return np.zeros(n, np.int64)
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    lo, hi = value_range(layer.out_bits, layer.out_signed)
+    return rng.integers(lo, hi + 1, size=n, dtype=np.int64)
+
+
+def scale_image(requant, layer: Layer, tiling: Tiling, bus_bits: int) -> np.ndarray:
+    """The output unit's constants as the compiler arranges them (:func:`jaq.hw.schedule.arrange_scales`)."""
+    from jaq.hw.schedule import arrange_scales
+
+    return arrange_scales(requant.mult, requant.bias, layer, tiling, bus_bits)
+
+
 def build_image(data: LayerData, tiling: Tiling, fill: str = "garbage", seed: int = 0) -> MemoryImage:
     """All regions of one layer for ``tiling`` (the weight arrangement depends on the tile sizes)."""
     layer = data.layer
@@ -85,5 +103,5 @@ def mismatch_summary(layer: Layer, got: np.ndarray, expected: np.ndarray, limit:
             for a, b, c in bad[:limit]]
 
 
-__all__ = ["MemoryImage", "act_image", "wgt_image", "out_image", "build_image", "extract_output",
-           "mismatch_summary"]
+__all__ = ["MemoryImage", "act_image", "wgt_image", "out_image", "final_image", "scale_image", "build_image",
+           "extract_output", "mismatch_summary"]

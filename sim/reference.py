@@ -129,4 +129,23 @@ def random_layer_data(layer: Layer, rng: np.random.Generator | int | None = 0, p
     return LayerData(layer, x, w, layer_reference(layer, x, w))
 
 
-__all__ = ["ACC_BITS", "wrap_acc", "conv_reference", "layer_reference", "LayerData", "random_layer_data"]
+def random_requant(layer: Layer, rng: np.random.Generator | int | None = 0):
+    """Random output-unit constants for ``layer`` (its ``out_bits``/``out_signed``): per-channel multipliers that
+    map the layer's accumulator range onto a few output ranges (so outputs both saturate and stay inside),
+    biases of a few output LSBs, ReLU half of the time (:class:`jaq.hw.requant.Requant`)."""
+    from jaq.hw.requant import Requant
+
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    alo, ahi = value_range(layer.act_bits, layer.act_signed)
+    wlo, whi = value_range(layer.wgt_bits, True)
+    span = max(abs(alo), ahi) * max(abs(wlo), whi) * layer.in_ch_per_group * layer.kernel ** 2
+    out_span = 2.0 ** min(layer.out_bits, 24)
+    scale = out_span / max(span, 1) * 4.0 ** rng.uniform(-1.5, 1.0, size=layer.out_ch)
+    mult = scale * np.where(rng.random(layer.out_ch) < 0.2, -1.0, 1.0)
+    bias = rng.uniform(-0.3, 0.3, size=layer.out_ch) * out_span
+    return Requant.from_real(mult.tolist(), bias.tolist(), out_bits=layer.out_bits, out_signed=layer.out_signed,
+                             relu=bool(rng.random() < 0.5), where=f"layer {layer.name or layer.kind}")
+
+
+__all__ = ["ACC_BITS", "wrap_acc", "conv_reference", "layer_reference", "LayerData", "random_layer_data",
+           "random_requant"]

@@ -6,10 +6,11 @@ suffix ``.result.npz``: the final output region, the counters and what the memor
 (bit-exact outputs) runs in the testbench as an assertion, and again in the harness, which also compares the
 counters with the schedule walk and the cost model.
 
-Job fields: ``mem_act``, ``mem_wgt``, ``mem_out`` (int64 element arrays), ``act_bits``, ``wgt_bits``,
-``act_signed``, ``width_bits`` (W), ``latency`` (L), ``program`` (instruction words as hex strings),
-``expected_out`` (int64, optional: golden output region), ``stall`` (0/1), ``seed``, ``max_cycles``,
-``counters`` (names of the counter ports to read).
+Job fields: ``mem_act``, ``mem_wgt``, ``mem_out`` (the 32-bit partial-sum region), ``mem_final`` (the out tensor
+at ``out_bits``/``out_signed``), ``mem_scale`` (the output unit's constants) (int64 element arrays),
+``act_bits``, ``wgt_bits``, ``act_signed``, ``width_bits`` (W), ``latency`` (L), ``program`` (instruction words
+as hex strings), ``expected_out`` (int64, optional: golden out tensor), ``stall`` (0/1), ``seed``,
+``max_cycles``, ``counters`` (names of the counter ports to read). The result's ``mem_out`` is the out tensor.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class Job:
     max_cycles: int = 10_000_000
     counters: Sequence[str] = ()
     name: str = ""
+    mem_final: np.ndarray | None = None
+    mem_scale: np.ndarray | None = None
+    out_bits: int = 32
+    out_signed: bool = True
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -52,7 +57,10 @@ class Job:
                  act_signed=int(self.act_signed), width_bits=self.width_bits, latency=self.latency,
                  program=np.array([format(int(p), "x") for p in self.program], dtype=np.str_),
                  stall=int(self.stall), seed=self.seed, max_cycles=self.max_cycles,
-                 counters=np.array(list(self.counters), dtype=np.str_), name=np.str_(self.name))
+                 counters=np.array(list(self.counters), dtype=np.str_), name=np.str_(self.name),
+                 mem_final=np.asarray(self.mem_final if self.mem_final is not None else self.mem_out, np.int64),
+                 mem_scale=np.asarray(self.mem_scale if self.mem_scale is not None else [], np.int64),
+                 out_bits=self.out_bits, out_signed=int(self.out_signed))
         if self.expected_out is not None:
             d["expected_out"] = np.asarray(self.expected_out, np.int64)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +77,8 @@ class Job:
                    program=[int(str(h), 16) for h in z["program"]],
                    expected_out=z["expected_out"] if "expected_out" in z.files else None,
                    stall=bool(int(z["stall"])), seed=int(z["seed"]), max_cycles=int(z["max_cycles"]),
-                   counters=[str(c) for c in z["counters"]], name=str(z["name"]))
+                   counters=[str(c) for c in z["counters"]], name=str(z["name"]), mem_final=z["mem_final"],
+                   mem_scale=z["mem_scale"], out_bits=int(z["out_bits"]), out_signed=bool(int(z["out_signed"])))
 
 
 def result_path(job_path: str | os.PathLike) -> Path:
@@ -116,13 +125,16 @@ async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, s
     from cocotb.utils import get_sim_time
 
     from testbench.driver import InstructionDriver, read_counters
-    from testbench.memory import (TENSOR_ACT, TENSOR_PSUM, TENSOR_WGT, OffChipMemory, StallConfig,
-                                  TensorMemory)
+    from testbench.memory import (TENSOR_ACT, TENSOR_OUT, TENSOR_PSUM, TENSOR_SCALE, TENSOR_WGT, OffChipMemory,
+                                  StallConfig, TensorMemory)
 
     tensors = {
         TENSOR_ACT: TensorMemory("act", job.act_bits, job.act_signed, job.mem_act),
         TENSOR_WGT: TensorMemory("wgt", job.wgt_bits, True, job.mem_wgt),
         TENSOR_PSUM: TensorMemory("psum", 32, True, job.mem_out),
+        TENSOR_OUT: TensorMemory("out", job.out_bits, job.out_signed,
+                                 job.mem_final if job.mem_final is not None else job.mem_out),
+        TENSOR_SCALE: TensorMemory("scale", 32, True, job.mem_scale if job.mem_scale is not None else []),
     }
     stall = StallConfig(seed=job.seed) if job.stall else None
     mem = OffChipMemory(dut, tensors, job.width_bits, job.latency, stall, clock_ns=clock_ns)
@@ -161,7 +173,7 @@ async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, s
     drv.stop()
     s = mem.stats
     start = drv.accepted_cycles[0] if drv.accepted_cycles else 0
-    out = tensors[TENSOR_PSUM].values
+    out = tensors[TENSOR_OUT].values
     mismatches = 0
     if job.expected_out is not None:
         mismatches = int(np.count_nonzero(out != np.asarray(job.expected_out, np.int64)))

@@ -38,7 +38,7 @@ from cocotb.utils import get_sim_time
 
 from jaq.hw.packing import to_unsigned
 
-from rtl_gen.protocol import TENSOR_ACT, TENSOR_NAMES, TENSOR_PSUM, TENSOR_WGT
+from rtl_gen.protocol import TENSOR_ACT, TENSOR_NAMES, TENSOR_OUT, TENSOR_PSUM, TENSOR_SCALE, TENSOR_WGT  # noqa: F401
 
 
 @dataclass
@@ -96,8 +96,8 @@ class TensorMemory:
 class MemoryStats:
     """What the monitor saw: beats per tensor, write beats, elements, protocol violations, response latencies."""
 
-    rd_beats: dict[str, int] = field(default_factory=lambda: {"act": 0, "wgt": 0, "psum": 0})
-    rd_elems: dict[str, int] = field(default_factory=lambda: {"act": 0, "wgt": 0, "psum": 0})
+    rd_beats: dict[str, int] = field(default_factory=lambda: {n: 0 for n in TENSOR_NAMES.values()})
+    rd_elems: dict[str, int] = field(default_factory=lambda: {n: 0 for n in TENSOR_NAMES.values()})
     wr_beats: int = 0
     wr_elems: int = 0
     violations: list[str] = field(default_factory=list)
@@ -110,8 +110,8 @@ class MemoryStats:
 class OffChipMemory:
     """Driver + monitor of the DRAM read-request/response and write channels of the accelerator top level.
 
-    ``tensors``: ``{TENSOR_ACT: TensorMemory, TENSOR_WGT: ..., TENSOR_PSUM: ...}``; the write channel writes
-    into ``tensors[TENSOR_PSUM]`` (outputs and partial sums share the 32-bit output region).
+    ``tensors``: ``{tensor id: TensorMemory}`` (rtl_gen.protocol's ids); reads and writes name their tensor
+    (``rd_req_tensor``, ``wr_tensor``) and move elements of that tensor's width.
     ``width_bits``: W; ``latency``: L (>= 1); ``stall``: None for the exact memory.
     Cycle ``k`` counts falling edges since :meth:`start`.
     """
@@ -201,7 +201,8 @@ class OffChipMemory:
             wready = 1 if self.stall is None or self.rng.random() < self.stall.wr_ready_p else 0
             dut.wr_ready.value = wready
             if wready and int(dut.wr_valid.value):
-                self._accept_write(k, int(dut.wr_addr.value), int(dut.wr_count.value), int(dut.wr_data.value))
+                self._accept_write(k, int(dut.wr_tensor.value), int(dut.wr_addr.value), int(dut.wr_count.value),
+                                   int(dut.wr_data.value))
 
     def _accept_read(self, k: int, tensor: int, addr: int, count: int) -> None:
         mem = self.tensors.get(tensor)
@@ -227,14 +228,17 @@ class OffChipMemory:
         if s.first_rd_cycle is None:
             s.first_rd_cycle = k
 
-    def _accept_write(self, k: int, addr: int, count: int, data: int) -> None:
-        mem = self.tensors[TENSOR_PSUM]
-        per_beat = self.width // 32
+    def _accept_write(self, k: int, tensor: int, addr: int, count: int, data: int) -> None:
+        mem = self.tensors.get(tensor)
+        if mem is None:
+            self._violation(f"write to unknown tensor id {tensor}")
+            return
+        per_beat = self.width // mem.bits
         if not 1 <= count <= per_beat:
-            self._violation(f"write of {count} elements in one beat (1..{per_beat} allowed)")
+            self._violation(f"write of {count} {mem.name} elements in one beat (1..{per_beat} allowed)")
             return
         if addr + count > mem.values.size:
-            self._violation(f"write out[{addr}:{addr + count}] beyond its {mem.values.size} elements")
+            self._violation(f"write {mem.name}[{addr}:{addr + count}] beyond its {mem.values.size} elements")
             return
         mem.write_beat(addr, count, data)
         self.stats.wr_beats += 1
@@ -243,4 +247,4 @@ class OffChipMemory:
 
 
 __all__ = ["OffChipMemory", "TensorMemory", "StallConfig", "MemoryStats", "TENSOR_ACT", "TENSOR_WGT",
-           "TENSOR_PSUM", "TENSOR_NAMES"]
+           "TENSOR_PSUM", "TENSOR_OUT", "TENSOR_SCALE", "TENSOR_NAMES"]

@@ -1,6 +1,7 @@
 """End-to-end: JaqAccelerator runs compiled layer programs in Amaranth's simulator against a Python DRAM model
-(fixed latency L, one beat per cycle): outputs bit-exact against an integer convolution and every counter equal
-to jaq.hw.schedule.walk. Tiny shapes so that the pure-Python simulator stays fast."""
+(fixed latency L, one beat per cycle): final outputs (through the output unit, at the layer's out_bits) bit-exact
+against an integer convolution requantized by jaq.hw.requant, partial sums through the psum tensor, and every
+counter equal to jaq.hw.schedule.walk. Tiny shapes so that the pure-Python simulator stays fast."""
 
 from collections import deque
 from dataclasses import replace
@@ -11,10 +12,11 @@ from amaranth.sim import Simulator
 
 from jaq.hw.packing import to_unsigned, unpack_lanes, value_range
 from jaq.hw.records import Accelerator, Layer, Tiling
-from jaq.hw.schedule import arrange_weights, compile_layer, walk
+from jaq.hw.schedule import arrange_scales, arrange_weights, compile_layer, walk
 from rtl_gen import isa
 from rtl_gen.params import MaxLayer, derive
 from rtl_gen.top import COUNTER_WALK_NAMES, COUNTERS, JaqAccelerator
+from sim.reference import random_requant
 
 
 def conv_ref(x, wt, layer):
@@ -42,12 +44,17 @@ def run_layer(layer, accel, tiling, seed=0, max_cycles=200000, stall=False):
     x = rng.integers(alo, ahi + 1, size=(layer.in_h, layer.in_w, layer.in_ch))
     wt = rng.integers(wlo, whi + 1, size=(layer.out_ch, layer.in_ch_per_group, layer.kernel, layer.kernel))
     prog = compile_layer(layer, accel, tiling)
-    words = isa.encode_program(prog, accel)
+    rq = random_requant(layer, seed + 7)
+    words = isa.encode_program(prog, accel, rq)
     wflat, _ = arrange_weights(wt, layer, tiling)
+    scales = arrange_scales(rq.mult, rq.bias, layer, tiling, accel.dram_bits_per_cycle)
     mem = {0: [int(v) for v in to_unsigned(x.reshape(-1), layer.act_bits)],
-           1: [int(v) for v in to_unsigned(wflat, layer.wgt_bits)]}
-    out = np.zeros(layer.out_h * layer.out_w * layer.out_ch, np.int64)
-    bits = {0: layer.act_bits, 1: layer.wgt_bits, 2: 32}
+           1: [int(v) for v in to_unsigned(wflat, layer.wgt_bits)],
+           4: [int(v) for v in to_unsigned(scales, 32)]}
+    n_out = layer.out_h * layer.out_w * layer.out_ch
+    psum = np.zeros(n_out, np.int64)
+    out = np.full(n_out, 1 << 40, np.int64)  # never a valid output: every element must be written
+    bits = {0: layer.act_bits, 1: layer.wgt_bits, 2: 32, 3: layer.out_bits, 4: 32}
     W, L = accel.dram_bits_per_cycle, accel.dram_latency_cycles
     p = derive(accel, MaxLayer.covering([layer]))
     p = replace(p, act_lines=256, wgt_lines=256, out_lines=128, act_words=256 * p.EW, wgt_words=256 * p.EW,
@@ -78,7 +85,7 @@ def run_layer(layer, accel, tiling, seed=0, max_cycles=200000, stall=False):
                 t, a, n = ctx.get(dut.rd_req_tensor), ctx.get(dut.rd_req_addr), ctx.get(dut.rd_req_count)
                 b = bits[t]
                 if t == 2:
-                    src = [int(v) & 0xFFFFFFFF for v in out[a:a + n]]
+                    src = [int(v) & 0xFFFFFFFF for v in psum[a:a + n]]
                 else:
                     src = mem[t][a:a + n]
                 assert len(src) == n, (t, a, n)
@@ -90,8 +97,12 @@ def run_layer(layer, accel, tiling, seed=0, max_cycles=200000, stall=False):
                 last_due = due
                 pending.append((due, data))
             if ctx.get(dut.wr_valid) and wr_ready:
-                a, n, d = ctx.get(dut.wr_addr), ctx.get(dut.wr_count), ctx.get(dut.wr_data)
-                out[a:a + n] = unpack_lanes(d, 32, n, True)
+                t, a, n, d = ctx.get(dut.wr_tensor), ctx.get(dut.wr_addr), ctx.get(dut.wr_count), ctx.get(dut.wr_data)
+                assert t in (2, 3), t
+                if t == 2:
+                    psum[a:a + n] = unpack_lanes(d, 32, n, True)
+                else:
+                    out[a:a + n] = unpack_lanes(d, layer.out_bits, n, layer.out_signed)
             await ctx.tick()
             cycle += 1
             assert cycle < max_cycles
@@ -101,20 +112,23 @@ def run_layer(layer, accel, tiling, seed=0, max_cycles=200000, stall=False):
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    ref = conv_ref(x, wt, layer)
+    ref = np.asarray(rq.apply(conv_ref(x, wt, layer), channel_axis=-1))
     return out.reshape(ref.shape), ref, res, walk(prog)
 
 
 CASES = [
-    ("WS", Layer("conv", 6, 5, 3, 3, kernel=3, stride=1, act_bits=4, wgt_bits=4), Tiling(4, 3, 2, 3, "B,OC,OH,IC,OW")),
-    ("OS", Layer("conv", 6, 5, 3, 3, kernel=3, stride=2, act_bits=8, wgt_bits=2, act_signed=True),
+    ("WS", Layer("conv", 6, 5, 3, 3, kernel=3, stride=1, act_bits=4, wgt_bits=4, out_bits=4, out_signed=False),
+     Tiling(4, 3, 2, 3, "B,OC,OH,IC,OW")),
+    ("OS", Layer("conv", 6, 5, 3, 3, kernel=3, stride=2, act_bits=8, wgt_bits=2, act_signed=True, out_bits=8),
      Tiling(4, 4, 2, 2, "B,IC,OW,OC,OH")),
     ("RS", Layer("conv", 4, 4, 3, 2, kernel=3, stride=1, groups=2, act_bits=2, wgt_bits=4),
      Tiling(1, 2, 2, 2, "B,IC,OH,OW,OC")),
+    ("WS", Layer("conv", 9, 11, 2, 3, kernel=1, act_bits=2, wgt_bits=8, out_bits=2, out_signed=True),
+     Tiling(4, 8, 2, 2, "B,OH,OC,IC,OW")),
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-o{c[1].out_bits}" for c in CASES])
 def test_layer_program_end_to_end(case):
     df, layer, tiling = case
     accel = Accelerator(pe_x=3, pe_y=3, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dataflow=df,

@@ -187,6 +187,11 @@ class Requant:
                    res_mult=_round((res_mult or 0.0) * s), out_bits=out_bits, out_signed=out_signed, relu=relu,
                    pool_pixels=P)
 
+    @classmethod
+    def identity(cls, channels: int) -> "Requant":
+        """The unit that writes the 32-bit accumulators unchanged (multiplier 1, bias 0, shift 0)."""
+        return cls(mult=(1,) * channels, bias=(0,) * channels, shift=0, out_bits=32, out_signed=True)
+
     def to_dict(self) -> dict[str, Any]:
         return {"mult": list(self.mult), "bias": list(self.bias), "shift": self.shift, "res_mult": self.res_mult,
                 "out_bits": self.out_bits, "out_signed": self.out_signed, "relu": self.relu,
