@@ -133,6 +133,30 @@ def test_pinned_tilings_and_errors():
     assert not ev[0].cost.legal and ev[0].objective == float("inf")
 
 
+def test_native_search_refuses_a_batch(tmp_path, capsys):
+    """Native mode runs one image at a time: a batch > 1 is a one-line error naming the layer (searched layers
+    never reach estimate_layers, so batch_tile checks them itself), not silently costed as one image."""
+    import yaml
+
+    from jaq.cli import main
+
+    layers = [Layer("conv", 16, 16, 8, 8, kernel=3), Layer("pointwise", 16, 32, 8, 8, batch=16)]
+    accel = Accelerator(pe_x=8, pe_y=8)
+    with pytest.raises(JaqError, match=r"^layers\[1\]\.batch: batch 16: .*one image at a time"):
+        BT.batch_tile(layers, accel)
+    with pytest.raises(JaqError, match=r"layers\[1\]\.batch"):  # pinned or searched alike
+        BT.batch_tile(layers, accel, pinned={1: Tiling(4, 8, 2, 2)})
+    # the same file through `jaq estimate --mode native` (no pinned tilings: every layer searched)
+    f = tmp_path / "batch16.yaml"
+    f.write_text(yaml.safe_dump({"layers": [l.to_dict() for l in layers],
+                                 "accelerator": {"pe_x": 8, "pe_y": 8}}))
+    assert main(["estimate", str(f), "--mode", "native"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "layers[1].batch" in err and "batch 16" in err
+    # batch 1 is unchanged
+    assert len(BT.batch_tile([layers[0], Layer("pointwise", 16, 32, 8, 8)], accel)) == 2
+
+
 def test_grid_fast_path_equals_row_evaluation():
     layers = _random_layers(random.Random(5), 4)
     accel = _random_accel(random.Random(6))

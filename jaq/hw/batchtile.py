@@ -265,6 +265,9 @@ def batch_tile(layers: Sequence[Layer], accel: Accelerator, weights=DEFAULT_WEIG
     legal tiling exists for a layer (or a pinned tiling is illegal)."""
     weights = _check_weights(weights)
     layers = list(layers)
+    if mode == "native":  # searched layers never pass through estimate_layers: refuse a batch > 1 here
+        from jaq.hw.model import require_batch_one
+        require_batch_one(layers)
     if not layers:
         return []
     pinned = dict(pinned or {})
