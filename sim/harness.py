@@ -146,6 +146,21 @@ def encode_program(program, accel: Accelerator, requant=None) -> list[int]:
 # ------------------------------------------------------------------------------------------------------------
 # Comparison
 # ------------------------------------------------------------------------------------------------------------
+def with_unit_constants(words: Sequence[int], requant) -> list[int]:
+    """``words`` with every SET_LAYER's output-unit constants (``shift``, ``relu``) set from ``requant``, its other
+    fields untouched: an emitted program leaves them to the data it runs with (the trained network's, or a
+    test's random constants)."""
+    from rtl_gen import isa
+
+    out = []
+    for w in words:
+        ins = isa.decode(int(w))
+        if ins.op == "SET_LAYER":
+            w = isa.encode("SET_LAYER", **{**ins.fields, "shift": requant.shift, "relu": int(requant.relu)})
+        out.append(int(w))
+    return out
+
+
 def case_requant(case: LayerCase, seed: int = 0):
     """The output-unit constants a case runs with (see :class:`LayerCase`)."""
     from jaq.hw.requant import Requant
@@ -299,6 +314,8 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
         mc = estimate_one(case.layer, accel, case.tiling)
         rq = case_requant(case, seed + 2000 + i)
         words = list(programs[i]) if programs is not None else encode_program(prog, accel, rq)
+        if programs is not None:  # an emitted program: SET_LAYER carries this run's output-unit constants
+            words = with_unit_constants(words, rq)
         img = build_image(data, case.tiling, seed=seed + 1000 + i)
         expected_final = np.asarray(rq.apply(data.y, channel_axis=-1), np.int64).reshape(-1)
         budget = (wc["cycles"] * (8 if stall else 2)) + 2000

@@ -1,11 +1,13 @@
-"""Whole network on the simulated accelerator: layer by layer, host-side requantization in between.
+"""Whole network on the simulated accelerator, layer by layer.
 
 Each layer of an integer network (:class:`jaq.nn.integer.IntegerNet`) runs as one program on the Verilator
-model of the accelerator (one build for the whole network); the host pads the input
-(:func:`jaq.nn.integer.pad_input`), the accelerator produces the 32-bit accumulators, and the host applies the
-ONE shared :func:`jaq.nn.integer.requantize` (through :meth:`IntLayer.requantize`) before the next layer. The
-final logits must equal the PyTorch integer model's (:meth:`IntegerNet.run`) exactly, since both apply the same
-function to the same integers when the accelerator is bit-exact.
+model of the accelerator (one build for the whole network). A layer whose ``Layer.out_bits`` is the consumer's
+bits (or the classifier) is finished on chip: its output unit applies the layer's constants
+(:attr:`IntLayer.requant`) and writes the next layer's integers (the logits). A residual block's last conv and
+the head (pooling) still write 32-bit accumulators that the host finishes with the same function
+(:meth:`IntLayer.requantize`): each is one *host operation*, counted in the result. The host also pads each
+layer's input (:func:`jaq.nn.integer.pad_input`). The final logits must equal the PyTorch integer model's
+(:meth:`IntegerNet.run`) exactly, since both apply the same integer arithmetic (jaq.hw.requant).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class NetworkResult:
     build_seconds: float = 0.0
     sim_seconds: float = 0.0
     simulated_cycles: int = 0
+    #: layers whose outputs the host finished (residual adds and pooling, docs/execution-model.md section 7.2)
+    host_ops: int = 0
 
     @property
     def logits_equal(self) -> bool:
@@ -44,14 +48,27 @@ class NetworkResult:
     def to_dict(self) -> dict:
         return {"ok": self.ok, "logits_equal": self.logits_equal, "logits_rtl": self.logits_rtl.tolist(),
                 "logits_model": self.logits_model.tolist(), "build_seconds": self.build_seconds,
-                "sim_seconds": self.sim_seconds, "simulated_cycles": self.simulated_cycles,
+                "sim_seconds": self.sim_seconds, "simulated_cycles": self.simulated_cycles, "host_ops": self.host_ops,
                 "layers": [r.to_dict() for r in self.layer_reports]}
 
 
-def run_layers(inet, image, conv_fn) -> tuple[np.ndarray, list]:
-    """The host loop: quantize the input, then per layer pad, ``conv_fn(j, data) -> acc[OH][OW][M]`` (the
-    accelerator, or the reference), requantize with the shared function. Returns (logits, per-layer results of
-    ``conv_fn``'s second return value)."""
+def on_chip(L) -> bool:
+    """Whether the accelerator finishes layer ``L`` (an IntLayer): its output unit writes the consumer's
+    integers (or the logits); else it writes 32-bit accumulators for the host."""
+    return L.layer.out_bits != 32 or L.out_bits is None
+
+
+def unit_constants(L):
+    """The output-unit constants layer ``L`` runs with on the accelerator: its own, or the identity."""
+    from jaq.hw.requant import Requant
+
+    return L.requant if on_chip(L) else Requant.identity(L.layer.out_ch)
+
+
+def run_layers(inet, image, conv_fn) -> tuple[np.ndarray, list, int]:
+    """The host loop: quantize the input, then per layer pad and run ``conv_fn(j, data, requant) ->
+    (out[OH][OW][M], extra)`` (the accelerator, or the reference: the layer's output-unit results); layers not
+    finished on chip (:func:`on_chip`) are finished here. Returns (logits, per-layer ``extra``, host ops)."""
     import torch
 
     from jaq.nn.integer import pad_input
@@ -63,18 +80,24 @@ def run_layers(inet, image, conv_fn) -> tuple[np.ndarray, list]:
         raise JaqError(f"one image at a time (batch 1), got a batch of {x.shape[0]}", "image")
     tensors = [inet.quantize_input(x)]
     extras = []
+    host_ops = 0
     for j, L in enumerate(inet.layers):
         xin = pad_input(tensors[L.src], L.layer)[0]                     # [C][IH][IW] int64
         x_hwc = xin.permute(1, 2, 0).contiguous().numpy().astype(np.int64)
         w = L.weight.numpy().astype(np.int64)
         w = w.reshape(L.layer.out_ch, L.layer.in_ch_per_group, L.layer.kernel, L.layer.kernel)
         data = LayerData(L.layer, x_hwc, w, layer_reference(L.layer, x_hwc, w))
-        acc_hwm, extra = conv_fn(j, data)
+        out_hwm, extra = conv_fn(j, data, unit_constants(L))
         extras.append(extra)
-        acc = torch.from_numpy(np.asarray(acc_hwm, np.int64)).permute(2, 0, 1).unsqueeze(0)   # [1][M][OH][OW]
-        residual = tensors[L.residual_src] if L.residual_src is not None else None
-        tensors.append(L.requantize(acc, residual))
-    return tensors[-1].flatten(1).numpy(), extras
+        out = torch.from_numpy(np.asarray(out_hwm, np.int64)).permute(2, 0, 1).unsqueeze(0)   # [1][M][OH][OW]
+        if not on_chip(L):
+            residual = tensors[L.residual_src] if L.residual_src is not None else None
+            out = L.requantize(out, residual)
+            host_ops += 1
+        elif L.out_bits is None:  # the classifier's unit wrote integer logits
+            out = out.to(torch.float64) * L.logit_scale
+        tensors.append(out)
+    return tensors[-1].flatten(1).numpy(), extras, host_ops
 
 
 def run_integer_net(inet, accel: Accelerator, tilings: Sequence[Tiling], image, *, stall: bool = False,
@@ -92,17 +115,17 @@ def run_integer_net(inet, accel: Accelerator, tilings: Sequence[Tiling], image, 
     layers = [L.layer for L in inet.layers]
     build = build_accelerator(accel, layers, verilog=verilog, toplevel=toplevel, cache_dir=cache_dir)
 
-    def on_accelerator(j, data):
-        rep = simulate_layers(accel, [LayerCase(data.layer, tilings[j], data, name=data.layer.name or f"layer{j}")],
-                              build=build, stall=stall, seed=j)
+    def on_accelerator(j, data, requant):
+        case = LayerCase(data.layer, tilings[j], data, name=data.layer.name or f"layer{j}", requant=requant)
+        rep = simulate_layers(accel, [case], build=build, stall=stall, seed=j)
         if not rep.outputs:
             raise JaqError(f"layer {j}: the simulation produced no output ({'; '.join(rep.errors)[:300]})")
         return rep.outputs[0], rep
 
-    logits, reps = run_layers(inet, image, on_accelerator)
+    logits, reps, host_ops = run_layers(inet, image, on_accelerator)
     x = torch.as_tensor(image, dtype=torch.float64)
     res = NetworkResult(logits, inet.run(x if x.dim() == 4 else x.unsqueeze(0)).numpy(),
-                        build_seconds=build.seconds)
+                        build_seconds=build.seconds, host_ops=host_ops)
     for rep in reps:
         res.sim_seconds += rep.sim_seconds
         res.simulated_cycles += rep.simulated_cycles

@@ -24,8 +24,11 @@ def _net():
     def bn(c):
         return torch.rand(c, generator=g, dtype=torch.float64) + 0.5, torch.randn(c, generator=g, dtype=torch.float64)
 
-    L0 = Layer("conv", 3, 8, 6, 6, kernel=3, stride=1, act_bits=8, wgt_bits=4, act_signed=True, name="stem")
-    L1 = Layer("depthwise", 8, 8, 3, 3, kernel=3, stride=2, groups=8, act_bits=4, wgt_bits=8, name="dw")
+    # stem and dw are finished on chip (out_bits = the consumer's bits), the residual + pooled pw by the host
+    L0 = Layer("conv", 3, 8, 6, 6, kernel=3, stride=1, act_bits=8, wgt_bits=4, act_signed=True, name="stem",
+               out_bits=4, out_signed=False)
+    L1 = Layer("depthwise", 8, 8, 3, 3, kernel=3, stride=2, groups=8, act_bits=4, wgt_bits=8, name="dw",
+               out_bits=2, out_signed=False)
     L2 = Layer("pointwise", 8, 8, 3, 3, kernel=1, act_bits=2, wgt_bits=2, name="pw")
     L3 = Layer("fc", 8, 5, 1, 1, act_bits=8, wgt_bits=8, name="fc")
     m0, a0 = bn(8)
@@ -45,8 +48,9 @@ def _net():
 def test_host_loop_with_reference_equals_integer_model():
     net = _net()
     img = torch.randn(3, 6, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    logits, accs = run_layers(net, img, lambda j, d: (d.y, d.y))
+    logits, accs, host_ops = run_layers(net, img, lambda j, d, rq: (rq.apply(d.y, channel_axis=-1), d.y))
     model = net.run(img.unsqueeze(0)).numpy()
+    assert host_ops == 1  # the residual + pooled layer; stem, dw and the classifier finish on chip
     assert logits.shape == model.shape == (1, 5)
     np.testing.assert_array_equal(logits, model)
     # accumulators of the trace agree with the reference layer by layer
@@ -71,4 +75,4 @@ def test_network_on_simulated_accelerator_equals_integer_model():
     res = run_integer_net(net, acc, tilings, img)
     assert res.logits_equal, (res.logits_rtl, res.logits_model)
     assert len(res.layer_reports) == 4 and all(r.ok for r in res.layer_reports)
-    assert res.ok and res.simulated_cycles > 0
+    assert res.ok and res.simulated_cycles > 0 and res.host_ops == 1

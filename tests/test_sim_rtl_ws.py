@@ -1,6 +1,7 @@
 """Model <-> RTL agreement on Verilator, weight-stationary build (one Verilator build for every case here).
 
-Cases: all 9 (activation, weight) precision pairs on one small 3x3 conv (signed and unsigned activations), then
+Cases: all 9 (activation, weight) precision pairs on one small 3x3 conv (signed and unsigned activations; final
+outputs through the output unit at 2/4/8/32 bits with random constants, sim.reference.random_requant), then
 3x3/5x5/1x1/depthwise/grouped/fc shapes, stride 2, three loop orders, partial edge tiles and a 4x3 array that
 divides none of the layer dimensions. Per layer: output region bit-exact vs sim.reference, every RTL counter ==
 jaq.hw.schedule.walk, the testbench's memory monitor == walk, the closed-form model == walk. Plus a stalling-
@@ -17,17 +18,26 @@ pytestmark = [pytest.mark.verilator, pytest.mark.slow]
 ACC = Accelerator(pe_x=4, pe_y=3, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dataflow="WS",
                   dram_bits_per_cycle=64, dram_latency_cycles=3)
 
-PRECISION = [LayerCase(Layer("conv", 9, 5, 3, 3, kernel=3, act_bits=a, wgt_bits=w, act_signed=(a + w) % 3 == 0),
+#: Output widths of the cases, in turn: final stores through the output unit at 2/4/8/32 bits, signed and not.
+OUT = [(2, False), (4, True), (8, False), (32, True), (8, True), (2, True), (4, False)]
+
+
+def _out(i):
+    return {"out_bits": OUT[i % len(OUT)][0], "out_signed": OUT[i % len(OUT)][1]}
+
+
+PRECISION = [LayerCase(Layer("conv", 9, 5, 3, 3, kernel=3, act_bits=a, wgt_bits=w, act_signed=(a + w) % 3 == 0,
+                             **_out(3 * i + j)),
                        Tiling(8, 4, 2, 2, ("B", "OC", "OH", "OW", "IC")), name=f"a{a}w{w}")
-             for a in (2, 4, 8) for w in (2, 4, 8)]
+             for i, a in enumerate((2, 4, 8)) for j, w in enumerate((2, 4, 8))]
 SHAPES = [
-    LayerCase(Layer("conv", 6, 5, 3, 4, kernel=5, stride=2, act_bits=4, wgt_bits=4), Tiling(4, 2, 2, 2,
+    LayerCase(Layer("conv", 6, 5, 3, 4, kernel=5, stride=2, act_bits=4, wgt_bits=4, **_out(2)), Tiling(4, 2, 2, 2,
               ("B", "IC", "OC", "OH", "OW")), name="conv5x5s2"),
-    LayerCase(Layer("depthwise", 7, 7, 4, 3, kernel=3, stride=2, groups=7, act_bits=8, wgt_bits=2),
+    LayerCase(Layer("depthwise", 7, 7, 4, 3, kernel=3, stride=2, groups=7, act_bits=8, wgt_bits=2, **_out(0)),
               Tiling(1, 1, 2, 2, ("B", "OH", "OW", "OC", "IC")), name="dw3x3s2"),
-    LayerCase(Layer("pointwise", 13, 6, 3, 5, act_bits=2, wgt_bits=4, act_signed=True),
+    LayerCase(Layer("pointwise", 13, 6, 3, 5, act_bits=2, wgt_bits=4, act_signed=True, **_out(1)),
               Tiling(8, 4, 2, 4, ("B", "IC", "OW", "OH", "OC")), name="pw1x1"),
-    LayerCase(Layer("conv", 8, 6, 3, 3, kernel=3, groups=2, act_bits=4, wgt_bits=8), Tiling(2, 2, 2, 2,
+    LayerCase(Layer("conv", 8, 6, 3, 3, kernel=3, groups=2, act_bits=4, wgt_bits=8, **_out(5)), Tiling(2, 2, 2, 2,
               ("B", "OC", "IC", "OW", "OH")), name="grouped"),
     LayerCase(Layer("fc", 40, 11, 1, 1, act_bits=8, wgt_bits=8, act_signed=True),
               Tiling(16, 8, 1, 1, ("B", "OC", "IC", "OH", "OW")), name="fc"),

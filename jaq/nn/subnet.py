@@ -13,7 +13,7 @@ the stem and MBConv-internal tensors are post-ReLU (unsigned), MBConv/skip-conv 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -120,16 +120,26 @@ class SubNet(nn.Module):
         return self.fc(x).flatten(1)
 
     def layers(self) -> list[Layer]:
-        """Every conv/fc layer in execution order with shapes, bits and signedness (jaq.hw.Layer)."""
+        """Every conv/fc layer in execution order with shapes, bits and signedness (jaq.hw.Layer).
+
+        ``out_bits``/``out_signed`` are the consumer's (the next layer's) activation bits: the accelerator's
+        output unit finishes the layer on chip (docs/execution-model.md section 7). A residual block's last
+        conv, the head (global average pooling) and the classifier (logits) write 32-bit values: the first two
+        are finished by the host (section 7.2), the classifier's unit writes its logits."""
         sp = self.space
         fb = sp.fixed_bits
         size = conv_out_size(sp.input_size, sp.stem.kernel, sp.stem.stride)
         out = [self.stem.layer(size, name="stem", act_bits=fb.act, wgt_bits=fb.wgt)]
+        wide = set()  # layers whose outputs stay 32-bit
         for i, ((_, _, _, in_size), op, bc) in enumerate(zip(sp.block_specs(), self.blocks, self.choice.blocks)):
             out += op.layers(in_size, bc.act_bits, bc.wgt_bits, prefix=f"b{i}.")
+            if getattr(op, "residual", False):
+                wide.add(len(out) - 1)
         out.append(self.head.layer(sp.final_size, name="head", act_bits=fb.act, wgt_bits=fb.wgt))
         out.append(self.fc.layer(1, name="fc", act_bits=fb.act, wgt_bits=fb.wgt, fc=True))
-        return out
+        wide |= {len(out) - 2, len(out) - 1}
+        return [l if j in wide else replace(l, out_bits=out[j + 1].act_bits, out_signed=out[j + 1].act_signed)
+                for j, l in enumerate(out)]
 
 
 def build_subnet(space: SpaceConfig, choice: SubnetChoice | Mapping | Sequence) -> SubNet:
