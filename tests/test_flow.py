@@ -210,43 +210,108 @@ def test_resume_refuses_another_config(searched, tmp_path, capsys):
     assert not (run / "retrained.pt").exists()
 
 
-def _sleeper(build: str, q) -> None:
-    """A background job for the budget test: answers after ``build`` seconds (the Background passes a string)."""
-    import time
-    time.sleep(float(Path(build).name))
-    q.put(("ok", "slept"))
+def _blocker(build: str, q) -> None:
+    """A background job that never answers: it blocks on an event nobody sets, until the parent ends it."""
+    import threading
+    threading.Event().wait()
+
+
+def _answer(build: str, q) -> None:
+    """A background job that answers at once (with ``build``, the string the Background passes)."""
+    q.put(("ok", f"answered {build}"))
+
+
+class _Clock:
+    """A clock the test advances by hand (Background's ``clock``)."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class _Timer:
+    """Background's ``timer``: records its interval; ``fire()`` advances the clock by it and runs the callback, as
+    the real timer does when the budget runs out. ``fire_on_start``: the budget runs out as soon as it is armed
+    (nothing else happens meanwhile)."""
+
+    made: list["_Timer"]
+
+    def __init__(self, clock: _Clock, interval: float, fn, fire_on_start: bool = False) -> None:
+        self.clock, self.interval, self.fn, self.fire_on_start = clock, interval, fn, fire_on_start
+        self.daemon = self.started = self.cancelled = False
+
+    @classmethod
+    def factory(cls, clock: _Clock, fire_on_start: bool = False):
+        made: list[_Timer] = []
+
+        def make(interval, fn):
+            made.append(cls(clock, interval, fn, fire_on_start))
+            return made[-1]
+        return make, made
+
+    def start(self) -> None:
+        self.started = True
+        if self.fire_on_start:
+            self.fire()
+
+    def fire(self) -> None:
+        assert self.started and not self.cancelled
+        self.clock.t += self.interval
+        self.fn()
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 def test_background_job_budget():
-    """A child over its budget is ended when the budget runs out (not when the flow next looks), a quick one
-    reports its message."""
-    import time
-
+    """A child over its budget is ended when the budget runs out (by the timer, not when the flow next looks) and
+    reports a timeout at the budget; a quick one under its budget reports its message. Clock and timer are fakes
+    advanced by hand: nothing here depends on how fast the machine is."""
     from jaq.commands.flow import Background
 
-    slow = Background(_sleeper, Path("30"), timeout=1.0)
-    fast = Background(_sleeper, Path("0"), timeout=60.0)
+    clock = _Clock()
+    make, timers = _Timer.factory(clock)
+    slow = Background(_blocker, Path("slow"), timeout=1.0, clock=clock, timer=make)
+    fast = Background(_answer, Path("fast"), timeout=60.0, clock=clock, timer=make)
     slow.start()
     fast.start()
-    time.sleep(3.0)
-    assert not slow.proc.is_alive()  # the timer ended it while we were busy
-    status, _, secs = slow.finish()
-    assert status == "timeout" and 0.9 <= secs < 3.0
-    assert fast.finish()[:2] == ("ok", "slept")
+    assert [(t.interval, t.daemon, t.started) for t in timers] == [(1.0, True, True), (60.0, True, True)]
+    assert slow.proc.is_alive()  # blocked on its event: over its budget once the budget runs out
+    timers[0].fire()  # the budget runs out while the flow is busy elsewhere
+    slow.proc.join()  # ended by the timer: nobody called finish
+    assert slow.proc.exitcode is not None and slow.proc.exitcode < 0  # terminated, not returned
+    clock.t += 5.0  # the flow looks later: the timeout is still reported at the budget
+    assert slow.finish() == ("timeout", "", 1.0)
+    assert timers[0].cancelled
+    status, msg, secs = fast.finish()  # its timer never fires: it answers well inside its budget
+    assert (status, msg, secs) == ("ok", "answered fast", 6.0) and timers[1].cancelled
 
 
 def test_synthesis_grace_after_the_other_steps():
-    """--synth auto: a synthesis still running when the other steps are done gets --synth-timeout more seconds,
-    then is dropped with a line saying so."""
-    import time
-
+    """--synth auto: a synthesis still running when the other steps are done gets --synth-timeout more seconds
+    (from then, not from its start), then is dropped with a line saying so; one that answers within the grace
+    reports its result. Fake clock and timer (see test_background_job_budget)."""
     from jaq.commands.flow import Synth
 
-    s = Synth(Path("x"), "auto", 1.0)
-    s.job.target, s.job.build = _sleeper, Path("30")
+    clock = _Clock()
+    make, timers = _Timer.factory(clock, fire_on_start=True)
+    s = Synth(Path("x"), "auto", 1.0, clock=clock, timer=make)
+    s.job.target = _blocker
     s.start()
-    t = time.perf_counter()
+    assert timers == []  # no budget while the other steps run
+    clock.t += 100.0  # the other steps take 100 s
+    assert s.job.proc.is_alive()
     msg, secs = s.finish()
-    assert 0.9 <= time.perf_counter() - t < 5.0
+    assert [t.interval for t in timers] == [1.0]  # the grace, armed when the other steps are done
+    assert secs == 101.0 and not s.job.proc.is_alive()
     assert msg.startswith("synthesis dropped: not done 1 s after the other steps") and "--synth" in msg
+
+    make, timers = _Timer.factory(clock)  # this grace never runs out
+    s = Synth(Path("quick"), "auto", 1.0, clock=clock, timer=make)
+    s.job.target = _answer
+    s.start()
+    clock.t += 3.0
+    assert s.finish() == ("answered quick", 3.0) and timers[0].cancelled
     assert Synth(Path("x"), "no", 1.0).finish() == ("synthesis skipped (--synth no)", 0.0)

@@ -360,39 +360,71 @@ def _prebuild_child(build: str, q) -> None:  # pragma: no cover - runs in a chil
 
 
 class Background:
-    """A function run in a child process (``spawn``: a clean interpreter) with an optional wall-clock budget."""
+    """A function run in a child process (``spawn``: a clean interpreter) with an optional wall-clock budget.
 
-    def __init__(self, target, build: Path, timeout: float | None = None, nice: int = 0):
+    ``clock`` (seconds, default :func:`time.perf_counter`) and ``timer`` (a :class:`threading.Timer`-like factory
+    ``timer(interval, fn)`` with ``daemon``, ``start()`` and ``cancel()``; default :class:`threading.Timer`) are
+    injectable, so tests can run the budget on a clock they advance by hand."""
+
+    def __init__(self, target, build: Path, timeout: float | None = None, nice: int = 0, *,
+                 clock: Callable[[], float] = time.perf_counter, timer: Callable[..., Any] | None = None):
+        if timer is None:
+            import threading
+            timer = threading.Timer
         self.target, self.build, self.timeout, self.nice = target, build, timeout, nice
+        self.clock, self.make_timer = clock, timer
         self.timer = None
         self.timed_out: float | None = None  # seconds at which the budget ended the child
         self.proc = None
         self.q = None
         self.t0 = 0.0
 
+    def elapsed(self) -> float:
+        """Seconds since :meth:`start` on the job's clock."""
+        return self.clock() - self.t0
+
     def start(self) -> None:
         ctx = mp.get_context("spawn")  # no torch threads or Verilator state inherited
         self.q = ctx.Queue()
         self.proc = ctx.Process(target=_niced, args=(self.nice, self.target, str(self.build), self.q), daemon=True)
-        self.t0 = time.perf_counter()
+        self.t0 = self.clock()
         self.proc.start()
-        if self.timeout is not None:  # the budget holds even while the flow is busy elsewhere
-            import threading
-            self.timer = threading.Timer(self.timeout, self._expire)
+        self._arm()
+
+    def set_timeout(self, timeout: float | None) -> None:
+        """A new budget (seconds from :meth:`start`); a started job's timer is re-armed for what is left of it."""
+        self.timeout = timeout
+        if self.proc is not None:
+            self._arm()
+
+    def _arm(self) -> None:
+        """(Re)start the timer that ends the child when the budget runs out -- even while the flow is busy
+        elsewhere."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.timeout is not None:
+            self.timer = self.make_timer(max(0.0, self.timeout - self.elapsed()), self._expire)
             self.timer.daemon = True
             self.timer.start()
 
     def _expire(self) -> None:
         if self.proc is not None and self.proc.is_alive():
-            self.timed_out = time.perf_counter() - self.t0
+            if self.timed_out is None:
+                self.timed_out = self.elapsed()
             self.proc.terminate()
 
     def finish(self, wait: bool = True) -> tuple[str | None, str, float]:
         """(status "ok"/"error"/"timeout"/None when never started, message, seconds since start)."""
         if self.proc is None:
             return None, "", 0.0
-        left = None if self.timeout is None else max(0.0, self.timeout - (time.perf_counter() - self.t0))
-        self.proc.join(left if wait else 0)
+        if not wait:
+            self.proc.join(0)
+        elif self.timeout is None:
+            self.proc.join()
+        else:  # the budget's timer ends the child (and sets timed_out) when the budget runs out
+            while self.timed_out is None and self.proc.is_alive():
+                self.proc.join(0.1)
         if self.proc.is_alive():
             self._expire()
         if self.timer is not None:
@@ -400,7 +432,7 @@ class Background:
         if self.timed_out is not None:
             self.proc.join(5)
             return "timeout", "", self.timed_out
-        secs = time.perf_counter() - self.t0
+        secs = self.elapsed()
         try:
             status, msg = self.q.get(timeout=5)
         except Exception:  # noqa: BLE001
@@ -423,10 +455,11 @@ class Synth:
     "affordable" when it ends while the other steps run or within ``grace`` seconds after them (``--synth
     auto``); ``--synth yes`` waits for it however long it takes."""
 
-    def __init__(self, build: Path, mode: str, grace: float):
+    def __init__(self, build: Path, mode: str, grace: float, *, clock: Callable[[], float] = time.perf_counter,
+                 timer: Callable[..., Any] | None = None):
         self.mode = mode
         self.grace = grace
-        self.job = Background(_synth_child, build, None, nice=10)
+        self.job = Background(_synth_child, build, None, nice=10, clock=clock, timer=timer)  # clock/timer: tests
         self.reused = False  # a previous run's synth/report.json is kept (--resume)
 
     def start(self) -> None:
@@ -438,7 +471,7 @@ class Synth:
         if self.mode == "no":
             return "synthesis skipped (--synth no)", 0.0
         if self.mode == "auto" and self.job.proc is not None:
-            self.job.timeout = (time.perf_counter() - self.job.t0) + self.grace  # from now: the grace
+            self.job.set_timeout(self.job.elapsed() + self.grace)  # from now: the grace
         status, msg, secs = self.job.finish()
         if status is None:
             return "synthesis not started", 0.0
