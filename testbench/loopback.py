@@ -9,7 +9,7 @@ the generated accelerator. Each 64-bit instruction copies ``beats`` beats from a
     bits [57:50] beats                             bit  58      end of program (sets ``done``)
 
 A read beat's raw ``W`` bits are written back as ``W/32`` 32-bit elements (``wr_count = W/32``), destination
-advancing by ``W/32`` per beat; the source advances by ``count``. Counters: ``cnt_cycles`` (cycles while busy),
+advancing by ``W/32`` per beat, into the psum tensor (``wr_tensor``); the source advances by ``count``. Counters: ``cnt_cycles`` (cycles while busy),
 ``cnt_dram_rd_beats``, ``cnt_dram_wr_beats`` and ``lat_first`` (cycles from the first read handshake to the
 first response, which must equal the memory latency ``L``).
 """
@@ -20,6 +20,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
+
+from rtl_gen.protocol import TENSOR_ID_BITS, TENSOR_PSUM
 
 INSTR_BITS = 64
 
@@ -38,9 +40,10 @@ class Loopback(wiring.Component):
         self.fifo_depth = fifo_depth
         super().__init__({
             "instr_valid": In(1), "instr_ready": Out(1), "instr_data": In(INSTR_BITS),
-            "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_tensor": Out(2), "rd_req_addr": Out(32),
+            "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_tensor": Out(TENSOR_ID_BITS), "rd_req_addr": Out(32),
             "rd_req_count": Out(8), "rd_resp_valid": In(1), "rd_resp_data": In(width_bits),
-            "wr_valid": Out(1), "wr_ready": In(1), "wr_addr": Out(32), "wr_count": Out(8),
+            "wr_valid": Out(1), "wr_ready": In(1), "wr_tensor": Out(TENSOR_ID_BITS), "wr_addr": Out(32),
+            "wr_count": Out(8),
             "wr_data": Out(width_bits),
             "busy": Out(1), "done": Out(1),
             "cnt_cycles": Out(32), "cnt_dram_rd_beats": Out(32), "cnt_dram_wr_beats": Out(32),
@@ -97,7 +100,7 @@ class Loopback(wiring.Component):
                 m.d.sync += [measuring.eq(0), lat_seen.eq(1)]
         # writes from the FIFO
         m.d.comb += [self.wr_valid.eq(busy & fifo.r_rdy), self.wr_data.eq(fifo.r_data), self.wr_addr.eq(dst),
-                     self.wr_count.eq(W // 32)]
+                     self.wr_count.eq(W // 32), self.wr_tensor.eq(TENSOR_PSUM)]
         wr_fire = Signal()
         m.d.comb += [wr_fire.eq(self.wr_valid & self.wr_ready), fifo.r_en.eq(wr_fire)]
         with m.If(wr_fire):

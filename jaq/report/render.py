@@ -196,7 +196,8 @@ def _verification(d: dict) -> dict:
                           "logits_rtl": net.get("logits_rtl"), "logits_model": net.get("logits_model"),
                           "sim_seconds": net.get("sim_seconds"), "build_seconds": net.get("build_seconds"),
                           "cycles": net.get("simulated_cycles"), "label": net.get("label"),
-                          "predicted": net.get("predicted_class"), "image": net.get("image")}
+                          "predicted": net.get("predicted_class"), "image": net.get("image"),
+                          "host_ops": net.get("host_ops"), "n_layers": len(net.get("layers") or [])}
     if lay:
         out["layer_run"] = {"ok": bool(lay.get("ok")), "sim_seconds": lay.get("sim_seconds"),
                             "build_seconds": lay.get("build_seconds"), "cycles": lay.get("simulated_cycles"),
