@@ -63,7 +63,10 @@ class QConv2d(nn.Module):
         self.padding = kernel // 2
         self.act_signed = act_signed
         self.weight = nn.Parameter(torch.empty(out_ch, in_ch // groups, kernel, kernel))
-        nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
+        if bias:  # the classifier (no BN after it): small weights, so the initial logits are ~0 (loss ~ln C)
+            nn.init.normal_(self.weight, 0.0, 0.01)
+        else:  # convs followed by BN: He init on the fan-out
+            nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
         self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
         self.register_buffer("act_bits", torch.tensor([float(b) for b in act_bits]), persistent=False)
         self.register_buffer("wgt_bits", torch.tensor([float(b) for b in wgt_bits]), persistent=False)

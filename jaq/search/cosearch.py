@@ -163,6 +163,9 @@ class CoSearch:
         torch.manual_seed(cfg["seed"])
         self.data = load_data(cfg["data"], seed=cfg["seed"])
         self.w_src, self.a_src = self.data.split_train(cfg["data"]["arch_fraction"], cfg["seed"])
+        if self.device.startswith("cuda") and hasattr(self.w_src, "to"):  # uint8 images resident on the GPU
+            self.w_src, self.a_src = self.w_src.to(self.device), self.a_src.to(self.device)
+        self.precision = cfg.get("precision", "auto")
         self.space = api.make_space(cfg["space"], self.data)
         self.net = api.make_supernet(self.space).to(self.device)
         self.net.sampling = s.get("sampling", "soft")
@@ -278,8 +281,9 @@ class CoSearch:
             # step 1: supernet weights
             self.w_opt.zero_grad(set_to_none=True)
             self.a_opt.zero_grad(set_to_none=True)
-            out = self.net_ddp(x)
-            loss = F.cross_entropy(out, y)
+            with train_autocast(self.precision, self.device):
+                out = self.net_ddp(x)
+                loss = F.cross_entropy(out.float(), y)
             loss.backward()
             if s["grad_clip"]:
                 nn.utils.clip_grad_norm_(self.w_opt.param_groups[0]["params"], s["grad_clip"])
@@ -294,8 +298,9 @@ class CoSearch:
             self.g_opt.zero_grad(set_to_none=True)
             # warm-up: CE and cost are logged, not learned (no graph; DDP needs a backward after a grad forward)
             with nullcontext() if search_arch else torch.no_grad():
-                out = self.net_ddp(xa)
-                ce = F.cross_entropy(out, ya)
+                with train_autocast(self.precision, self.device):
+                    out = self.net_ddp(xa)
+                    ce = F.cross_entropy(out.float(), ya)
                 t0 = time.perf_counter()
                 hwres, smp = self.hw_step(tau, step=stats["steps"])
                 hw_times.append(time.perf_counter() - t0)
@@ -448,6 +453,22 @@ class CoSearch:
                 plots.make_plots(self.run, self.metrics, self.history)
         self.dist.barrier()
         return {"accel": doc, "run_dir": str(self.run)}
+
+
+def autocast_dtype(precision: str, device: str) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` (config key) on ``device``: auto = bf16 on CUDA, none on the CPU."""
+    if precision == "bf16" or (precision == "auto" and str(device).startswith("cuda")):
+        return torch.bfloat16
+    return None
+
+
+def train_autocast(precision: str, device: str):
+    """Autocast context for a training forward pass (convs and matmuls in bf16; the quantizers, BN statistics
+    and the loss stay float32), or a no-op for fp32."""
+    dt = autocast_dtype(precision, device)
+    if dt is None:
+        return nullcontext()
+    return torch.autocast("cuda" if str(device).startswith("cuda") else "cpu", dtype=dt)
 
 
 def _time_stats(prefix: str, times: list[float]) -> dict:

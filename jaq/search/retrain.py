@@ -89,7 +89,7 @@ def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
     from jaq.nn.space import SpaceConfig
     from jaq.nn.subnet import SubnetChoice, build_subnet
     from jaq.search import artifact
-    from jaq.search.cosearch import _seed_epoch, resolve_device
+    from jaq.search.cosearch import _seed_epoch, resolve_device, train_autocast
     r = cfg["retrain"]
     n_epochs = r["epochs"] if epochs is None else epochs
     if n_epochs < 1:
@@ -118,6 +118,8 @@ def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
     opt = torch.optim.SGD(net.parameters(), lr=r["lr"], momentum=r["momentum"], weight_decay=r["weight_decay"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_epochs)
     smoothing = float(r.get("label_smoothing", 0.0) or 0.0)
+    precision = cfg.get("precision", "auto")
+    fwd = _compiled(net, cfg.get("compile", "off"))
     key = _ckpt_key(cfg, choice, n_epochs, max_steps)
     log: list = []
     start_ep, start_step, sums, secs0 = 0, 0, [0.0, 0, 0], 0.0
@@ -149,8 +151,9 @@ def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
             for i, (x, y) in enumerate(data.train.batches(r["batch_size"], shuffle=True, generator=g,
                                                           max_steps=max_steps, device=device, start=first),
                                        start=first):
-                out = net(x)
-                loss = F.cross_entropy(out, y, label_smoothing=smoothing)
+                with train_autocast(precision, device):
+                    out = fwd(x)
+                    loss = F.cross_entropy(out.float(), y, label_smoothing=smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -197,6 +200,14 @@ def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
     (run / RETRAIN_CKPT).unlink(missing_ok=True)
     return {"test_acc": test_acc, "integer_test_acc": int_acc, "epochs": n_epochs, "seconds": secs,
             "weights": str(run / "weights")}
+
+
+def _compiled(net, mode: str):
+    """The training forward: ``net`` itself, or ``torch.compile(net)`` (``inductor``: fused kernels, pays on
+    GPUs; ``eager``: dynamo tracing only, for tests). Evaluation and export always use ``net`` itself."""
+    if mode == "off":
+        return net
+    return torch.compile(net, backend=mode)
 
 
 def _write_log(run: Path, log: list) -> None:
