@@ -337,21 +337,27 @@ def _digits(augment: bool) -> DataBundle:
                       (1, 8, 8), "scikit-learn's embedded load_digits()")
 
 
-def _need_root(root, field="data.root") -> Path:
+def _need_root(root, field="data.root", holds: str = "") -> Path:
+    """The data folder ``root`` as a Path; one-line errors saying what the folder must hold (``holds``)."""
+    what = f" holding {holds}" if holds else ""
     if not root:
-        raise JaqError("no data folder given; set data.root in the config or pass --data-root DIR", field)
+        raise JaqError(f"no data folder given; pass --data-root DIR (or set data.root in the config), a folder{what}",
+                       field)
     p = Path(root).expanduser()
     if not p.is_dir():
-        raise JaqError(f"data folder {p} does not exist (set data.root or pass --data-root DIR)", field)
+        raise JaqError(f"data folder {p} does not exist; pass --data-root DIR (or set data.root), a folder{what}",
+                       field)
     return p
 
 
 def _cifar(ds: str, root, cfg: dict) -> DataBundle:
-    p = _need_root(root)
+    folder_name = "cifar-10-batches-py" if ds == "cifar10" else "cifar-100-python"
+    p = _need_root(root, holds=f"torchvision's {folder_name}/ (as torchvision.datasets."
+                              f"{'CIFAR10' if ds == 'cifar10' else 'CIFAR100'}(DIR, download=True) writes it) "
+                              f"or train.tar.gz + test.tar.gz of ImageFolder JPEGs")
     mean, std = _STATS[ds]
     aug = bool(cfg.get("augment", True))
     ncls = 10 if ds == "cifar10" else 100
-    folder_name = "cifar-10-batches-py" if ds == "cifar10" else "cifar-100-python"
     tv = p / folder_name if (p / folder_name).is_dir() else (p if p.name == folder_name else None)
     if tv is not None:
         xtr, ytr, xte, yte = _read_cifar_pickles(tv, ds)
