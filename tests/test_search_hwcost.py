@@ -122,3 +122,51 @@ def test_shared_candidate_tiling(setup):
     acc = res.accelerator
     e, _, _, _ = hw._expected(rows, acc, AccelBatch.from_accels([acc]))
     assert e.item() > 0
+
+
+def test_distinct_rows_equal_the_full_expansion_and_batchtile(setup):
+    """The cost model runs once per distinct (shape, bits) row; the expectation, its gradient and the tilings are
+    those of the full bit expansion with BatchTile called directly."""
+    from jaq.hw.batch import AccelBatch, LayerBatch
+    from jaq.hw.batchtile import batch_tile
+    from jaq.hw.model import estimate
+    from jaq.search.hwcost import _bit_expanded, tile_batch
+    net, gen, hw = setup
+    acc = Accelerator(pe_x=12, pe_y=5, act_buf_kb=80, wgt_buf_kb=64, out_buf_kb=96, dataflow="RS", **FIXED)
+    ab = AccelBatch.from_accels([acc])
+    net.zero_grad()
+    rows = api.candidate_rows(net)
+    e, l, a, _ = hw._expected(rows, acc, ab)
+    (e / hw.refs["energy_pj"] + l / hw.refs["latency_ms"]).backward()
+    g_fast = net.alpha.grad.clone()
+    plan = hw._row_plan(rows)
+    assert len(plan.uniq) < len(plan.inv) == len(rows.layers) * len(rows.bits) ** 2
+    direct = batch_tile(plan.uniq, acc, weights=hw.cache.weights, mode="native", loop_orders="accel",
+                        dataflows="accel")
+    assert [c.tiling for c in direct] == [c.tiling for c in hw.cache.get_many(plan.uniq, acc)[0]]
+    net.zero_grad()
+    rows = api.candidate_rows(net)
+    exp = _bit_expanded(rows.layers, rows.bits)
+    til = [direct[plan.inv[i]].tiling for i in range(len(exp))]
+    cb = estimate(LayerBatch.from_layers(exp), ab.expand_to(len(exp)), tile_batch(til))
+    op, ap, wp = (t.double() for t in (rows.op_prob, rows.act_prob, rows.wgt_prob))
+    w = (op[:, None, None] * ap[:, :, None] * wp[:, None, :]).reshape(-1)
+    e_ref, l_ref = (w * cb.energy_total_pj).sum(), (w * cb.latency_ms).sum()
+    (e_ref / hw.refs["energy_pj"] + l_ref / hw.refs["latency_ms"]).backward()
+    assert e.item() == pytest.approx(e_ref.item(), rel=1e-12) and l.item() == pytest.approx(l_ref.item(), rel=1e-12)
+    assert torch.allclose(g_fast, net.alpha.grad, rtol=1e-9, atol=1e-15)
+
+
+def test_held_noise_repeats_the_accelerator():
+    """draw_noise makes the draws sample_heads would make; held noise with unchanged logits gives the same
+    accelerator (so BatchTile's cached tilings are reused)."""
+    from jaq.search.hwgen import draw_noise
+    gen = HWGenerator(hidden=16, blocks=2)
+    layers = [Layer("conv", 3, 16, 8, 8, 3), Layer("pointwise", 16, 32, 8, 8, 1, act_bits=4)]
+    logits = gen(layers)
+    a = sample_heads(logits, tau=3.0, generator=torch.Generator().manual_seed(9))
+    noise = draw_noise(logits, torch.Generator().manual_seed(9))
+    b = sample_heads(logits, tau=3.0, noise=noise)
+    c = sample_heads(logits, tau=0.5, noise=noise)
+    assert a.accelerator(FIXED) == b.accelerator(FIXED) == c.accelerator(FIXED)
+    assert all(torch.equal(a.onehot[k], b.onehot[k]) for k in a.onehot)
