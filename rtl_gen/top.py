@@ -76,7 +76,8 @@ class JaqAccelerator(wiring.Component):
         m.submodules.wbuf = wb = VectorBuffer(p.wgt_lines, W, p.n_wgt_ports, blackbox=bb, module_name="jaq_sram_wgt")
         m.submodules.obuf = ob = OutBuffer(p.out_lines, W, p.n_out_ports, blackbox=bb, module_name="jaq_sram_out")
         m.submodules.sbuf = sb = ScaleMemory(p.scale_lines, W, blackbox=bb)
-        self.buffers = (ab, wb, ob, sb.mems[0])  # one RAM macro per module (the scale memories share theirs)
+        self.buffers = (ab, wb, ob)
+        self.macros = (ab.ram, wb.ram, ob.ram, sb.mems[0].ram)  # one per macro module (the scale memories share one)
         ir = ctl.ir
         op = ctl.opcode
         OPC = isa.OPCODES
@@ -193,7 +194,7 @@ def emit_verilog(accel: Accelerator, max_layer: MaxLayer | None = None, name: st
     top = verilog.convert(dut, name=name, emit_src=False)
     col = verilog.convert(PEColumn(p), name=COLUMN_MODULE, emit_src=False)
     fu = verilog.convert(FusionCore(), name=FU_MODULE, emit_src=False)
-    srams = "\n".join(b.ram.verilog() for b in dut.buffers)
+    srams = "\n".join(r.verilog() for r in dut.macros)
     return strip_zero_init(top) + "\n" + col + "\n" + fu + "\n" + srams
 
 
