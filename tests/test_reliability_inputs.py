@@ -239,3 +239,18 @@ def test_check_plain_returns_a_plain_copy():
     src = {"a": (1, 2.5, "t", None, True), "b": {"c": []}}
     out = jio.check_plain(src, "x")
     assert out == {"a": [1, 2.5, "t", None, True], "b": {"c": []}} and out["b"] is not src["b"]
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    """An atomically written file has the mode an ordinary open() would give it (umask applied), not 0600."""
+    import os
+
+    from jaq.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        (tmp_path / "b.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o644

@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import torch
-import yaml
 
 from jaq.errors import JaqError
-from jaq.io import atomic_write_bytes, atomic_write_text
+from jaq.io import atomic_write_bytes, atomic_write_text, dump_yaml
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
@@ -154,7 +153,7 @@ def _check_writable(p: Path) -> None:
 
 
 def write_config(run: Path, cfg: dict) -> None:
-    atomic_write_text(run / CONFIG, yaml.safe_dump(cfg, sort_keys=False))
+    atomic_write_text(run / CONFIG, dump_yaml(cfg))  # reloads equal under jaq's strict YAML loader
 
 
 def read_config(run: Path) -> dict:
