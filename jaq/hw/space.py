@@ -1,4 +1,4 @@
-"""The hardware search space in one place (paper, "Search Space"; ../shared/DESIGN.md).
+"""The hardware search space in one place (paper, "Search Space").
 
 * PE_x, PE_y: 3..64.  Buffers (act / wgt / out): 64..528 KB in 16 KB steps (30 choices).
 * Dataflow: WS, OS, RS.  Loop order: the 120 permutations of (B, IC, OC, OH, OW), outermost first.
