@@ -52,6 +52,33 @@ class NetworkResult:
                 "layers": [r.to_dict() for r in self.layer_reports]}
 
 
+def check_chain(inet) -> None:
+    """One-line :class:`JaqError` naming the layer and the field when the layers of ``inet`` do not chain: a
+    layer's input channels and size must be its source tensor's, a residual must match the output's shape, and a
+    layer finished on chip must write its consumer's bits (``out_bits``/``out_signed``)."""
+    from jaq.nn.space import conv_out_size
+
+    shapes = [(inet.layers[0].layer.in_ch, None)]  # (channels, spatial size) per tensor; the input's size is free
+    for j, L in enumerate(inet.layers):
+        lay, where = L.layer, f"layers[{j}] ({L.layer.name or L.layer.kind})"
+        if not 0 <= L.src < len(shapes):
+            raise JaqError(f"{where}: source tensor {L.src} does not exist yet", "src")
+        c, size = shapes[L.src]
+        if lay.in_ch != c:
+            raise JaqError(f"{where}: in_ch {lay.in_ch} but its input tensor has {c} channels", "in_ch")
+        if size is not None and not L.pool and lay.kind != "fc" and conv_out_size(size, lay.kernel, lay.stride) != lay.out_h:
+            raise JaqError(f"{where}: out_h {lay.out_h} but a {size}x{size} input at kernel {lay.kernel}, stride "
+                           f"{lay.stride} gives {conv_out_size(size, lay.kernel, lay.stride)}", "out_h")
+        out_size = 1 if L.pool else lay.out_h
+        if L.residual_src is not None and shapes[L.residual_src] != (lay.out_ch, lay.out_h):
+            raise JaqError(f"{where}: residual tensor {L.residual_src} has shape {shapes[L.residual_src]}, the "
+                           f"output ({lay.out_ch}, {lay.out_h})", "residual_src")
+        if on_chip(L) and L.out_bits is not None and (lay.out_bits, lay.out_signed) != (L.out_bits, L.out_signed):
+            raise JaqError(f"{where}: writes {lay.out_bits}-bit outputs but its consumer reads {L.out_bits}-bit "
+                           f"ones", "out_bits")
+        shapes.append((lay.out_ch, out_size))
+
+
 def on_chip(L) -> bool:
     """Whether the accelerator finishes layer ``L`` (an IntLayer): its output unit writes the consumer's
     integers (or the logits); else it writes 32-bit accumulators for the host."""
@@ -78,6 +105,7 @@ def run_layers(inet, image, conv_fn) -> tuple[np.ndarray, list, int]:
         x = x.unsqueeze(0)
     if x.shape[0] != 1:
         raise JaqError(f"one image at a time (batch 1), got a batch of {x.shape[0]}", "image")
+    check_chain(inet)
     tensors = [inet.quantize_input(x)]
     extras = []
     host_ops = 0

@@ -76,3 +76,21 @@ def test_network_on_simulated_accelerator_equals_integer_model():
     assert res.logits_equal, (res.logits_rtl, res.logits_model)
     assert len(res.layer_reports) == 4 and all(r.ok for r in res.layer_reports)
     assert res.ok and res.simulated_cycles > 0 and res.host_ops == 1
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda n: setattr(n.layers[1], "src", 0), "in_ch"),                      # dw reads the 3-channel input
+    (lambda n: setattr(n.layers[2], "residual_src", 0), "residual_src"),      # residual of another shape
+    (lambda n: setattr(n.layers[0], "out_bits", 8), "out_bits"),              # stem writes 4 bits, dw reads 8
+    (lambda n: setattr(n.layers[1], "src", 5), "src"),                        # a tensor that does not exist
+])
+def test_layers_that_do_not_chain_are_one_line_errors(edit, field):
+    from jaq.errors import JaqError
+
+    net = _net()
+    edit(net)
+    img = torch.zeros(3, 6, 6, dtype=torch.float64)
+    with pytest.raises(JaqError) as e:
+        run_layers(net, img, lambda j, d, rq: (rq.apply(d.y, channel_axis=-1), d.y))
+    msg = str(e.value)
+    assert field in msg and "\n" not in msg and "layers[" in msg
