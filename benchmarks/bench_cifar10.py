@@ -10,6 +10,10 @@ iteration (generator + BatchTile + cost model; the paper reports < 0.15 s for Ba
 Usage:
     python benchmarks/bench_cifar10.py [--data DIR] [--out DIR] [--train N] [--test N] [--epochs E]
                                        [--steps S] [--retrain-epochs R] [--space cifar|small] [--threads T]
+    python benchmarks/bench_cifar10.py --speed [--config configs/cifar10-cpu.yaml] [--threads T] [--steps S]
+        throughput only: images/s of the batch pipeline (gather + crop/flip + normalise), of a search step
+        (weights step + architecture step + hardware step) and of a retrain step, the hardware step's median,
+        and a torch.profiler table of where a retrain step and a search step spend their time
 
 Skips (exit 0, with a message) when the data folder is absent.
 """
@@ -51,6 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lambda", dest="lam", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--speed", action="store_true", help="measure throughput and profile (no accuracy run)")
+    ap.add_argument("--config", default=str(ROOT / "configs" / "cifar10-cpu.yaml"), help="with --speed")
     a = ap.parse_args(argv)
 
     data = Path(a.data)
@@ -59,6 +65,8 @@ def main(argv=None) -> int:
               f"pass --data DIR)")
         return 0
 
+    if a.speed:
+        return speed(a, data)
     from jaq.search.config import validate_config
     from jaq.search.cosearch import run_cosearch
     from jaq.search.retrain import run_retrain
@@ -103,6 +111,78 @@ def main(argv=None) -> int:
     print(f"accelerator: {acc.pe_x}x{acc.pe_y} PEs, act/wgt/out {acc.act_buf_kb}/{acc.wgt_buf_kb}/{acc.out_buf_kb} KB, "
           f"{acc.dataflow}; latency {spec.totals.latency_ms:.4g} ms, energy {spec.totals.energy_mj:.4g} mJ, "
           f"area {spec.totals.area_mm2:.4g} mm^2, EDAP {spec.totals.edap:.4g} J*s*mm^2")
+    return 0
+
+
+def _profile_table(fn, rows: int = 12) -> str:
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def speed(a, data: Path) -> int:
+    """Throughput of the data path, a search step and a retrain step on ``a.config`` (see module docstring)."""
+    import statistics
+
+    import torch
+    import torch.nn.functional as F
+
+    from jaq.data import load_data
+    from jaq.search.config import load_config
+    from jaq.search.cosearch import CoSearch, cpu_threads
+    cfg = load_config(a.config)
+    cfg["data"]["root"] = str(data)
+    if a.threads:
+        cfg["threads"] = a.threads
+    steps = max(2, a.steps)
+    out = Path(a.out) / "speed"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    with cpu_threads(cfg["threads"]):
+        t0 = time.perf_counter()
+        b = load_data(cfg["data"], seed=0)
+        print(f"data: {len(b.train)} train / {len(b.test)} test images in memory (uint8) in "
+              f"{time.perf_counter() - t0:.1f} s; threads {torch.get_num_threads()}")
+        g = torch.Generator().manual_seed(0)
+        t0, n = time.perf_counter(), 0
+        for x, _ in b.train.batches(cfg["retrain"]["batch_size"], shuffle=True, generator=g, max_steps=50):
+            n += len(x)
+        print(f"batch pipeline (gather + crop/flip{' + cutout' if cfg['data']['cutout'] else ''} + normalise): "
+              f"{n / (time.perf_counter() - t0):.0f} images/s")
+        cfg["search"].update(epochs=2, warmup_epochs=0, max_steps_per_epoch=steps)
+        cs = CoSearch(cfg, out, device=a.device, quiet=True)
+        with torch.no_grad():
+            cs.hw.calibrate(__import__("jaq.search.model_api", fromlist=["x"]).candidate_rows(cs.net))
+        rec = cs.train_epoch()
+        n_img = rec["steps"] * cfg["search"]["batch_size"]
+        print(f"search step (weights {cfg['search']['batch_size']} + arch images, hardware step): "
+              f"{rec['epoch_s'] / rec['steps']:.2f} s/step, {n_img / rec['epoch_s']:.1f} weight-step images/s; "
+              f"hardware step median {rec['hw_search_s_median']:.3f} s (p90 {rec['hw_search_s_p90']:.3f} s, "
+              f"BatchTile misses {rec['batchtile_miss_iters']}/{rec['steps']})")
+        net = cs.net.build_subnet()
+        if cfg["data"].get("channels_last"):
+            net = net.to(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        bs = cfg["retrain"]["batch_size"]
+        batches = list(b.train.batches(bs, shuffle=True, generator=g, max_steps=steps + 1))
+
+        def rstep(xy):
+            out_ = net(xy[0])
+            loss = F.cross_entropy(out_, xy[1])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        rstep(batches[0])
+        ts = []
+        for xy in batches[1:]:
+            t = time.perf_counter()
+            rstep(xy)
+            ts.append(time.perf_counter() - t)
+        med = statistics.median(ts)
+        print(f"retrain step (derived subnet, batch {bs}): {med:.2f} s/step, {bs / med:.1f} images/s")
+        print("profile of one retrain step:\n" + _profile_table(lambda: rstep(batches[1])))
     return 0
 
 

@@ -192,13 +192,12 @@ class RangeTracker(torch.nn.Module):
                 return x.min(), x.max()
             return self.lo, self.hi
         lo, hi = torch.aminmax(x.detach())
-        if not bool(self.initialized):
-            self.lo.copy_(lo)
-            self.hi.copy_(hi)
-            self.initialized.fill_(True)
-        else:
-            self.lo.lerp_(lo.to(self.lo.dtype), self.momentum)
-            self.hi.lerp_(hi.to(self.hi.dtype), self.momentum)
+        # branch-free (no host sync, no graph break under torch.compile): the first batch sets the range,
+        # later ones move the EMA; the same values as copy_ / lerp_
+        init = self.initialized
+        self.lo.copy_(torch.where(init, torch.lerp(self.lo, lo.to(self.lo.dtype), self.momentum), lo))
+        self.hi.copy_(torch.where(init, torch.lerp(self.hi, hi.to(self.hi.dtype), self.momentum), hi))
+        self.initialized.fill_(True)
         return lo, hi
 
     def scale(self, bits: int, signed: bool) -> torch.Tensor:
