@@ -31,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "threads": None,                # torch intra-op CPU threads per process; None = torch's default
     "plots": True,                  # write RUN/plots/*.png at the end of the search
+    "precision": "auto",            # training matmul/conv precision: auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    "compile": "off",               # torch.compile of the retrained subnet: off | inductor | eager (tests)
     "data": {
         "dataset": "digits",        # digits (embedded, sklearn) | cifar10 | cifar100 | imagefolder
         "root": None,               # folder of the data set (torchvision layout or ImageFolder / JPEG archives)
@@ -88,7 +90,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _TYPES: dict[str, tuple] = {
-    "name": (str,), "seed": (int,), "threads": (int, type(None)), "plots": (bool,),
+    "name": (str,), "seed": (int,), "threads": (int, type(None)), "plots": (bool,), "precision": (str,),
+    "compile": (str,),
     "data.dataset": (str,), "data.root": (str, type(None)), "data.image_size": (int, type(None)),
     "data.arch_fraction": (float, int), "data.train_subset": (int, type(None)),
     "data.test_subset": (int, type(None)), "data.augment": (bool,), "data.num_workers": (int,),
@@ -244,6 +247,10 @@ def validate_config(raw: Any, source: str = "config") -> dict[str, Any]:
     if cfg["search"]["warmup_epochs"] >= cfg["search"]["epochs"]:
         raise JaqError(f"{cfg['search']['warmup_epochs']} must be smaller than search.epochs "
                        f"({cfg['search']['epochs']})", "search.warmup_epochs")
+    if cfg["precision"] not in ("auto", "fp32", "bf16"):
+        raise JaqError(f"{cfg['precision']!r}; use auto, fp32 or bf16", "precision")
+    if cfg["compile"] not in ("off", "inductor", "eager"):
+        raise JaqError(f"{cfg['compile']!r}; use off, inductor or eager", "compile")
     if cfg["search"]["sampling"] not in ("soft", "hard"):
         raise JaqError(f"{cfg['search']['sampling']!r}; use soft or hard", "search.sampling")
     if cfg["hardware"]["candidate_tiling"] not in ("exact", "shared"):
