@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     print(f"CIFAR FBNet subnet ({len(base)} layers, {len(wide)} residual projections), 16x16 {args.dataflow}, 256 KB "
           f"buffers, 128 bits/cycle, BatchTile-optimal tilings per machine")
     print(f"{'machine':<34}{'off-chip Mbit':>14}{'ratio':>8}{'write Mbit':>12}{'Mcycles':>10}{'energy uJ':>11}")
-    rows = [("v1 (32-bit outputs, host requant)", v1_bits, tot(v1, "wr"), tot(v1, "cycles") - 0, tot(v1, "energy")),
+    rows = [("v1 (32-bit outputs, host requant)", v1_bits, tot(v1, "wr"), tot(v1, "cycles"), tot(v1, "energy")),
             ("v2 part 1 (output unit)", tot(p1, "rd") + tot(p1, "wr"), tot(p1, "wr"), tot(p1, "cycles"),
              tot(p1, "energy")),
             ("v2, residual + pooling on chip", tot(full, "rd") + tot(full, "wr"), tot(full, "wr"),

@@ -23,7 +23,7 @@ store's pipeline advances only when the write register is free or being taken (`
 backpressure stalls it as a whole. Requires ``L >= 1``.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -210,8 +210,10 @@ class DMA(wiring.Component):
                             with m.Case(s):
                                 m.d.comb += nd[s * E * b:(s + 1) * E * b].eq(contrib)
         last_slot = Signal()
-        m.d.comb += last_slot.eq(Mux(self.o_mode == 0, slot == 15, Mux(self.o_mode == 1, slot == 7,
-                                                                       Mux(self.o_mode == 2, slot == 3, 1))))
+        with m.Switch(self.o_mode):
+            for mode, n_slots in slots_of.items():
+                with m.Case(mode):
+                    m.d.comb += last_slot.eq(slot == n_slots - 1)
         complete = Signal()
         m.d.comb += complete.eq(take & (last_slot | run_last))
         g_addr, g_count = Signal(32), Signal(self.count_bits)

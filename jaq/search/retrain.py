@@ -31,12 +31,7 @@ def _layer_sig(l: dict) -> tuple:
 def run_retrain(run_dir: str | Path, *, epochs: int | None = None, device: str = "cpu", quiet: bool = False,
                 max_steps_per_epoch: int | None = None) -> dict:
     """Retrain ``run_dir``'s subnet; returns ``{"test_acc": ..., "epochs": ..., "seconds": ...}``."""
-    from jaq.data import load_data
-    from jaq.nn.space import SpaceConfig
-    from jaq.nn.subnet import SubnetChoice, build_subnet
-    from jaq.search import artifact
     from jaq.search.config import validate_config
-    from jaq.search.cosearch import _seed_epoch, resolve_device
 
     run = Path(run_dir)
     if not run.is_dir():
