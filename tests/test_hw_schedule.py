@@ -219,3 +219,20 @@ def test_program_computes_the_convolution(seed):
     assert np.array_equal(bases, weight_tile_bases(layer, tiling))
     out = _execute(prog, act.reshape(-1), flat)
     assert np.array_equal(out.reshape(layer.out_h, layer.out_w, layer.out_ch), _reference_conv(act, wgt, layer))
+
+
+def test_output_unit_inputs_that_do_not_match_the_layer_are_one_line_errors():
+    from jaq.hw.requant import Requant
+    from jaq.hw.schedule import arrange_scales
+    from rtl_gen import isa
+
+    layer = Layer("pointwise", 4, 6, 2, 2, out_bits=8, out_signed=False)
+    accel, t = _accel(dataflow="WS"), Tiling(4, 4, 2, 2)
+    with pytest.raises(JaqError, match="5 multipliers"):
+        arrange_scales([1] * 5, [0] * 5, layer, t, accel.dram_bits_per_cycle)
+    with pytest.raises(JaqError, match="32-bit outputs") as e:
+        isa.encode_program(compile_layer(layer, accel, t), accel, Requant.identity(6))
+    assert "\n" not in str(e.value)
+    words = arrange_scales(list(range(6)), [-1, 2**40, 0, 0, 0, 0], layer, t, accel.dram_bits_per_cycle)
+    # E_o = 1 word per beat at W = 32: per channel (mult, bias low word, bias high word)
+    assert words[:6].tolist() == [0, -1, -1, 1, 0, 256]
