@@ -2,9 +2,11 @@
 off-chip writes) from a run descriptor (:mod:`rtl_gen.isa`: ``base, n_outer, ostride, n_inner, istride,
 run_len``).
 
-Runs are visited outer index first; run ``(o, i)`` starts at element ``base + o*ostride + i*istride`` and is cut
-into beats of ``E = W/b`` elements (the last beat of a run may be shorter: ``count = min(E, remaining)``); every
-beat is one buffer line, lines consecutive from line 0 (docs/execution-model.md section 2).
+Addresses are bits of the flat off-chip memory (docs/execution-model.md section 2). Runs are visited outer index
+first; run ``(o, i)`` starts at bit ``base + o*ostride + i*istride`` and is cut into beats of ``E = W/b``
+elements of ``b = 2^elog`` bits (the last beat of a run may be shorter: ``count = min(E, remaining)``); beat
+``j`` of a run starts ``j*E*b`` bits after the run and moves ``count*b`` bits (``rd_req_bits``/``wr_bits``);
+every beat is one buffer line, lines consecutive from line 0.
 
 Timing (docs/execution-model.md section 5), instruction issued in cycle ``c0`` (``start``):
 
@@ -30,13 +32,20 @@ from amaranth.lib.wiring import In, Out
 from jaq.hw.timing import OUTPUT_UNIT_LATENCY
 from rtl_gen.buffers import CNT_BITS
 from rtl_gen.output_unit import OutputUnit
-from rtl_gen.protocol import TENSOR_ID_BITS, TENSOR_OUT, TENSOR_PSUM
+from rtl_gen.protocol import ADDR_BITS, TENSOR_ID_BITS, TENSOR_OUT, TENSOR_PSUM
 
+
+
+def beat_bits(W: int) -> int:
+    """Width of ``rd_req_bits`` / ``wr_bits``: 0..W bits in one beat."""
+    return W.bit_length()
 
 
 class DMA(wiring.Component):
     """Ports: ``start``, ``is_store``, ``final`` (a final store), ``tensor`` (read tensor id, rtl_gen.protocol),
-    ``elems`` (E of this transfer; ``W/32`` for stores), descriptor fields; off-chip ``rd_req_*``, ``rd_resp_*``,
+    ``elems`` (E of this transfer; ``W/32`` for stores), ``elog`` (log2 of the addressed tensor's element bits:
+the operand's for loads, 5 for 32-bit words, the output's for final stores), descriptor fields (bits);
+off-chip ``rd_req_*``, ``rd_resp_*``,
     ``wr_*`` (``wr_tensor``: psum or out); buffer side ``line`` (line index), ``line_data`` (W bits, a response),
     ``line_wr_en`` (write a response line), ``lr_line``/``lr_en``/``lr_data`` (OBUF line read for stores);
     output unit: layer constants ``o_mode`` (0/1/2/3: 2/4/8/32 output bits), ``shift``, ``relu``, ``lo``/``hi``,
@@ -50,13 +59,14 @@ class DMA(wiring.Component):
         self.count_bits = count_bits
         super().__init__({
             "start": In(1), "is_store": In(1), "final": In(1), "tensor": In(TENSOR_ID_BITS),
-            "elems": In(count_bits + 1),
-            "base": In(32), "n_outer": In(16), "ostride": In(32), "n_inner": In(16), "istride": In(32),
+            "elems": In(count_bits + 1), "elog": In(3),
+            "base": In(ADDR_BITS), "n_outer": In(16), "ostride": In(32), "n_inner": In(16), "istride": In(32),
             "run_len": In(16),
             "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_tensor": Out(TENSOR_ID_BITS),
-            "rd_req_addr": Out(32), "rd_req_count": Out(count_bits), "rd_resp_valid": In(1), "rd_resp_data": In(W),
-            "wr_valid": Out(1), "wr_ready": In(1), "wr_tensor": Out(TENSOR_ID_BITS), "wr_addr": Out(32),
-            "wr_count": Out(count_bits), "wr_data": Out(W),
+            "rd_req_addr": Out(ADDR_BITS), "rd_req_bits": Out(beat_bits(W)), "rd_resp_valid": In(1),
+            "rd_resp_data": In(W),
+            "wr_valid": Out(1), "wr_ready": In(1), "wr_tensor": Out(TENSOR_ID_BITS), "wr_addr": Out(ADDR_BITS),
+            "wr_bits": Out(beat_bits(W)), "wr_data": Out(W),
             "line": Out(line_bits), "line_data": Out(W), "line_wr_en": Out(1),
             "lr_line": Out(line_bits), "lr_en": Out(1), "lr_data": In(W),
             "o_mode": In(2), "shift": In(6), "relu": In(1), "lo": In(32), "hi": In(32),
@@ -73,13 +83,13 @@ class DMA(wiring.Component):
         o = Signal(16)
         i = Signal(16)
         e = Signal(16)
-        row_addr = Signal(32)    # base + o*ostride (relative to base)
-        run_addr = Signal(32)    # row_addr + i*istride
+        row_addr = Signal(ADDR_BITS)    # o*ostride (relative to base)
+        run_addr = Signal(ADDR_BITS)    # row_addr + i*istride
         rem = Signal(17)
         m.d.comb += rem.eq(self.run_len - e)
-        cur_addr = Signal(32)
+        cur_addr = Signal(ADDR_BITS)
         cur_count = Signal(self.count_bits)
-        m.d.comb += [cur_addr.eq(self.base + run_addr + e),
+        m.d.comb += [cur_addr.eq(self.base + run_addr + (e << self.elog)),
                      cur_count.eq(Mux(rem > self.elems, self.elems, rem))]
         adv = Signal()
         run_last = e + self.elems >= self.run_len
@@ -114,7 +124,7 @@ class DMA(wiring.Component):
         resp_cnt = Signal(32)
         req_fire = Signal()
         m.d.comb += [self.rd_req_valid.eq(running & is_load & active), self.rd_req_tensor.eq(self.tensor),
-                     self.rd_req_addr.eq(cur_addr), self.rd_req_count.eq(cur_count),
+                     self.rd_req_addr.eq(cur_addr), self.rd_req_bits.eq(cur_count << self.elog),
                      req_fire.eq(self.rd_req_valid & self.rd_req_ready)]
         resp = Signal()
         m.d.comb += resp.eq(running & is_load & self.rd_resp_valid)
@@ -131,7 +141,7 @@ class DMA(wiring.Component):
 
         # ---- stores: stage A reads a line (and its scale chunk), stage B holds the data ----
         b_valid = Signal()
-        b_addr = Signal(32)
+        b_addr = Signal(ADDR_BITS)
         b_count = Signal(self.count_bits)
         b_run_last = Signal()
         line_cnt = Signal(32)
@@ -151,7 +161,7 @@ class DMA(wiring.Component):
         # partial stores offer stage B itself; final stores the packed beat register
         m.d.comb += [self.wr_valid.eq(st & Mux(is_final, f["valid"], b_valid)),
                      self.wr_addr.eq(Mux(is_final, f["addr"], b_addr)),
-                     self.wr_count.eq(Mux(is_final, f["count"], b_count)),
+                     self.wr_bits.eq(Mux(is_final, f["count"], b_count) << self.elog),
                      self.wr_data.eq(Mux(is_final, f["data"], self.lr_data)),
                      self.wr_tensor.eq(Mux(is_final, TENSOR_OUT, TENSOR_PSUM))]
         wr_fire = Signal()
@@ -216,10 +226,10 @@ class DMA(wiring.Component):
                     m.d.comb += last_slot.eq(slot == n_slots - 1)
         complete = Signal()
         m.d.comb += complete.eq(take & (last_slot | run_last))
-        g_addr, g_count = Signal(32), Signal(self.count_bits)
-        n_addr, n_count = Signal(32), Signal(self.count_bits)
+        g_addr, g_count = Signal(ADDR_BITS), Signal(self.count_bits)
+        n_addr, n_count = Signal(ADDR_BITS), Signal(self.count_bits)
         m.d.comb += [n_addr.eq(Mux(slot == 0, addr, g_addr)), n_count.eq(Mux(slot == 0, 0, g_count) + count)]
-        f_valid, f_addr, f_count, f_data = Signal(), Signal(32), Signal(self.count_bits), Signal(W)
+        f_valid, f_addr, f_count, f_data = Signal(), Signal(ADDR_BITS), Signal(self.count_bits), Signal(W)
         inflight = Signal(range(OUTPUT_UNIT_LATENCY + 3))
         read = Signal()
         m.d.comb += read.eq(en & final_st & b_valid)   # a line enters the unit

@@ -9,11 +9,11 @@ Unused high bits are zero. Field meanings:
 channels side by side; the output unit's layer constants ``shift``, ``relu``, ``o_mode`` (0/1/2/3: 2/4/8/32
 output bits) and ``o_signed`` (docs/execution-model.md section 7).
 
-``LOAD_ACT`` / ``LOAD_WGT`` / ``LOAD_PSUM`` / ``LOAD_SCALE`` / ``STORE_OUT`` (DMA descriptor, element addresses of
-the tensor; ``STORE_OUT`` adds ``final``: through the output unit to the out tensor):
-runs ``run(o, i) = base + o*ostride + i*istride`` for ``o < n_outer``, ``i < n_inner`` (outer first), each
-``run_len`` elements long, cut into beats of at most ``E_b = W/b`` elements; buffer lines are consecutive from
-line 0 (one beat = one line).
+``LOAD_ACT`` / ``LOAD_WGT`` / ``LOAD_PSUM`` / ``LOAD_SCALE`` / ``STORE_OUT`` (DMA descriptor in **bits** of the
+flat off-chip memory, jaq.hw.placement; ``STORE_OUT`` adds ``final``: through the output unit to the out tensor):
+runs start at bit ``run(o, i) = base + o*ostride + i*istride`` for ``o < n_outer``, ``i < n_inner`` (outer
+first), each ``run_len`` elements of ``b`` bits long, cut into beats of at most ``E_b = W/b`` elements; buffer
+lines are consecutive from line 0 (one beat = one line).
 
 ``COMPUTE``: tile extents ``c, m, h, w`` (input channels, output channels, output rows, output columns), ``cv =
 ceil(c/pf)`` channel vectors, ``acc`` (accumulate onto the OBUF; clear: the first contribution overwrites), and
@@ -33,15 +33,16 @@ from typing import Iterable, Mapping, Sequence
 from jaq.errors import JaqError
 from jaq.hw import timing as T
 from jaq.hw.packing import MODE_OF_BITS
+from jaq.hw.placement import ADDR_BITS
+from rtl_gen.protocol import OPCODE_BITS
 
 INSTR_BITS = 192
-OPCODE_BITS = 4
 
 OPCODES: dict[str, int] = {"SET_LAYER": 1, "LOAD_ACT": 2, "LOAD_WGT": 3, "LOAD_PSUM": 4, "STORE_OUT": 5,
                            "COMPUTE": 6, "END": 7, "LOAD_SCALE": 8}
 OPNAMES = {v: k for k, v in OPCODES.items()}
 
-_DMA = (("base", 32), ("n_outer", 16), ("ostride", 32), ("n_inner", 16), ("istride", 32), ("run_len", 16))
+_DMA = (("base", ADDR_BITS), ("n_outer", 16), ("ostride", 32), ("n_inner", 16), ("istride", 32), ("run_len", 16))
 
 #: Fields per opcode: (name, width in bits), packed from bit OPCODE_BITS upward in this order.
 FIELDS: dict[str, tuple[tuple[str, int], ...]] = {
@@ -171,30 +172,35 @@ def compute_fields(c: int, m: int, h: int, w: int, acc: bool, kernel: int, strid
                 pa=pa, pw=pw, po=po, wm=kernel * kernel * pw, arow=iw * pa)
 
 
-def encode_instruction(ins, layer, accel, requant=None) -> int:
+def _dma(op: str, view_base: int, bits: int, ins, n_outer: int, ostride: int, n_inner: int, istride: int,
+         **extra) -> int:
+    """A DMA descriptor in bits: the record's element offsets (from a view at bit ``view_base``) times ``bits``."""
+    return encode(op, base=view_base + ins.dram_base * bits, n_outer=n_outer, ostride=ostride * bits,
+                  n_inner=n_inner, istride=istride * bits, run_len=ins.run_len, **extra)
+
+
+def encode_instruction(ins, layer, accel, requant=None, placement=None) -> int:
     """Encode one :mod:`jaq.hw.schedule` instruction record for ``layer`` on ``accel``; ``requant`` (a
-    :class:`jaq.hw.requant.Requant`, None for the identity) gives SET_LAYER's output-unit constants."""
+    :class:`jaq.hw.requant.Requant`, None for the identity) gives SET_LAYER's output-unit constants, ``placement``
+    (:class:`jaq.hw.placement.Placement`, the program's) the tensors' bit addresses."""
     K, S = layer.kernel, layer.stride
     op = ins.op
+    pl = placement
     if op == "SET_LAYER":
         shift, relu = (requant.shift, requant.relu) if requant is not None else (0, False)
         return encode("SET_LAYER", **set_layer_fields(K, S, layer.act_bits, layer.wgt_bits, layer.act_signed,
                                                       accel.pe_y, layer.out_bits, layer.out_signed, shift, relu))
     if op == "LOAD_SCALE":
-        return encode("LOAD_SCALE", base=ins.dram_base, n_outer=1, ostride=0, n_inner=1, istride=0,
-                      run_len=ins.run_len)
+        return _dma(op, pl.scale, 32, ins, 1, 0, 1, 0)
     if op == "LOAD_ACT":
-        return encode("LOAD_ACT", base=ins.dram_base, n_outer=ins.ih, ostride=ins.row_stride, n_inner=ins.iw,
-                      istride=ins.col_stride, run_len=ins.run_len)
+        return _dma(op, pl.act.base, layer.act_bits, ins, ins.ih, ins.row_stride, ins.iw, ins.col_stride)
     if op == "LOAD_WGT":
-        return encode("LOAD_WGT", base=ins.dram_base, n_outer=1, ostride=0, n_inner=ins.n_runs,
-                      istride=ins.run_stride, run_len=ins.run_len)
+        return _dma(op, pl.wgt, layer.wgt_bits, ins, 1, 0, ins.n_runs, ins.run_stride)
     if op == "LOAD_PSUM":
-        return encode(op, base=ins.dram_base, n_outer=ins.h, ostride=ins.row_stride, n_inner=ins.w,
-                      istride=ins.col_stride, run_len=ins.run_len)
+        return _dma(op, pl.psum.base, 32, ins, ins.h, ins.row_stride, ins.w, ins.col_stride)
     if op == "STORE_OUT":
-        return encode(op, base=ins.dram_base, n_outer=ins.h, ostride=ins.row_stride, n_inner=ins.w,
-                      istride=ins.col_stride, run_len=ins.run_len, final=int(ins.final))
+        view, bits = (pl.out, layer.out_bits) if ins.final else (pl.psum, 32)
+        return _dma(op, view.base, bits, ins, ins.h, ins.row_stride, ins.w, ins.col_stride, final=int(ins.final))
     if op == "COMPUTE":
         f = compute_fields(ins.c, ins.m, ins.h, ins.w, ins.acc, K, S, layer.act_bits, layer.wgt_bits,
                            accel.dram_bits_per_cycle)
@@ -213,4 +219,5 @@ def encode_program(program, accel=None, requant=None) -> list[int]:
                                                                           program.layer.out_signed):
         raise JaqError(f"the output unit writes {requant.out_bits}-bit outputs but the layer says out_bits="
                        f"{program.layer.out_bits}", "requant.out_bits")
-    return [encode_instruction(ins, program.layer, accel, requant) for ins in program.instructions]
+    return [encode_instruction(ins, program.layer, accel, requant, program.placement)
+            for ins in program.instructions]

@@ -5,12 +5,17 @@ No Amaranth here: the cocotb testbench (another process) and the cost-model side
 
 from __future__ import annotations
 
+from jaq.hw.placement import ADDR_BITS  # width of an off-chip bit address (rd_req_addr, wr_addr)  # noqa: F401
+
 #: Tensor ids on ``rd_req_tensor`` / ``wr_tensor`` (docs/execution-model.md section 7.1): activations, weights,
 #: 32-bit partial sums, final outputs (at the layer's ``out_bits``), output-unit constants (32-bit words).
 TENSOR_ACT, TENSOR_WGT, TENSOR_PSUM, TENSOR_OUT, TENSOR_SCALE = 0, 1, 2, 3, 4
 TENSOR_NAMES: dict[int, str] = {TENSOR_ACT: "act", TENSOR_WGT: "wgt", TENSOR_PSUM: "psum", TENSOR_OUT: "out",
                                 TENSOR_SCALE: "scale"}
-#: Width of the tensor-id ports.
+#: Bits [0, OPCODE_BITS) of every instruction word hold its opcode (rtl_gen.isa).
+OPCODE_BITS = 4
+
+#: Width of the tensor-id ports (the tag tells the monitor what a transfer is; addresses are flat bit addresses).
 TENSOR_ID_BITS = 3
 
 #: Counter port -> :func:`jaq.hw.schedule.walk` counter name, in report order. Units: cycles, FU-active cycles,

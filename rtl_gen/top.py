@@ -3,12 +3,13 @@
 Top-level ports (plain Verilog names; see docs/rtl.md for the protocol):
 
 ``clk``, ``rst``; instruction stream ``instr_valid`` (in), ``instr_ready`` (out), ``instr_data[INSTR_BITS]``;
-DRAM read request ``rd_req_valid`` (out), ``rd_req_ready`` (in), ``rd_req_tensor[2]`` (0 act, 1 wgt, 2 psum),
-``rd_req_addr[32]`` (element address), ``rd_req_count[C]`` (elements in the beat); read response
-``rd_resp_valid`` (in), ``rd_resp_data[W]`` (in); DRAM write ``wr_valid`` (out), ``wr_ready`` (in),
-``wr_addr[32]``, ``wr_count[C]``, ``wr_data[W]``; status ``busy``, ``done``; counters (48 bits each)
-``cnt_cycles``, ``cnt_fu_active``, ``cnt_act_rd``, ``cnt_wgt_rd``, ``cnt_out_rd``, ``cnt_out_wr``, ``cnt_act_wr``,
-``cnt_wgt_wr``, ``cnt_dram_rd_beats``, ``cnt_dram_wr_beats``. ``C = max(8, bits of W/2)`` (8 for W <= 480).
+DRAM read request ``rd_req_valid`` (out), ``rd_req_ready`` (in), ``rd_req_tensor[3]`` (tag, rtl_gen.protocol),
+``rd_req_addr[ADDR_BITS]`` (bit address of the flat off-chip memory), ``rd_req_bits[B]`` (bits in the beat);
+read response ``rd_resp_valid`` (in), ``rd_resp_data[W]`` (in, LSB first); DRAM write ``wr_valid`` (out),
+``wr_ready`` (in), ``wr_tensor[3]``, ``wr_addr[ADDR_BITS]``, ``wr_bits[B]``, ``wr_data[W]``; status ``busy``,
+``done``; counters (48 bits each) ``cnt_cycles``, ``cnt_fu_active``, ``cnt_act_rd``, ``cnt_wgt_rd``,
+``cnt_out_rd``, ``cnt_out_wr``, ``cnt_act_wr``, ``cnt_wgt_wr``, ``cnt_dram_rd_beats``, ``cnt_dram_wr_beats``.
+``B`` = bits of ``W`` (0..W bits per beat).
 """
 
 import dataclasses
@@ -24,12 +25,12 @@ from jaq.hw.records import Accelerator, Layer
 from rtl_gen import isa
 from rtl_gen.buffers import CNT_BITS, OutBuffer, VectorBuffer
 from rtl_gen.controller import Controller, ir_field
-from rtl_gen.dma import DMA
+from rtl_gen.dma import DMA, beat_bits
 from rtl_gen.fusion_unit import FusionCore
 from rtl_gen.params import HWParams, MaxLayer, clog2, derive
 from rtl_gen.pe_array import COLUMN_MODULE, FU_MODULE, PEColumn
-from rtl_gen.protocol import (COUNTER_WALK_NAMES, COUNTERS, TENSOR_ACT, TENSOR_ID_BITS, TENSOR_PSUM,  # noqa: F401
-                              TENSOR_SCALE, TENSOR_WGT)
+from rtl_gen.protocol import (ADDR_BITS, COUNTER_WALK_NAMES, COUNTERS, TENSOR_ACT, TENSOR_ID_BITS,  # noqa: F401
+                              TENSOR_PSUM, TENSOR_SCALE, TENSOR_WGT)
 from rtl_gen.scale_memory import ScaleMemory
 from rtl_gen.sequencer import ComputeEngine
 
@@ -39,7 +40,7 @@ _CMP_FIELDS = ("c", "m", "h", "w", "cv", "acc", "iw", "pa", "pw", "po", "wm", "a
 
 
 def count_bits(W: int) -> int:
-    """Width of ``rd_req_count`` / ``wr_count``: enough for ``W/2`` elements (2-bit operands), at least 8."""
+    """Width of the DMA's element counts: enough for ``W/2`` elements (2-bit operands), at least 8."""
     return max(8, clog2(W // 2 + 1))
 
 
@@ -50,13 +51,13 @@ class JaqAccelerator(wiring.Component):
         self.accel = accel
         self.p = params or derive(accel, max_layer)
         W = self.p.W
-        cb = count_bits(W)
+        bb = beat_bits(W)
         sig = {
             "instr_valid": In(1), "instr_ready": Out(1), "instr_data": In(isa.INSTR_BITS),
             "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_tensor": Out(TENSOR_ID_BITS),
-            "rd_req_addr": Out(32), "rd_req_count": Out(cb), "rd_resp_valid": In(1), "rd_resp_data": In(W),
-            "wr_valid": Out(1), "wr_ready": In(1), "wr_tensor": Out(TENSOR_ID_BITS), "wr_addr": Out(32),
-            "wr_count": Out(cb), "wr_data": Out(W),
+            "rd_req_addr": Out(ADDR_BITS), "rd_req_bits": Out(bb), "rd_resp_valid": In(1), "rd_resp_data": In(W),
+            "wr_valid": Out(1), "wr_ready": In(1), "wr_tensor": Out(TENSOR_ID_BITS), "wr_addr": Out(ADDR_BITS),
+            "wr_bits": Out(bb), "wr_data": Out(W),
             "busy": Out(1), "done": Out(1),
         }
         sig.update({n: Out(CNT_BITS) for n in COUNTERS})
@@ -88,29 +89,34 @@ class JaqAccelerator(wiring.Component):
         # the opcode of the instruction being issued (the DMA samples it with `start`)
         op_in = self.instr_data[:isa.OPCODE_BITS]
         elems = Signal(count_bits(W) + 1)
+        elog = Signal(3)  # log2 of the addressed tensor's element bits (precision code + 1; 5 for 32-bit words)
+        final = ir_field(ir, "STORE_OUT", "final")
         with m.Switch(op):
             with m.Case(OPC["LOAD_ACT"]):
-                m.d.comb += elems.eq(Mux(ctl.a_mode == 0, W // 2, Mux(ctl.a_mode == 1, W // 4, W // 8)))
+                m.d.comb += [elems.eq(Mux(ctl.a_mode == 0, W // 2, Mux(ctl.a_mode == 1, W // 4, W // 8))),
+                             elog.eq(ctl.a_mode + 1)]
             with m.Case(OPC["LOAD_WGT"]):
-                m.d.comb += elems.eq(Mux(ctl.w_mode == 0, W // 2, Mux(ctl.w_mode == 1, W // 4, W // 8)))
+                m.d.comb += [elems.eq(Mux(ctl.w_mode == 0, W // 2, Mux(ctl.w_mode == 1, W // 4, W // 8))),
+                             elog.eq(ctl.w_mode + 1)]
             with m.Default():
-                m.d.comb += elems.eq(W // 32)
+                m.d.comb += [elems.eq(W // 32),
+                             elog.eq(Mux((op == OPC["STORE_OUT"]) & final & (ctl.o_mode != 3), ctl.o_mode + 1, 5))]
         m.d.comb += [dma.start.eq(ctl.dma_start), dma.is_store.eq(op_in == OPC["STORE_OUT"]),
                      dma.final.eq(ir_field(self.instr_data, "STORE_OUT", "final")),
                      dma.tensor.eq(Mux(op == OPC["LOAD_ACT"], TENSOR_ACT,
                                        Mux(op == OPC["LOAD_WGT"], TENSOR_WGT,
                                            Mux(op == OPC["LOAD_SCALE"], TENSOR_SCALE, TENSOR_PSUM)))),
-                     dma.elems.eq(elems), ctl.dma_last.eq(dma.last)]
+                     dma.elems.eq(elems), dma.elog.eq(elog), ctl.dma_last.eq(dma.last)]
         self._output_unit_wiring(m, ctl, dma, sb, op)
         for f in _DMA_FIELDS:
             m.d.comb += getattr(dma, f).eq(ir_field(ir, "LOAD_ACT", f))
         m.d.comb += [self.rd_req_valid.eq(dma.rd_req_valid), dma.rd_req_ready.eq(self.rd_req_ready),
                      self.rd_req_tensor.eq(dma.rd_req_tensor), self.rd_req_addr.eq(dma.rd_req_addr),
-                     self.rd_req_count.eq(dma.rd_req_count), dma.rd_resp_valid.eq(self.rd_resp_valid),
+                     self.rd_req_bits.eq(dma.rd_req_bits), dma.rd_resp_valid.eq(self.rd_resp_valid),
                      dma.rd_resp_data.eq(self.rd_resp_data),
                      self.wr_valid.eq(dma.wr_valid), dma.wr_ready.eq(self.wr_ready), self.wr_addr.eq(dma.wr_addr),
                      self.wr_tensor.eq(dma.wr_tensor),
-                     self.wr_count.eq(dma.wr_count), self.wr_data.eq(dma.wr_data)]
+                     self.wr_bits.eq(dma.wr_bits), self.wr_data.eq(dma.wr_data)]
         # buffers <- DMA
         for buf, code in ((ab, OPC["LOAD_ACT"]), (wb, OPC["LOAD_WGT"]), (ob, OPC["LOAD_PSUM"])):
             m.d.comb += [buf.wr_line.eq(dma.line), buf.wr_data.eq(dma.line_data),

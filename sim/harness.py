@@ -28,7 +28,7 @@ import numpy as np
 from jaq.errors import JaqError
 from jaq.hw.records import Accelerator, Layer, Tiling
 from rtl_gen.protocol import COUNTER_WALK_NAMES, COUNTERS
-from sim.memory_image import build_image, extract_output, final_image, mismatch_summary, scale_image
+from sim.memory_image import FlatImage, extract_output, layer_job_image, mismatch_summary
 from sim.reference import LayerData, random_layer_data
 from sim.verilator import SimBuild, ensure_importable, run_cocotb, verilator_build
 
@@ -173,39 +173,47 @@ def case_requant(case: LayerCase, seed: int = 0):
     return random_requant(case.layer, seed)
 
 
-def _compare(case: LayerCase, data: LayerData, expected_final: np.ndarray, res, walk_c: dict, model_cost,
+def _compare(case: LayerCase, out: np.ndarray, expected_final: np.ndarray, res, walk_c: dict, model_cost,
              stall: bool) -> LayerReport:
-    from testbench.env import TbResult  # noqa: F401  (type only)
-
-    rtl = res.counters
-    expected = {port: int(walk_c[key]) for port, key in COUNTER_MAP.items()}
-    diffs = {}
-    for port, exp in expected.items():
-        if stall and port == "cnt_cycles":
-            continue
-        if port not in rtl:
-            diffs[port] = [None, exp]
-        elif rtl[port] != exp:
-            diffs[port] = [rtl[port], exp]
+    """One layer run on its own: ``out`` the RTL's out region (flat), ``res`` the testbench result."""
     mon = {k: int(v) for k, v in res.mem.get("rd_beats", {}).items()}
     mon["wr"] = int(res.mem.get("wr_beats", 0))
     mon_ok = all(mon.get(k, 0) == walk_c[v] for k, v in MONITOR_MAP.items()) and mon["wr"] == walk_c["store_beats"]
+    return compare_layer(case.layer, case.tiling, case.name or case.layer.name or case.layer.kind, out,
+                         expected_final, res.counters, res.finished, mon_ok, res.mem, walk_c, model_cost, stall)
+
+
+def compare_layer(layer: Layer, tiling: Tiling, name: str, out: np.ndarray, expected: np.ndarray,
+                  counters: dict, finished: bool, monitor_ok: bool, mem: dict, walk_c: dict, model_cost,
+                  stall: bool) -> LayerReport:
+    """A layer's report: its outputs (flat) vs ``expected``, its RTL ``counters`` vs the walk (the cycle counter
+    only without ``stall``), the closed-form model vs the walk; ``monitor_ok``/``mem``: what the memory monitor
+    saw over the program stream the layer ran in (its violations fail the layer)."""
+    expected_c = {port: int(walk_c[key]) for port, key in COUNTER_MAP.items()}
+    diffs = {}
+    for port, exp in expected_c.items():
+        if stall and port == "cnt_cycles":
+            continue
+        if port not in counters:
+            diffs[port] = [None, exp]
+        elif counters[port] != exp:
+            diffs[port] = [counters[port], exp]
+    mon = {k: int(v) for k, v in mem.get("rd_beats", {}).items()}
+    mon["wr"] = int(mem.get("wr_beats", 0))
     model_diffs = {}
     if int(round(model_cost.cycles)) != walk_c["cycles"]:
         model_diffs["cycles"] = [int(round(model_cost.cycles)), walk_c["cycles"]]
     for k, v in model_cost.accesses.items():
         if k in walk_c and int(round(v)) != walk_c[k]:
             model_diffs[k] = [int(round(v)), walk_c[k]]
-    errors = list(res.mem.get("violations", []))
-    mism = int(np.count_nonzero(res.mem_out != expected_final))
-    bit_exact = res.finished and mism == 0
+    mism = int(np.count_nonzero(out != expected))
     return LayerReport(
-        name=case.name or case.layer.name or case.layer.kind, layer=case.layer.to_dict(),
-        tiling=case.tiling.to_dict(), bit_exact=bit_exact, finished=res.finished, mismatches=mism,
-        first_mismatches=mismatch_summary(case.layer, res.mem_out, expected_final) if mism else [],
-        counters_rtl=dict(rtl), counters_expected=expected, counter_diffs=diffs, monitor_beats=mon,
-        monitor_ok=mon_ok, model_cycles=int(round(model_cost.cycles)), walk_cycles=int(walk_c["cycles"]),
-        model_ok=not model_diffs, model_diffs=model_diffs, stall=stall, errors=errors)
+        name=name, layer=layer.to_dict(), tiling=tiling.to_dict(), bit_exact=finished and mism == 0,
+        finished=finished, mismatches=mism,
+        first_mismatches=mismatch_summary(layer, out, expected) if mism else [],
+        counters_rtl=dict(counters), counters_expected=expected_c, counter_diffs=diffs, monitor_beats=mon,
+        monitor_ok=monitor_ok, model_cycles=int(round(model_cost.cycles)), walk_cycles=int(walk_c["cycles"]),
+        model_ok=not model_diffs, model_diffs=model_diffs, stall=stall, errors=list(mem.get("violations", [])))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -309,27 +317,21 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
     job_paths = []
     for i, case in enumerate(cases):
         data = case.data if case.data is not None else random_layer_data(case.layer, rng=seed + i)
-        prog = compile_layer(case.layer, accel, case.tiling)
+        rq = case_requant(case, seed + 2000 + i)
+        img = layer_job_image(data, case.tiling, rq, accel.dram_bits_per_cycle, seed=seed + 1000 + i)
+        prog = compile_layer(case.layer, accel, case.tiling, img.placement)
         wc = walk(prog)
         mc = estimate_one(case.layer, accel, case.tiling)
-        rq = case_requant(case, seed + 2000 + i)
         words = list(programs[i]) if programs is not None else encode_program(prog, accel, rq)
         if programs is not None:  # an emitted program: SET_LAYER carries this run's output-unit constants
             words = with_unit_constants(words, rq)
-        img = build_image(data, case.tiling, seed=seed + 1000 + i)
-        expected_final = np.asarray(rq.apply(data.y, channel_axis=-1), np.int64).reshape(-1)
         budget = (wc["cycles"] * (8 if stall else 2)) + 2000
-        job = Job(mem_act=img.act, mem_wgt=img.wgt, mem_out=img.out, act_bits=case.layer.act_bits,
-                  wgt_bits=case.layer.wgt_bits, act_signed=case.layer.act_signed,
-                  width_bits=accel.dram_bits_per_cycle, latency=accel.dram_latency_cycles, program=words,
-                  expected_out=expected_final, stall=stall, seed=seed + 17 * i + 1, max_cycles=budget,
-                  counters=COUNTERS, name=case.name or f"layer{i}",
-                  mem_final=final_image(case.layer, rng=seed + 3000 + i),
-                  mem_scale=scale_image(rq, case.layer, case.tiling, accel.dram_bits_per_cycle),
-                  out_bits=case.layer.out_bits, out_signed=case.layer.out_signed)
+        job = Job(memory=img.memory, width_bits=accel.dram_bits_per_cycle, latency=accel.dram_latency_cycles,
+                  program=words, expected=img.expected, mask=img.mask, stall=stall, seed=seed + 17 * i + 1,
+                  max_cycles=budget, counters=COUNTERS, name=case.name or f"layer{i}")
         p = job.save(workdir / f"job{i:03d}.npz")
         job_paths.append(p)
-        prepared.append((case, data, expected_final, wc, mc))
+        prepared.append((case, data, img, wc, mc))
     jobs_file = workdir / "jobs.txt"
     jobs_file.write_text("".join(f"{p}\n" for p in job_paths))
     t1 = time.perf_counter()
@@ -342,15 +344,16 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
     log_file = r.log_file
     if crashed and tmp is not None:  # the temporary work directory goes away: keep the log
         log_file = keep_log(r.log_file, log_dir) or "(none: the simulator wrote no log)"
-    for (case, data, expected_final, wc, mc), p in zip(prepared, job_paths):
+    for (case, data, img, wc, mc), p in zip(prepared, job_paths):
         rp = result_path(p)
         if not rp.is_file():
             errors.append(f"{case.name or case.layer.kind}: no result (simulator crashed?); log: {log_file}")
             continue
         res = TbResult.load(rp)
         sim_cycles += res.tb_cycles
-        outputs.append(extract_output(case.layer, res.mem_out))
-        reports.append(_compare(case, data, expected_final, res, wc, mc, stall))
+        out = FlatImage.get(res.memory, img.regions["out"])
+        outputs.append(extract_output(case.layer, out))
+        reports.append(_compare(case, out, img.expected_out.reshape(-1), res, wc, mc, stall))
     if r.tests == 0:
         errors.append(f"the simulator did not report results (log: {log_file}); log tail:\n{r.log_tail(20)}")
     wave_file = None

@@ -1,6 +1,8 @@
-"""Off-chip memory images of one layer (docs/execution-model.md section 2) and result extraction.
+"""Off-chip memory images (docs/execution-model.md section 2) and result extraction.
 
-Memory is element-addressed per tensor; the testbench's memory model keeps one flat array per tensor:
+The off-chip memory is one flat bit-addressed space (:class:`FlatImage`; tensors placed by
+:mod:`jaq.hw.placement`). Each tensor's elements, as flat int64 arrays (what the tile-level model
+:mod:`sim.program_model` reads), are:
 
 * ``act``: the zero-padded input ``[IH][IW][in_ch]`` flattened (element ``(y, x, ch)`` at ``(y*IW + x)*in_ch + ch``);
 * ``wgt``: the weights arranged per tile by the compiler (:func:`jaq.hw.schedule.arrange_weights`: tiles in
@@ -17,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from jaq.errors import JaqError
-from jaq.hw.packing import value_range
+from jaq.hw.packing import pack_bytes, unpack_bytes, value_range
+from jaq.hw.placement import ALIGN_BITS, TensorRegion, single_layer
 from jaq.hw.records import Layer, Tiling
 from sim.reference import LayerData
 
@@ -85,6 +88,84 @@ def build_image(data: LayerData, tiling: Tiling, fill: str = "garbage", seed: in
                        expected_out=np.asarray(data.y, np.int64).reshape(-1), wgt_tile_bases=bases)
 
 
+class FlatImage:
+    """The bytes of the flat off-chip memory holding ``regions`` (zero where nothing is put)."""
+
+    def __init__(self, regions=(), data: np.ndarray | None = None):
+        """Zeros sized for ``regions``, or (``data``) an existing memory, edited in place."""
+        if data is not None:
+            self.bytes = data
+        else:
+            top = max((r.base + r.size_bits for r in regions), default=0)
+            self.bytes = np.zeros(-(-top // ALIGN_BITS) * ALIGN_BITS // 8, np.uint8)
+
+    def put(self, region: TensorRegion, values) -> None:
+        """Store ``values`` (``region.elems`` integers, channel-innermost) in ``region``."""
+        v = np.asarray(values, np.int64).reshape(-1)
+        if v.size != region.elems:
+            raise JaqError(f"{v.size} values for the {region.elems} elements of {region.name}", region.name)
+        data = np.frombuffer(pack_bytes(v, region.bits), np.uint8)
+        a = region.base // 8
+        if region.size_bits % 8:  # a partial last byte: keep its other bits
+            keep = self.bytes[a + len(data) - 1] & ~np.uint8(data_mask(region)[-1])
+            self.bytes[a:a + len(data)] = data
+            self.bytes[a + len(data) - 1] |= keep
+        else:
+            self.bytes[a:a + len(data)] = data
+
+    @staticmethod
+    def get(memory: np.ndarray, region: TensorRegion) -> np.ndarray:
+        """The ``region.elems`` integers of ``region`` in ``memory`` (bytes), flat."""
+        a = region.base // 8
+        return unpack_bytes(np.asarray(memory, np.uint8)[a:a + -(-region.size_bits // 8)].tobytes(), region.bits,
+                            region.elems, region.signed)
+
+    def expect(self, region: TensorRegion, values, expected: np.ndarray, mask: np.ndarray) -> None:
+        """Mark ``region`` as checked in (``expected``, ``mask``), holding ``values``."""
+        a = region.base // 8
+        data = np.frombuffer(pack_bytes(np.asarray(values, np.int64).reshape(-1), region.bits), np.uint8)
+        k = data_mask(region)
+        expected[a:a + len(data)] = (expected[a:a + len(data)] & ~k) | (data & k)
+        mask[a:a + len(data)] |= k
+
+
+def data_mask(region: TensorRegion) -> np.ndarray:
+    """Byte mask of the bits ``region`` occupies, from its first byte."""
+    return np.frombuffer(pack_bytes(np.full(region.elems, (1 << region.bits) - 1, np.int64), region.bits),
+                         np.uint8)
+
+
+@dataclass
+class LayerJobImage:
+    """One layer's flat memory image, its placement and regions, and the checked bytes (the out region)."""
+
+    memory: np.ndarray
+    placement: object
+    regions: dict
+    expected: np.ndarray
+    mask: np.ndarray
+    expected_out: np.ndarray  #: [OH][OW][out_ch] the out region must hold
+
+
+def layer_job_image(data: LayerData, tiling: Tiling, requant, bus_bits: int, seed: int = 0) -> LayerJobImage:
+    """The flat memory of one layer run on its own (:func:`jaq.hw.placement.single_layer`): padded input,
+    weights arranged for ``tiling``, partial sums and out tensor full of garbage, the output unit's constants."""
+    layer = data.layer
+    placement, regions = single_layer(layer, tiling, bus_bits)
+    img = FlatImage(regions.values())
+    wgt, _ = wgt_image(layer, tiling, data.w)
+    rng = np.random.default_rng(seed)
+    img.put(regions["act"], act_image(layer, data.x))
+    img.put(regions["wgt"], wgt)
+    img.put(regions["psum"], out_image(layer, "garbage", rng))
+    img.put(regions["scale"], scale_image(requant, layer, tiling, bus_bits))
+    img.put(regions["out"], final_image(layer, "garbage", rng))
+    expected_out = np.asarray(requant.apply(data.y, channel_axis=-1), np.int64)
+    expected, mask = img.bytes.copy(), np.zeros_like(img.bytes)
+    img.expect(regions["out"], expected_out, expected, mask)
+    return LayerJobImage(img.bytes, placement, regions, expected, mask, expected_out)
+
+
 def extract_output(layer: Layer, out_region: np.ndarray) -> np.ndarray:
     """The ``[OH][OW][out_ch]`` output tensor from a final output region."""
     out_region = np.asarray(out_region, np.int64)
@@ -103,5 +184,5 @@ def mismatch_summary(layer: Layer, got: np.ndarray, expected: np.ndarray, limit:
             for a, b, c in bad[:limit]]
 
 
-__all__ = ["MemoryImage", "act_image", "wgt_image", "out_image", "final_image", "scale_image", "build_image",
+__all__ = ["FlatImage", "LayerJobImage", "layer_job_image", "data_mask", "MemoryImage", "act_image", "wgt_image", "out_image", "final_image", "scale_image", "build_image",
            "extract_output", "mismatch_summary"]

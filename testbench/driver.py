@@ -14,6 +14,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 from cocotb.utils import get_sim_time
 
 from rtl_gen.protocol import COUNTERS as COUNTER_NAMES
+from rtl_gen.protocol import OPCODE_BITS
 
 
 class InstructionDriver:
@@ -24,7 +25,8 @@ class InstructionDriver:
     holds ``instr_ready`` low the driver sleeps until it rises (same behaviour as polling every cycle).
     """
 
-    def __init__(self, dut, program: Sequence[int], gap_p: float = 0.0, seed: int = 2, clock_ns: int = 10):
+    def __init__(self, dut, program: Sequence[int], gap_p: float = 0.0, seed: int = 2, clock_ns: int = 10,
+                 mark_opcode: int = -1, counters: Sequence[str] | None = None):
         self.dut = dut
         self.program = [int(p) for p in program]
         self.gap_p = gap_p
@@ -35,6 +37,11 @@ class InstructionDriver:
         self._task = None
         self._stopped = False
         self.clock_ns = clock_ns
+        self.mark_opcode = mark_opcode
+        self.counter_names = counters
+        #: counters read in the cycle an instruction with ``mark_opcode`` was taken (before its issue cycle
+        #: counts: the totals of everything before it, since the controller takes an instruction only when idle)
+        self.marks: list[dict[str, int]] = []
 
     def reset_signals(self) -> None:
         self.dut.instr_valid.value = 0
@@ -70,6 +77,8 @@ class InstructionDriver:
             dut.instr_valid.value = 1
             if int(dut.instr_ready.value):
                 self.accepted_cycles.append(self.cycle)
+                if self.program[self.index] & ((1 << OPCODE_BITS) - 1) == self.mark_opcode:
+                    self.marks.append(read_counters(dut, self.counter_names or COUNTER_NAMES))
                 self.index += 1
             elif not self.gap_p:
                 await RisingEdge(dut.instr_ready)

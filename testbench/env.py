@@ -2,16 +2,16 @@
 
 The harness (``sim.harness``) writes a *job* (``.npz``) and passes its path in ``$JAQ_TB_JOB``; the cocotb test
 loads it, plays the memory and the instruction stream, waits for ``done``, and writes ``$JAQ_TB_JOB`` with the
-suffix ``.result.npz``: the final output region, the counters and what the memory monitor saw. The checker
-(bit-exact outputs) runs in the testbench as an assertion, and again in the harness, which also compares the
-counters with the schedule walk and the cost model.
+suffix ``.result.npz``: the final memory, the counters (in total and at every ``SET_LAYER``: one program stream
+may hold many layers) and what the memory monitor saw. The checker (bit-exact outputs) runs in the testbench as
+an assertion, and again in the harness, which also compares the counters with the schedule walk and the cost
+model.
 
-Job fields: ``mem_act``, ``mem_wgt``, ``mem_out`` (the 32-bit partial-sum region), ``mem_final`` (the out tensor
-at ``out_bits``/``out_signed``), ``mem_scale`` (the output unit's constants) (int64 element arrays),
-``act_bits``, ``wgt_bits``, ``act_signed``, ``width_bits`` (W), ``latency`` (L), ``program`` (instruction words
-as hex strings), ``expected_out`` (int64, optional: golden out tensor), ``stall`` (0/1), ``seed``,
-``max_cycles``, ``counters`` (names of the counter ports to read). The result's ``mem_out`` is the out tensor
-(the psum region for a job without ``mem_final``, e.g. the testbench's own loopback design).
+Job fields: ``memory`` (uint8: the flat off-chip memory image, jaq.hw.placement), ``expected`` / ``mask``
+(uint8, optional: the bits the program must leave, and which bits are checked), ``width_bits`` (W), ``latency``
+(L), ``program`` (instruction words as hex strings), ``stall`` (0/1), ``seed``, ``max_cycles``, ``counters``
+(names of the counter ports to read), ``mark_opcode`` (counters are also read when an instruction with this
+opcode is taken; -1: never).
 """
 
 from __future__ import annotations
@@ -29,42 +29,32 @@ JOB_ENV = "JAQ_TB_JOB"
 
 @dataclass
 class Job:
-    """Everything one simulated program needs (units: elements, bits, cycles)."""
+    """Everything one simulated program needs (units: bytes of memory, bits, cycles)."""
 
-    mem_act: np.ndarray
-    mem_wgt: np.ndarray
-    mem_out: np.ndarray
-    act_bits: int
-    wgt_bits: int
-    act_signed: bool
+    memory: np.ndarray
     width_bits: int
     latency: int
     program: list[int]
-    expected_out: np.ndarray | None = None
+    expected: np.ndarray | None = None
+    mask: np.ndarray | None = None
     stall: bool = False
     seed: int = 1
     max_cycles: int = 10_000_000
     counters: Sequence[str] = ()
     name: str = ""
-    mem_final: np.ndarray | None = None
-    mem_scale: np.ndarray | None = None
-    out_bits: int = 32
-    out_signed: bool = True
+    mark_opcode: int = -1
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
-        d = dict(mem_act=np.asarray(self.mem_act, np.int64), mem_wgt=np.asarray(self.mem_wgt, np.int64),
-                 mem_out=np.asarray(self.mem_out, np.int64), act_bits=self.act_bits, wgt_bits=self.wgt_bits,
-                 act_signed=int(self.act_signed), width_bits=self.width_bits, latency=self.latency,
+        d = dict(memory=np.asarray(self.memory, np.uint8), width_bits=self.width_bits, latency=self.latency,
                  program=np.array([format(int(p), "x") for p in self.program], dtype=np.str_),
                  stall=int(self.stall), seed=self.seed, max_cycles=self.max_cycles,
                  counters=np.array(list(self.counters), dtype=np.str_), name=np.str_(self.name),
-                 mem_scale=np.asarray(self.mem_scale if self.mem_scale is not None else [], np.int64),
-                 out_bits=self.out_bits, out_signed=int(self.out_signed))
-        if self.mem_final is not None:
-            d["mem_final"] = np.asarray(self.mem_final, np.int64)
-        if self.expected_out is not None:
-            d["expected_out"] = np.asarray(self.expected_out, np.int64)
+                 mark_opcode=self.mark_opcode)
+        if self.expected is not None:
+            d["expected"] = np.asarray(self.expected, np.uint8)
+            d["mask"] = np.asarray(self.mask if self.mask is not None else np.full(len(self.expected), 255),
+                                   np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
             np.savez(f, **d)
@@ -73,15 +63,21 @@ class Job:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Job":
         z = np.load(path, allow_pickle=False)
-        return cls(mem_act=z["mem_act"], mem_wgt=z["mem_wgt"], mem_out=z["mem_out"], act_bits=int(z["act_bits"]),
-                   wgt_bits=int(z["wgt_bits"]), act_signed=bool(int(z["act_signed"])),
-                   width_bits=int(z["width_bits"]), latency=int(z["latency"]),
+        return cls(memory=z["memory"], width_bits=int(z["width_bits"]), latency=int(z["latency"]),
                    program=[int(str(h), 16) for h in z["program"]],
-                   expected_out=z["expected_out"] if "expected_out" in z.files else None,
+                   expected=z["expected"] if "expected" in z.files else None,
+                   mask=z["mask"] if "mask" in z.files else None,
                    stall=bool(int(z["stall"])), seed=int(z["seed"]), max_cycles=int(z["max_cycles"]),
                    counters=[str(c) for c in z["counters"]], name=str(z["name"]),
-                   mem_final=z["mem_final"] if "mem_final" in z.files else None,
-                   mem_scale=z["mem_scale"], out_bits=int(z["out_bits"]), out_signed=bool(int(z["out_signed"])))
+                   mark_opcode=int(z["mark_opcode"]))
+
+    def mismatched_bytes(self, memory: np.ndarray) -> np.ndarray:
+        """Indices of the checked bytes where ``memory`` differs from ``expected`` (empty without one)."""
+        if self.expected is None:
+            return np.zeros(0, np.int64)
+        e, k = np.asarray(self.expected, np.uint8), np.asarray(self.mask, np.uint8)
+        got = np.asarray(memory, np.uint8)[:len(e)]
+        return np.flatnonzero((got & k) != (e & k))
 
 
 def result_path(job_path: str | os.PathLike) -> Path:
@@ -92,28 +88,32 @@ def result_path(job_path: str | os.PathLike) -> Path:
 @dataclass
 class TbResult:
     """What a testbench run observed. ``tb_cycles``: falling edges from the first instruction handshake to
-    ``done``; counters as read from the ports at ``done``; ``mem`` is the memory monitor's summary."""
+    ``done``; counters as read from the ports at ``done`` (minus their values after reset); ``marks``: the same
+    counters read whenever an instruction with the job's ``mark_opcode`` was taken (the totals of everything
+    before it); ``memory``: the final off-chip memory; ``mem`` the memory monitor's summary."""
 
-    mem_out: np.ndarray
+    memory: np.ndarray
     counters: dict[str, int]
     tb_cycles: int
     mem: dict = field(default_factory=dict)
     finished: bool = True
     mismatches: int = 0
+    marks: list = field(default_factory=list)
 
     def save(self, path: str | os.PathLike) -> None:
         meta = json.dumps({"counters": self.counters, "tb_cycles": self.tb_cycles, "mem": self.mem,
-                           "finished": self.finished, "mismatches": self.mismatches})
+                           "finished": self.finished, "mismatches": self.mismatches, "marks": self.marks})
         with open(path, "wb") as f:
-            np.savez(f, mem_out=np.asarray(self.mem_out, np.int64), meta=np.str_(meta))
+            np.savez(f, memory=np.asarray(self.memory, np.uint8), meta=np.str_(meta))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TbResult":
         z = np.load(path, allow_pickle=False)
         meta = json.loads(str(z["meta"]))
-        return cls(mem_out=z["mem_out"], counters={k: int(v) for k, v in meta["counters"].items()},
+        return cls(memory=z["memory"], counters={k: int(v) for k, v in meta["counters"].items()},
                    tb_cycles=int(meta["tb_cycles"]), mem=meta["mem"], finished=bool(meta["finished"]),
-                   mismatches=int(meta["mismatches"]))
+                   mismatches=int(meta["mismatches"]), marks=[{k: int(v) for k, v in m.items()}
+                                                               for m in meta["marks"]])
 
 
 async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, start_clock: bool = True) -> TbResult:
@@ -128,21 +128,14 @@ async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, s
     from cocotb.utils import get_sim_time
 
     from testbench.driver import InstructionDriver, read_counters
-    from testbench.memory import (TENSOR_ACT, TENSOR_OUT, TENSOR_PSUM, TENSOR_SCALE, TENSOR_WGT, OffChipMemory,
-                                  StallConfig, TensorMemory)
+    from testbench.memory import FlatMemory, OffChipMemory, StallConfig
 
-    tensors = {
-        TENSOR_ACT: TensorMemory("act", job.act_bits, job.act_signed, job.mem_act),
-        TENSOR_WGT: TensorMemory("wgt", job.wgt_bits, True, job.mem_wgt),
-        TENSOR_PSUM: TensorMemory("psum", 32, True, job.mem_out),
-        TENSOR_OUT: TensorMemory("out", job.out_bits, job.out_signed,
-                                 job.mem_final if job.mem_final is not None else []),
-        TENSOR_SCALE: TensorMemory("scale", 32, True, job.mem_scale if job.mem_scale is not None else []),
-    }
+    memory = FlatMemory(job.memory)
     stall = StallConfig(seed=job.seed) if job.stall else None
-    mem = OffChipMemory(dut, tensors, job.width_bits, job.latency, stall, clock_ns=clock_ns)
+    mem = OffChipMemory(dut, memory, job.width_bits, job.latency, stall, clock_ns=clock_ns)
+    names = list(job.counters) if job.counters else None
     drv = InstructionDriver(dut, job.program, gap_p=0.3 if job.stall else 0.0, seed=job.seed + 1,
-                            clock_ns=clock_ns)
+                            clock_ns=clock_ns, mark_opcode=job.mark_opcode, counters=names)
     if start_clock:
         Clock(dut.clk, clock_ns, unit="ns").start()
     mem.reset_signals()
@@ -152,7 +145,6 @@ async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, s
         await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
     dut.rst.value = 0
-    names = list(job.counters) if job.counters else None
     before = read_counters(dut, names) if names else read_counters(dut)  # counters may not reset with rst
     mem.start()
     drv.start()
@@ -176,14 +168,12 @@ async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, s
     drv.stop()
     s = mem.stats
     start = drv.accepted_cycles[0] if drv.accepted_cycles else 0
-    # the result is the out tensor of an accelerator job, the psum region of a job without one (the loopback)
-    out = tensors[TENSOR_OUT if job.mem_final is not None else TENSOR_PSUM].values
-    mismatches = 0
-    if job.expected_out is not None:
-        mismatches = int(np.count_nonzero(out != np.asarray(job.expected_out, np.int64)))
-    return TbResult(mem_out=out, counters=counters, tb_cycles=k - start, finished=finished, mismatches=mismatches,
-                    mem={"rd_beats": s.rd_beats, "rd_elems": s.rd_elems, "wr_beats": s.wr_beats,
-                         "wr_elems": s.wr_elems, "violations": s.violations, "min_latency": s.min_latency,
+    final = memory.snapshot()
+    marks = [{n: v - before.get(n, 0) for n, v in m.items()} for m in drv.marks]
+    return TbResult(memory=final, counters=counters, tb_cycles=k - start, finished=finished,
+                    mismatches=int(job.mismatched_bytes(final).size), marks=marks,
+                    mem={"rd_beats": s.rd_beats, "rd_bits": s.rd_bits, "wr_beats": s.wr_beats,
+                         "wr_bits": s.wr_bits, "violations": s.violations, "min_latency": s.min_latency,
                          "max_latency": s.max_latency, "instructions": len(drv.accepted_cycles)})
 
 

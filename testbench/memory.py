@@ -3,12 +3,12 @@
 Timing contract (docs/execution-model.md section 2 and 5, docs/verification.md):
 
 * the port moves one beat of ``W`` bits per cycle; a read request (``rd_req_valid & rd_req_ready``) asks for
-  ``rd_req_count`` consecutive elements of one tensor starting at element ``rd_req_addr``; its data arrive on
+  ``rd_req_bits`` bits of the flat off-chip memory starting at bit ``rd_req_addr``; its data arrive on
   ``rd_resp_valid/rd_resp_data`` **exactly L cycles** after the request's handshake edge (the DUT samples the
   datum at the ``L``-th rising edge after the one that took the request), in request order, one per cycle;
-* writes (``wr_valid & wr_ready``) carry ``wr_count`` 32-bit elements (outputs / partial sums) for element
-  address ``wr_addr`` of the output tensor; they are posted (no response);
-* elements are packed LSB first, element ``i`` of a beat in bits ``[i*b, (i+1)*b)`` (:mod:`jaq.hw.packing`).
+* writes (``wr_valid & wr_ready``) store the low ``wr_bits`` bits of ``wr_data`` at bit ``wr_addr``; they are
+  posted (no response);
+* data are LSB first: bit ``j`` of a beat is memory bit ``addr + j`` (:mod:`jaq.hw.packing` packs elements so).
 
 In the exact mode ``rd_req_ready`` and ``wr_ready`` are always high and every response comes exactly ``L``
 cycles after its request: this is the memory the cost model assumes. The stalling mode drops the ready signals
@@ -36,8 +36,6 @@ import cocotb
 from cocotb.triggers import FallingEdge, First, RisingEdge
 from cocotb.utils import get_sim_time
 
-from jaq.hw.packing import to_unsigned
-
 from rtl_gen.protocol import TENSOR_ACT, TENSOR_NAMES, TENSOR_OUT, TENSOR_PSUM, TENSOR_SCALE, TENSOR_WGT  # noqa: F401
 
 
@@ -51,55 +49,44 @@ class StallConfig:
     seed: int = 1
 
 
-@dataclass
-class TensorMemory:
-    """One element-addressed tensor region: ``bits``-bit elements (two's complement patterns when signed)."""
+class FlatMemory:
+    """The flat, bit-addressed off-chip memory (docs/execution-model.md section 2): a little-endian byte array;
+    bit ``a`` is bit ``a % 8`` of byte ``a // 8``."""
 
-    name: str
-    bits: int
-    signed: bool
-    values: np.ndarray  # int64, flat
+    def __init__(self, data: bytes | bytearray | np.ndarray):
+        self.data = bytearray(bytes(np.asarray(data, np.uint8)) if isinstance(data, np.ndarray) else data)
 
-    def __post_init__(self) -> None:
-        self.values = np.asarray(self.values, dtype=np.int64).reshape(-1).copy()
-        self._patterns: list[int] | None = None
+    @property
+    def size_bits(self) -> int:
+        return len(self.data) * 8
 
-    def patterns(self) -> list[int]:
-        if self._patterns is None:
-            self._patterns = [int(p) for p in to_unsigned(self.values, self.bits).tolist()]
-        return self._patterns
+    def read(self, addr: int, nbits: int) -> int:
+        """``nbits`` bits from bit ``addr``, LSB first."""
+        lo, hi = addr >> 3, (addr + nbits + 7) >> 3
+        return (int.from_bytes(self.data[lo:hi], "little") >> (addr & 7)) & ((1 << nbits) - 1)
 
-    def read_beat(self, addr: int, count: int) -> int:
-        """``count`` elements from ``addr`` packed LSB first into one integer."""
-        pats = self.patterns()
-        b = self.bits
-        word = 0
-        for i in range(count):
-            word |= pats[addr + i] << (i * b)
-        return word
+    def write(self, addr: int, nbits: int, value: int) -> None:
+        """Store the low ``nbits`` bits of ``value`` at bit ``addr`` (other bits of the touched bytes kept)."""
+        lo, hi = addr >> 3, (addr + nbits + 7) >> 3
+        sh = addr & 7
+        mask = ((1 << nbits) - 1) << sh
+        old = int.from_bytes(self.data[lo:hi], "little")
+        new = (old & ~mask) | ((value << sh) & mask)
+        self.data[lo:hi] = new.to_bytes(hi - lo, "little")
 
-    def write_beat(self, addr: int, count: int, data: int) -> None:
-        """Store ``count`` ``bits``-bit elements of ``data`` (LSB first) at ``addr``."""
-        b = self.bits
-        mask = (1 << b) - 1
-        half = 1 << (b - 1)
-        pats = self._patterns
-        vals = self.values
-        for i in range(count):
-            u = (data >> (i * b)) & mask
-            vals[addr + i] = u - (1 << b) if self.signed and u >= half else u
-            if pats is not None:
-                pats[addr + i] = u
+    def snapshot(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.data), np.uint8).copy()
 
 
 @dataclass
 class MemoryStats:
-    """What the monitor saw: beats per tensor, write beats, elements, protocol violations, response latencies."""
+    """What the monitor saw: beats and bits per tensor tag, write beats and bits, protocol violations, response
+    latencies."""
 
     rd_beats: dict[str, int] = field(default_factory=lambda: {n: 0 for n in TENSOR_NAMES.values()})
-    rd_elems: dict[str, int] = field(default_factory=lambda: {n: 0 for n in TENSOR_NAMES.values()})
+    rd_bits: dict[str, int] = field(default_factory=lambda: {n: 0 for n in TENSOR_NAMES.values()})
     wr_beats: int = 0
-    wr_elems: int = 0
+    wr_bits: int = 0
     violations: list[str] = field(default_factory=list)
     min_latency: int | None = None
     max_latency: int | None = None
@@ -110,26 +97,27 @@ class MemoryStats:
 class OffChipMemory:
     """Driver + monitor of the DRAM read-request/response and write channels of the accelerator top level.
 
-    ``tensors``: ``{tensor id: TensorMemory}`` (rtl_gen.protocol's ids); reads and writes name their tensor
-    (``rd_req_tensor``, ``wr_tensor``) and move elements of that tensor's width.
+    ``memory``: the :class:`FlatMemory`; a read asks for ``rd_req_bits`` bits at bit address ``rd_req_addr``,
+    a write stores ``wr_bits`` bits of ``wr_data`` at ``wr_addr``; the tensor tags (``rd_req_tensor``,
+    ``wr_tensor``, rtl_gen.protocol's ids) are only counted.
     ``width_bits``: W; ``latency``: L (>= 1); ``stall``: None for the exact memory.
     Cycle ``k`` counts falling edges since :meth:`start`.
     """
 
-    def __init__(self, dut, tensors: dict[int, TensorMemory], width_bits: int, latency: int,
+    def __init__(self, dut, memory: FlatMemory, width_bits: int, latency: int,
                  stall: StallConfig | None = None, max_violations: int = 20, clock_ns: int = 10):
         if latency < 1:
             raise ValueError("the memory model needs dram_latency_cycles >= 1")
         self.dut = dut
         self.clk = dut.clk
-        self.tensors = tensors
+        self.memory = memory
         self.width = width_bits
         self.latency = latency
         self.stall = stall
         self.rng = random.Random(stall.seed if stall else 0)
         self.stats = MemoryStats()
         self.max_violations = max_violations
-        self._pending: deque[tuple[int, int, int, int, int]] = deque()  # (due, tensor, addr, count, req_cycle)
+        self._pending: deque[tuple[int, int, int, int]] = deque()  # (due, addr, nbits, req_cycle)
         self._last_due = -1
         self._task = None
         self._stopped = False
@@ -183,11 +171,11 @@ class OffChipMemory:
             dut.rd_req_ready.value = ready
             if ready and int(dut.rd_req_valid.value):
                 self._accept_read(k, int(dut.rd_req_tensor.value), int(dut.rd_req_addr.value),
-                                  int(dut.rd_req_count.value))
+                                  int(dut.rd_req_bits.value))
             # ---- read response channel: present the datum due now
             if self._pending and self._pending[0][0] == k:
-                _, t, addr, count, req_k = self._pending.popleft()
-                dut.rd_resp_data.value = self.tensors[t].read_beat(addr, count)
+                _, addr, nbits, req_k = self._pending.popleft()
+                dut.rd_resp_data.value = self.memory.read(addr, nbits)
                 dut.rd_resp_valid.value = 1
                 resp_driven = True
                 lat = k - req_k
@@ -201,50 +189,45 @@ class OffChipMemory:
             wready = 1 if self.stall is None or self.rng.random() < self.stall.wr_ready_p else 0
             dut.wr_ready.value = wready
             if wready and int(dut.wr_valid.value):
-                self._accept_write(k, int(dut.wr_tensor.value), int(dut.wr_addr.value), int(dut.wr_count.value),
+                self._accept_write(k, int(dut.wr_tensor.value), int(dut.wr_addr.value), int(dut.wr_bits.value),
                                    int(dut.wr_data.value))
 
-    def _accept_read(self, k: int, tensor: int, addr: int, count: int) -> None:
-        mem = self.tensors.get(tensor)
-        if mem is None:
-            self._violation(f"read request for unknown tensor id {tensor}")
-            return
-        per_beat = self.width // mem.bits
-        if not 1 <= count <= per_beat:
-            self._violation(f"read of {count} {mem.name} elements in one beat (1..{per_beat} allowed)")
-            return
-        if addr + count > mem.values.size:
-            self._violation(f"read {mem.name}[{addr}:{addr + count}] beyond its {mem.values.size} elements")
+    def _check(self, what: str, tensor: int, addr: int, nbits: int) -> str | None:
+        name = TENSOR_NAMES.get(tensor)
+        if name is None:
+            self._violation(f"{what} tagged with unknown tensor id {tensor}")
+        elif not 1 <= nbits <= self.width:
+            self._violation(f"{what} of {nbits} bits in one beat (1..{self.width} allowed)")
+        elif addr + nbits > self.memory.size_bits:
+            self._violation(f"{what} of bits [{addr}, {addr + nbits}) beyond the {self.memory.size_bits}-bit memory")
+        else:
+            return name
+        return None
+
+    def _accept_read(self, k: int, tensor: int, addr: int, nbits: int) -> None:
+        name = self._check("read", tensor, addr, nbits)
+        if name is None:
             return
         extra = self.rng.randint(0, self.stall.resp_extra_max) if self.stall else 0
         # The request is taken at rising edge k+1; the DUT samples the datum at rising edge k+1+L, so the model
         # drives it at falling edge k+L (never earlier than one per cycle, in order).
         due = max(k + self.latency + extra, self._last_due + 1)
         self._last_due = due
-        self._pending.append((due, tensor, addr, count, k))
+        self._pending.append((due, addr, nbits, k))
         s = self.stats
-        s.rd_beats[mem.name] += 1
-        s.rd_elems[mem.name] += count
+        s.rd_beats[name] += 1
+        s.rd_bits[name] += nbits
         if s.first_rd_cycle is None:
             s.first_rd_cycle = k
 
-    def _accept_write(self, k: int, tensor: int, addr: int, count: int, data: int) -> None:
-        mem = self.tensors.get(tensor)
-        if mem is None:
-            self._violation(f"write to unknown tensor id {tensor}")
+    def _accept_write(self, k: int, tensor: int, addr: int, nbits: int, data: int) -> None:
+        if self._check("write", tensor, addr, nbits) is None:
             return
-        per_beat = self.width // mem.bits
-        if not 1 <= count <= per_beat:
-            self._violation(f"write of {count} {mem.name} elements in one beat (1..{per_beat} allowed)")
-            return
-        if addr + count > mem.values.size:
-            self._violation(f"write {mem.name}[{addr}:{addr + count}] beyond its {mem.values.size} elements")
-            return
-        mem.write_beat(addr, count, data)
+        self.memory.write(addr, nbits, data)
         self.stats.wr_beats += 1
-        self.stats.wr_elems += count
+        self.stats.wr_bits += nbits
         self.stats.last_wr_cycle = k
 
 
-__all__ = ["OffChipMemory", "TensorMemory", "StallConfig", "MemoryStats", "TENSOR_ACT", "TENSOR_WGT",
+__all__ = ["OffChipMemory", "FlatMemory", "StallConfig", "MemoryStats", "TENSOR_ACT", "TENSOR_WGT",
            "TENSOR_PSUM", "TENSOR_OUT", "TENSOR_SCALE", "TENSOR_NAMES"]

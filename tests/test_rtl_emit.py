@@ -42,7 +42,7 @@ def test_build_dir_contents(build):
     cfg = json.loads((build / "config.json").read_text())
     assert cfg["array"]["dataflow"] == "OS" and cfg["buffers"]["act"]["lines"] == 64 * 1024 * 8 // 64
     names = {p["name"] for p in cfg["ports"]}
-    assert {"instr_data", "rd_req_count", "rd_resp_data", "wr_data", "cnt_cycles", "cnt_dram_wr_beats"} <= names
+    assert {"instr_data", "rd_req_bits", "rd_resp_data", "wr_data", "cnt_cycles", "cnt_dram_wr_beats"} <= names
     assert "jaq simulate" in (build / "run.sh").read_text()
     assert "files.f" in (build / "README.md").read_text() and "rtl/jaq_accel.v" in (build / "files.f").read_text()
     # every layer got a pinned tiling (the second one from BatchTile)

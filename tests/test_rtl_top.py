@@ -1,5 +1,5 @@
 """End-to-end: JaqAccelerator runs compiled layer programs in Amaranth's simulator against a Python DRAM model
-(fixed latency L, one beat per cycle): final outputs (through the output unit, at the layer's out_bits) bit-exact
+(fixed latency L, one beat per cycle, the flat bit-addressed memory of testbench.memory): final outputs (through the output unit, at the layer's out_bits) bit-exact
 against an integer convolution requantized by jaq.hw.requant, partial sums through the psum tensor, and every
 counter equal to jaq.hw.schedule.walk. Tiny shapes so that the pure-Python simulator stays fast."""
 
@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from jaq.hw.packing import to_unsigned, unpack_lanes, value_range
+from jaq.hw.packing import value_range
 from jaq.hw.records import Accelerator, Layer, Tiling
-from jaq.hw.schedule import arrange_scales, arrange_weights, compile_layer, walk
+from jaq.hw.schedule import compile_layer, walk
 from rtl_gen import isa
 from rtl_gen.params import MaxLayer, derive
 from rtl_gen.top import COUNTER_WALK_NAMES, COUNTERS, JaqAccelerator
-from sim.reference import random_requant
+from sim.memory_image import FlatImage, layer_job_image
+from sim.reference import LayerData, random_requant
+from testbench.memory import FlatMemory
 
 
 def conv_ref(x, wt, layer):
@@ -43,18 +45,12 @@ def run_layer(layer, accel, tiling, seed=0, max_cycles=200000, stall=False):
     wlo, whi = value_range(layer.wgt_bits, True)
     x = rng.integers(alo, ahi + 1, size=(layer.in_h, layer.in_w, layer.in_ch))
     wt = rng.integers(wlo, whi + 1, size=(layer.out_ch, layer.in_ch_per_group, layer.kernel, layer.kernel))
-    prog = compile_layer(layer, accel, tiling)
     rq = random_requant(layer, seed + 7)
+    data = LayerData(layer, x, wt, conv_ref(x, wt, layer))
+    img = layer_job_image(data, tiling, rq, accel.dram_bits_per_cycle, seed=seed + 3)
+    prog = compile_layer(layer, accel, tiling, img.placement)
     words = isa.encode_program(prog, accel, rq)
-    wflat, _ = arrange_weights(wt, layer, tiling)
-    scales = arrange_scales(rq.mult, rq.bias, layer, tiling, accel.dram_bits_per_cycle)
-    mem = {0: [int(v) for v in to_unsigned(x.reshape(-1), layer.act_bits)],
-           1: [int(v) for v in to_unsigned(wflat, layer.wgt_bits)],
-           4: [int(v) for v in to_unsigned(scales, 32)]}
-    n_out = layer.out_h * layer.out_w * layer.out_ch
-    psum = np.zeros(n_out, np.int64)
-    out = np.full(n_out, 1 << 40, np.int64)  # never a valid output: every element must be written
-    bits = {0: layer.act_bits, 1: layer.wgt_bits, 2: 32, 3: layer.out_bits, 4: 32}
+    memory = FlatMemory(img.memory)
     W, L = accel.dram_bits_per_cycle, accel.dram_latency_cycles
     p = derive(accel, MaxLayer.covering([layer]))
     p = replace(p, act_lines=256, wgt_lines=256, out_lines=128, act_words=256 * p.EW, wgt_words=256 * p.EW,
@@ -82,27 +78,16 @@ def run_layer(layer, accel, tiling, seed=0, max_cycles=200000, stall=False):
             if ctx.get(dut.instr_ready) and idx < len(words):
                 idx += 1
             if ctx.get(dut.rd_req_valid) and rd_ready:
-                t, a, n = ctx.get(dut.rd_req_tensor), ctx.get(dut.rd_req_addr), ctx.get(dut.rd_req_count)
-                b = bits[t]
-                if t == 2:
-                    src = [int(v) & 0xFFFFFFFF for v in psum[a:a + n]]
-                else:
-                    src = mem[t][a:a + n]
-                assert len(src) == n, (t, a, n)
-                data = 0
-                for i, v in enumerate(src):
-                    data |= v << (i * b)
+                a, n = ctx.get(dut.rd_req_addr), ctx.get(dut.rd_req_bits)
+                assert 1 <= n <= W and a + n <= memory.size_bits, (a, n)
                 due = cycle + L + (int(srng.integers(0, 4)) if stall else 0)
                 due = max(due, last_due + 1)
                 last_due = due
-                pending.append((due, data))
+                pending.append((due, memory.read(a, n)))
             if ctx.get(dut.wr_valid) and wr_ready:
-                t, a, n, d = ctx.get(dut.wr_tensor), ctx.get(dut.wr_addr), ctx.get(dut.wr_count), ctx.get(dut.wr_data)
-                assert t in (2, 3), t
-                if t == 2:
-                    psum[a:a + n] = unpack_lanes(d, 32, n, True)
-                else:
-                    out[a:a + n] = unpack_lanes(d, layer.out_bits, n, layer.out_signed)
+                t, a, n = ctx.get(dut.wr_tensor), ctx.get(dut.wr_addr), ctx.get(dut.wr_bits)
+                assert t in (2, 3) and 1 <= n <= W, (t, n)
+                memory.write(a, n, ctx.get(dut.wr_data))
             await ctx.tick()
             cycle += 1
             assert cycle < max_cycles
@@ -112,8 +97,8 @@ def run_layer(layer, accel, tiling, seed=0, max_cycles=200000, stall=False):
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    ref = np.asarray(rq.apply(conv_ref(x, wt, layer), channel_axis=-1))
-    return out.reshape(ref.shape), ref, res, walk(prog)
+    out = FlatImage.get(memory.snapshot(), img.regions["out"])
+    return out.reshape(img.expected_out.shape), img.expected_out, res, walk(prog)
 
 
 CASES = [

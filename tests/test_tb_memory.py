@@ -1,14 +1,15 @@
 """Testbench self-test: the off-chip memory model, instruction driver and build cache on the loopback DMA.
 
-The loopback copies beats from a tensor to the output region, so its outputs are predictable from the packing
+The loopback copies beats within the flat bit-addressed memory, so its outputs are predictable from the packing
 rule alone; it checks latency exactness (first response exactly L cycles after the request), bandwidth (one beat
-per cycle: exact cycle count), packing of 2/8/32-bit elements, and correctness under random stalls.
+per cycle: exact cycle count), bit-addressed reads of 2/8/32-bit elements at unaligned bit addresses, and
+correctness under random stalls.
 """
 
 import numpy as np
 import pytest
 
-from jaq.hw.packing import pack_words, unpack_words
+from jaq.hw.packing import pack_bytes
 from sim.verilator import ensure_importable, run_cocotb, verilator_build
 from testbench.env import Job, TbResult, result_path
 from testbench.loopback import encode, loopback_verilog
@@ -25,24 +26,35 @@ def build(tmp_path_factory):
 
 
 def _job(stall: bool, seed: int = 1):
+    """A flat memory: 2-bit activations at byte 0, 8-bit weights at byte 64, 32-bit words at byte 512, an output
+    region at byte 2560; each move copies beats of ``count`` elements (``count*bits`` bits) to the output."""
     rng = np.random.default_rng(seed)
     act = rng.integers(0, 4, size=200)          # 2-bit unsigned activations
     wgt = rng.integers(-128, 128, size=300)     # 8-bit signed weights
-    out = rng.integers(-2**31, 2**31, size=400)  # 32-bit outputs / psums
-    init = out.copy()
-    prog, expected = [], out.copy()
-    # (tensor, bits, signed, source array, src, count per beat, beats, dst)
-    moves = [(0, 2, False, act, 3, 64, 2, 0), (1, 8, True, wgt, 5, 13, 3, 16), (2, 32, True, init, 100, 4, 5, 40),
-             (0, 2, False, act, 150, 7, 1, 80)]
-    for t, bits, signed, src_arr, src, cnt, beats, dst in moves:
-        prog.append(encode(t, src, dst, cnt, beats))
+    words = rng.integers(-2**31, 2**31, size=400)  # 32-bit words
+    mem = np.zeros(4096, np.uint8)
+    for base, vals, bits in ((0, act, 2), (64, wgt, 8), (512, words, 32)):
+        b = pack_bytes(vals, bits)
+        mem[base:base + len(b)] = np.frombuffer(b, np.uint8)
+    out0 = 2560
+    mem[out0:] = rng.integers(0, 256, size=4096 - out0)  # garbage the copies must overwrite
+    expected = mem.copy()
+    prog = []
+    # (tensor, byte base, bits, source array, first element, elements per beat, beats, destination beat)
+    moves = [(0, 0, 2, act, 3, 64, 2, 0), (1, 64, 8, wgt, 5, 13, 3, 4), (2, 512, 32, words, 100, 4, 5, 10),
+             (0, 0, 2, act, 150, 7, 1, 20)]
+    for t, base, bits, src_arr, src, cnt, beats, dst in moves:
+        prog.append(encode(t, base * 8 + src * bits, out0 * 8 + dst * W, cnt * bits, beats))
         for b in range(beats):
-            word = pack_words(src_arr[src + b * cnt: src + (b + 1) * cnt], bits, W)[0]
-            expected[dst + 4 * b: dst + 4 * b + 4] = unpack_words([word], 32, 4, True)[0]
+            beat = pack_bytes(src_arr[src + b * cnt: src + (b + 1) * cnt], bits).ljust(W // 8, b"\0")
+            a = out0 + (dst + b) * W // 8
+            expected[a:a + W // 8] = np.frombuffer(beat, np.uint8)
     prog.append(encode(0, 0, 0, 0, 0, end=True))
-    return Job(mem_act=act, mem_wgt=wgt, mem_out=out, act_bits=2, wgt_bits=8, act_signed=False, width_bits=W,
-               latency=L, program=prog, expected_out=expected, stall=stall, seed=seed, max_cycles=5000,
-               counters=["cnt_cycles", "cnt_dram_rd_beats", "cnt_dram_wr_beats"]), sum(m[6] for m in moves)
+    mask = np.zeros_like(mem)
+    mask[out0:] = 255
+    return Job(memory=mem, width_bits=W, latency=L, program=prog, expected=expected, mask=mask, stall=stall,
+               seed=seed, max_cycles=5000, counters=["cnt_cycles", "cnt_dram_rd_beats", "cnt_dram_wr_beats"]), \
+        sum(m[6] for m in moves)
 
 
 def _run(build, tmp_path, stall, seed=1):

@@ -179,11 +179,45 @@ def unpack_words(words: Sequence[int], bits: int, lanes: int, signed: bool) -> n
     return from_unsigned(u, bits, signed)
 
 
+def pack_bytes(values, bits: int) -> bytes:
+    """A flat element array as off-chip memory bytes: element ``i`` at bits ``[i*bits, (i+1)*bits)`` of the
+    little-endian byte string (the packing rule above applied to a whole tensor; ``bits`` divides 8 or is a
+    multiple of 8). The last byte is zero-padded."""
+    u = to_unsigned(np.asarray(values).reshape(-1), bits)
+    if bits % 8 == 0:
+        return u.astype(f"<u{bits // 8}").tobytes() if bits in (8, 16, 32, 64) else \
+            b"".join(int(x).to_bytes(bits // 8, "little") for x in u.tolist())
+    if 8 % bits:
+        raise JaqError(f"{bits}-bit elements do not pack into bytes; use 2, 4, 8, 16 or 32", "bits")
+    per = 8 // bits
+    padded = np.zeros(-(-u.size // per) * per, np.uint64)
+    padded[:u.size] = u
+    shifts = np.arange(per, dtype=np.uint64) * np.uint64(bits)
+    return np.bitwise_or.reduce(padded.reshape(-1, per) << shifts, axis=-1).astype(np.uint8).tobytes()
+
+
+def unpack_bytes(data, bits: int, count: int, signed: bool) -> np.ndarray:
+    """Inverse of :func:`pack_bytes`: the first ``count`` ``bits``-bit elements of ``data`` as int64."""
+    raw = np.frombuffer(bytes(data), np.uint8)
+    if bits % 8 == 0:
+        per = bits // 8
+        raw = raw[:count * per].reshape(count, per).astype(np.uint64)
+        u = np.bitwise_or.reduce(raw << (np.arange(per, dtype=np.uint64) * np.uint64(8)), axis=-1) \
+            if count else np.zeros(0, np.uint64)
+    else:
+        if 8 % bits:
+            raise JaqError(f"{bits}-bit elements do not pack into bytes; use 2, 4, 8, 16 or 32", "bits")
+        per = 8 // bits
+        shifts = np.arange(per, dtype=np.uint8) * np.uint8(bits)
+        u = ((raw[:, None] >> shifts) & np.uint8((1 << bits) - 1)).reshape(-1)[:count].astype(np.uint64)
+    return from_unsigned(u, bits, signed)
+
+
 def fused_dot(acts: Sequence[int], wgts: Sequence[int]) -> int:
     """Reference of one fusion-unit step: the integer sum of the lane products."""
     return int(sum(int(x) * int(y) for x, y in zip(acts, wgts)))
 
 
 __all__ = ["pf", "act_vector_bits", "wgt_vector_bits", "value_range", "pack_lanes", "unpack_lanes",
-           "pack_lanes_np", "unpack_lanes_np", "pack_words", "unpack_words", "to_unsigned", "from_unsigned",
+           "pack_lanes_np", "unpack_lanes_np", "pack_words", "unpack_words", "pack_bytes", "unpack_bytes", "to_unsigned", "from_unsigned",
            "fused_dot", "ELEMENT_BITS"]

@@ -45,6 +45,7 @@ import numpy as np
 
 from jaq.errors import JaqError
 from jaq.hw import timing as T
+from jaq.hw.placement import Placement, single_layer
 from jaq.hw.records import Accelerator, Layer, Tiling
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -236,6 +237,8 @@ class Program:
     accel: Accelerator
     tiling: Tiling
     instructions: list = field(default_factory=list)
+    #: where the tensors live (jaq.hw.placement); the records' addresses are element offsets from its views
+    placement: Placement | None = None
 
     def __len__(self) -> int:
         return len(self.instructions)
@@ -387,9 +390,16 @@ def _signed32(u: np.ndarray) -> np.ndarray:
     return np.where(u >= 1 << 31, u - (1 << 32), u)
 
 
-def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling) -> Program:
-    """Compile one layer into its instruction program (raises :class:`JaqError` for an illegal tiling)."""
+def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: Placement | None = None) -> Program:
+    """Compile one layer into its instruction program (raises :class:`JaqError` for an illegal tiling).
+
+    ``placement``: where its tensors live (default :func:`jaq.hw.placement.single_layer`); the row pitches of its
+    act and out views set the strides, the records hold element offsets from the views' origins."""
     check_tiling(layer, accel, tiling)
+    if placement is None:
+        placement = single_layer(layer, tiling, accel.dram_bits_per_cycle)[0]
+    placement.check(layer, f"layer {layer.name or layer.kind}: ")
+    act_row, out_row = placement.act.row_elems, placement.out.row_elems
     n = tiling.counts(layer)
     K, S, G = layer.kernel, layer.stride, layer.groups
     Cg, Mg = layer.in_ch_per_group, layer.out_ch_per_group
@@ -401,7 +411,7 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling) -> Program:
     params = T.ComputeParams(K, S, accel.pe_x, accel.pe_y, pf)
     step_terms = T.compute_terms(accel.dataflow, params)["steps"]
     IW, OW = layer.in_w, layer.out_w
-    prog = Program(layer, accel, tiling)
+    prog = Program(layer, accel, tiling, placement=placement)
     ins = prog.instructions
     ins.append(SetLayer(
         kind=layer.kind, in_ch=layer.in_ch, out_ch=layer.out_ch, groups=G, cg=Cg, mg=Mg, in_h=layer.in_h,
@@ -420,11 +430,13 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling) -> Program:
     def out_instr(cls, key, **extra):
         g, oc, oh, ow = key
         m, h, w = _extent(Mg, tiling.t_oc, oc), _extent(layer.out_h, tiling.t_oh, oh), _extent(OW, tiling.t_ow, ow)
-        e = e_f if extra.get("final") else e_o
-        base = (oh * tiling.t_oh * OW + ow * tiling.t_ow) * layer.out_ch + g * Mg + oc * tiling.t_oc
-        if extra.get("final"):
+        final = bool(extra.get("final"))
+        e = e_f if final else e_o
+        row = out_row if final else OW * layer.out_ch  # final outputs: the consumer's pitch; psums: their own
+        base = oh * tiling.t_oh * row + ow * tiling.t_ow * layer.out_ch + g * Mg + oc * tiling.t_oc
+        if final:
             extra["lines"] = T.out_tile_beats(m, h, w, e_o)
-        return cls(g=g, oc=oc, oh=oh, ow=ow, m=m, h=h, w=w, dram_base=base, row_stride=OW * layer.out_ch,
+        return cls(g=g, oc=oc, oh=oh, ow=ow, m=m, h=h, w=w, dram_base=base, row_stride=row,
                    col_stride=layer.out_ch, run_len=m, n_runs=h * w, beats_per_run=T.ceil_div(m, e),
                    beats=T.out_tile_beats(m, h, w, e), **extra)
 
@@ -452,9 +464,10 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling) -> Program:
                 store(prev_out, prev_out_final)
             if act_key != prev_act:
                 ih, iw = T.in_extent(h, K, S), T.in_extent(w, K, S)
-                base = (oh * tiling.t_oh * S * IW + ow * tiling.t_ow * S) * layer.in_ch + g * Cg + ic * tiling.t_ic
+                base = (oh * tiling.t_oh * S * act_row + ow * tiling.t_ow * S * layer.in_ch + g * Cg
+                        + ic * tiling.t_ic)
                 ins.append(LoadAct(g=g, ic=ic, oh=oh, ow=ow, c=c, h=h, w=w, ih=ih, iw=iw, dram_base=base,
-                                   row_stride=IW * layer.in_ch, col_stride=layer.in_ch, run_len=c, n_runs=ih * iw,
+                                   row_stride=act_row, col_stride=layer.in_ch, run_len=c, n_runs=ih * iw,
                                    beats_per_run=T.ceil_div(c, e_a),
                                    beats=T.act_tile_beats(c, h, w, K, S, e_a)))
             if wgt_key != prev_wgt:
