@@ -18,7 +18,10 @@ Timing (docs/execution-model.md section 5), instruction issued in cycle ``c0`` (
 * final stores (``final``, section 7.1): line ``k`` and scale chunk ``k mod ceil(m'/E_o)`` are read in cycle
   ``c0+1+k``, enter the output unit the next cycle, leave it ``OUTPUT_UNIT_LATENCY`` later and are packed
   ``32/out_bits`` lines to a beat (a run's last beat may hold fewer); a completed beat is offered on ``wr_*``
-  (out tensor) in the next cycle: body ``lines + 1 + OUTPUT_UNIT_LATENCY + STORE_PACK_LATENCY``.
+  (out tensor) in the next cycle: body ``lines + 1 + OUTPUT_UNIT_LATENCY + STORE_PACK_LATENCY``;
+* pooled final stores (``pool_px`` > 0, section 7.2): the same timing, lines read chunk by chunk, pixel by
+  pixel (``p*px_lines + chunk``); the unit sums the ``pool_px`` lines of a chunk into one result and the
+  one-run walker advances once per chunk.
 
 ``rd_req_valid`` and ``wr_valid`` are registered (they never depend combinationally on the ready inputs). A
 store's pipeline advances only when the write register is free or being taken (``~wr_valid | wr_ready``), so
@@ -42,7 +45,8 @@ def beat_bits(W: int) -> int:
 
 
 class DMA(wiring.Component):
-    """Ports: ``start``, ``is_store``, ``final`` (a final store), ``tensor`` (read tensor id, rtl_gen.protocol),
+    """Ports: ``start``, ``is_store``, ``final`` (a final store), ``pool`` (a pooled one; these three sampled
+    with ``start``), ``pool_px``/``px_lines`` (held during the body), ``tensor`` (read tensor id, rtl_gen.protocol),
     ``elems`` (E of this transfer; ``W/32`` for stores), ``elog`` (log2 of the addressed tensor's element bits:
 the operand's for loads, 5 for 32-bit words, the output's for final stores), descriptor fields (bits);
 off-chip ``rd_req_*``, ``rd_resp_*``,
@@ -59,6 +63,7 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
         self.count_bits = count_bits
         super().__init__({
             "start": In(1), "is_store": In(1), "final": In(1), "tensor": In(TENSOR_ID_BITS),
+            "pool": In(1), "pool_px": In(12), "px_lines": In(11),
             "elems": In(count_bits + 1), "elog": In(3),
             "base": In(ADDR_BITS), "n_outer": In(16), "ostride": In(32), "n_inner": In(16), "istride": In(32),
             "run_len": In(16),
@@ -114,9 +119,11 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
 
         is_load = Signal()
         is_final = Signal()
+        is_pool = Signal()       # a pooled final store (section 7.2)
         running = Signal()       # body in progress
         with m.If(self.start):
-            m.d.sync += [running.eq(1), is_load.eq(~self.is_store), is_final.eq(self.is_store & self.final)]
+            m.d.sync += [running.eq(1), is_load.eq(~self.is_store), is_final.eq(self.is_store & self.final),
+                         is_pool.eq(self.is_store & self.final & self.pool)]
         m.d.comb += self.busy.eq(running)
 
         # ---- loads ----
@@ -149,15 +156,27 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
         m.d.comb += st.eq(running & ~is_load)
         st_adv = Signal()        # the store pipeline advances: the write register is free or being taken
         m.d.comb += st_adv.eq(st & (~self.wr_valid | self.wr_ready))
-        m.d.comb += [self.lr_line.eq(line_cnt), self.lr_en.eq(st_adv & active),
+        # pooled stores read the pixels of one chunk after another: line p*px_lines + chunk, p < pool_px
+        px = Signal(12)          # pixel of the current chunk
+        px_line = Signal(32)     # px * px_lines
+        px_first, px_last = Signal(), Signal()
+        m.d.comb += [px_first.eq(~is_pool | (px == 0)), px_last.eq(~is_pool | (px + 1 == self.pool_px))]
+        b_first, b_last = Signal(), Signal()
+        m.d.comb += [self.lr_line.eq(Mux(is_pool, px_line + jr, line_cnt)), self.lr_en.eq(st_adv & active),
                      self.sc_line.eq(jr), self.sc_en.eq(st_adv & active & is_final)]
         with m.If(self.start):
-            m.d.sync += [b_valid.eq(0), line_cnt.eq(0)]
+            m.d.sync += [b_valid.eq(0), line_cnt.eq(0), px.eq(0), px_line.eq(0)]
         with m.Elif(st_adv):
-            m.d.sync += [b_valid.eq(active), b_addr.eq(cur_addr), b_count.eq(cur_count), b_run_last.eq(run_last)]
+            m.d.sync += [b_valid.eq(active), b_addr.eq(cur_addr), b_count.eq(cur_count), b_run_last.eq(run_last),
+                         b_first.eq(px_first), b_last.eq(px_last)]
             with m.If(active):
                 m.d.sync += line_cnt.eq(line_cnt + 1)
-        f = self._final_path(m, st_adv, st & is_final, b_valid, (b_addr, b_count, b_run_last), self.start)
+                with m.If(px_last):
+                    m.d.sync += [px.eq(0), px_line.eq(0)]
+                with m.Else():
+                    m.d.sync += [px.eq(px + 1), px_line.eq(px_line + self.px_lines)]
+        f = self._final_path(m, st_adv, st & is_final, b_valid, (b_addr, b_count, b_run_last), self.start,
+                             is_pool, b_first, b_last)
         # partial stores offer stage B itself; final stores the packed beat register
         m.d.comb += [self.wr_valid.eq(st & Mux(is_final, f["valid"], b_valid)),
                      self.wr_addr.eq(Mux(is_final, f["addr"], b_addr)),
@@ -169,7 +188,7 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
         store_last = Signal()
         m.d.comb += store_last.eq(wr_fire & ~active & Mux(is_final, f["drained"], 1))
 
-        m.d.comb += adv.eq(Mux(is_load, req_fire, st_adv & active))
+        m.d.comb += adv.eq(Mux(is_load, req_fire, st_adv & active & px_last))
         m.d.comb += self.last.eq(load_last | store_last)
         with m.If(self.last):
             m.d.sync += running.eq(0)
@@ -177,15 +196,17 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
                      self.cnt_wr_beats.eq(self.cnt_wr_beats + wr_fire)]
         return m
 
-    def _final_path(self, m: Module, en, final_st, b_valid, meta, start) -> dict:
+    def _final_path(self, m: Module, en, final_st, b_valid, meta, start, pool, first, last) -> dict:
         """Output unit + packer of final stores. Stage B's line (``b_valid``, ``lr_data``, the scale chunk, its
         ``meta`` = (address, count, run_last)) enters the unit when ``en``; results are packed ``32/out_bits``
         lines to a beat into the write register. Returns the register's ``valid/addr/count/data`` and
-        ``drained`` (no line in flight and no partial beat: the register holds the store's last beat)."""
+        ``drained`` (no line in flight and no partial beat: the register holds the store's last beat). With
+        ``pool`` the unit sums the lines from ``first`` to ``last`` (one pixel each) into one result."""
         E = self.lanes
         m.submodules.out_unit = ou = OutputUnit(E)
         m.d.comb += [ou.en.eq(en), ou.in_valid.eq(b_valid & final_st), ou.shift.eq(self.shift),
-                     ou.relu.eq(self.relu), ou.lo.eq(self.lo), ou.hi.eq(self.hi), ou.res_mult.eq(0), ou.pool.eq(0)]
+                     ou.relu.eq(self.relu), ou.lo.eq(self.lo), ou.hi.eq(self.hi), ou.res_mult.eq(0), ou.pool.eq(pool),
+                     ou.first.eq(first), ou.last.eq(last)]
         for i in range(E):
             m.d.comb += [ou.acc[i].eq(self.lr_data.word_select(i, 32)), ou.mult[i].eq(self.sc_mult.word_select(i, 32)),
                          ou.bias[i].eq(Cat(self.sc_bias_lo.word_select(i, 32), self.sc_bias_hi.word_select(i, 32))),
@@ -199,7 +220,7 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
         addr, count, run_last = delayed
         take = Signal()
         m.d.comb += take.eq(ou.out_valid & en)
-        return self._packer(m, ou, take, addr, count, run_last, final_st, b_valid, en, start)
+        return self._packer(m, ou, take, addr, count, run_last, final_st, b_valid & last, en, start)
 
     def _packer(self, m: Module, ou, take, addr, count, run_last, final_st, b_valid, en, start) -> dict:
         """Packs the unit's lanes at ``out_bits`` (lane i of slot s at bits ``[(s*E + i)*b, +b)``); a beat is

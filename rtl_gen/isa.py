@@ -10,7 +10,9 @@ channels side by side; the output unit's layer constants ``shift``, ``relu``, ``
 output bits) and ``o_signed`` (docs/execution-model.md section 7).
 
 ``LOAD_ACT`` / ``LOAD_WGT`` / ``LOAD_PSUM`` / ``LOAD_SCALE`` / ``STORE_OUT`` (DMA descriptor in **bits** of the
-flat off-chip memory, jaq.hw.placement; ``STORE_OUT`` adds ``final``: through the output unit to the out tensor):
+flat off-chip memory, jaq.hw.placement; ``STORE_OUT`` adds ``final``: through the output unit to the out tensor,
+and for a pooled layer's final store ``pool_px`` pixels summed per output and ``px_lines`` OBUF lines per pixel,
+0 otherwise: docs/execution-model.md section 7.2):
 runs start at bit ``run(o, i) = base + o*ostride + i*istride`` for ``o < n_outer``, ``i < n_inner`` (outer
 first), each ``run_len`` elements of ``b`` bits long, cut into beats of at most ``E_b = W/b`` elements; buffer
 lines are consecutive from line 0 (one beat = one line).
@@ -52,7 +54,7 @@ FIELDS: dict[str, tuple[tuple[str, int], ...]] = {
     "LOAD_WGT": _DMA,
     "LOAD_PSUM": _DMA,
     "LOAD_SCALE": _DMA,
-    "STORE_OUT": _DMA + (("final", 1),),
+    "STORE_OUT": _DMA + (("final", 1), ("pool_px", 12), ("px_lines", 11)),
     "COMPUTE": (("c", 11), ("m", 11), ("h", 11), ("w", 11), ("cv", 11), ("acc", 1), ("iw", 16), ("pa", 16),
                 ("pw", 16), ("po", 16), ("wm", 20), ("arow", 20)),
     "END": (),
@@ -200,7 +202,12 @@ def encode_instruction(ins, layer, accel, requant=None, placement=None) -> int:
         return _dma(op, pl.psum.base, 32, ins, ins.h, ins.row_stride, ins.w, ins.col_stride)
     if op == "STORE_OUT":
         view, bits = (pl.out, layer.out_bits) if ins.final else (pl.psum, 32)
-        return _dma(op, view.base, bits, ins, ins.h, ins.row_stride, ins.w, ins.col_stride, final=int(ins.final))
+        if ins.final and layer.pool:  # one run: the pooled pixel; the unit sums pool_px pixels per chunk
+            e_o = T.elems_per_beat(accel.dram_bits_per_cycle, T.OUT_BITS)
+            return _dma(op, view.base, bits, ins, 1, 0, 1, 0, final=1, pool_px=ins.h * ins.w,
+                        px_lines=T.ceil_div(ins.m, e_o))
+        return _dma(op, view.base, bits, ins, ins.h, ins.row_stride, ins.w, ins.col_stride, final=int(ins.final),
+                    pool_px=0, px_lines=0)
     if op == "COMPUTE":
         f = compute_fields(ins.c, ins.m, ins.h, ins.w, ins.acc, K, S, layer.act_bits, layer.wgt_bits,
                            accel.dram_bits_per_cycle)

@@ -103,6 +103,9 @@ class JaqAccelerator(wiring.Component):
                              elog.eq(Mux((op == OPC["STORE_OUT"]) & final & (ctl.o_mode != 3), ctl.o_mode + 1, 5))]
         m.d.comb += [dma.start.eq(ctl.dma_start), dma.is_store.eq(op_in == OPC["STORE_OUT"]),
                      dma.final.eq(ir_field(self.instr_data, "STORE_OUT", "final")),
+                     dma.pool.eq(ir_field(self.instr_data, "STORE_OUT", "pool_px") != 0),
+                     dma.pool_px.eq(ir_field(ir, "STORE_OUT", "pool_px")),
+                     dma.px_lines.eq(ir_field(ir, "STORE_OUT", "px_lines")),
                      dma.tensor.eq(Mux(op == OPC["LOAD_ACT"], TENSOR_ACT,
                                        Mux(op == OPC["LOAD_WGT"], TENSOR_WGT,
                                            Mux(op == OPC["LOAD_SCALE"], TENSOR_SCALE, TENSOR_PSUM)))),

@@ -64,8 +64,9 @@ def out_image(layer: Layer, fill: str = "garbage", rng: np.random.Generator | in
 
 
 def final_image(layer: Layer, fill: str = "garbage", rng: np.random.Generator | int | None = 0) -> np.ndarray:
-    """Initial out tensor (``OH*OW*out_ch`` elements of ``out_bits``): random values of that width, or zeros."""
-    n = layer.out_h * layer.out_w * layer.out_ch
+    """Initial out tensor (``OH*OW*out_ch`` elements of ``out_bits``, ``out_ch`` for a pooled layer): random values
+    of that width, or zeros."""
+    n = (1 if layer.pool else layer.out_h * layer.out_w) * layer.out_ch
     if fill == "zero":
         return np.zeros(n, np.int64)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -160,19 +161,22 @@ def layer_job_image(data: LayerData, tiling: Tiling, requant, bus_bits: int, see
     img.put(regions["psum"], out_image(layer, "garbage", rng))
     img.put(regions["scale"], scale_image(requant, layer, tiling, bus_bits))
     img.put(regions["out"], final_image(layer, "garbage", rng))
-    expected_out = np.asarray(requant.apply(data.y, channel_axis=-1), np.int64)
+    expected_out = np.asarray(requant.apply(data.y, channel_axis=-1, pool_axes=(0, 1) if layer.pool else ()),
+                              np.int64)
     expected, mask = img.bytes.copy(), np.zeros_like(img.bytes)
     img.expect(regions["out"], expected_out, expected, mask)
     return LayerJobImage(img.bytes, placement, regions, expected, mask, expected_out)
 
 
 def extract_output(layer: Layer, out_region: np.ndarray) -> np.ndarray:
-    """The ``[OH][OW][out_ch]`` output tensor from a final output region."""
+    """The ``[OH][OW][out_ch]`` output tensor (``[1][1][out_ch]`` for a pooled layer) from a final output
+    region."""
     out_region = np.asarray(out_region, np.int64)
-    n = layer.out_h * layer.out_w * layer.out_ch
+    oh, ow = (1, 1) if layer.pool and out_region.size == layer.out_ch else (layer.out_h, layer.out_w)
+    n = oh * ow * layer.out_ch
     if out_region.size != n:
         raise JaqError(f"output region has {out_region.size} elements, expected {n}", "out")
-    return out_region.reshape(layer.out_h, layer.out_w, layer.out_ch)
+    return out_region.reshape(oh, ow, layer.out_ch)
 
 
 def mismatch_summary(layer: Layer, got: np.ndarray, expected: np.ndarray, limit: int = 5) -> list[str]:

@@ -70,6 +70,9 @@ def check_chain(inet) -> None:
         if size is not None and not L.pool and lay.kind != "fc" and conv_out_size(size, lay.kernel, lay.stride) != lay.out_h:
             raise JaqError(f"{where}: out_h {lay.out_h} but a {size}x{size} input at kernel {lay.kernel}, stride "
                            f"{lay.stride} gives {conv_out_size(size, lay.kernel, lay.stride)}", "out_h")
+        if on_chip(L) and L.pool != lay.pool:
+            raise JaqError(f"{where}: the integer layer {'pools' if L.pool else 'does not pool'} its outputs but "
+                           f"the accelerator layer says pool={lay.pool}", "pool")
         out_size = 1 if L.pool else lay.out_h
         if L.residual_src is not None and shapes[L.residual_src] != (lay.out_ch, lay.out_h):
             raise JaqError(f"{where}: residual tensor {L.residual_src} has shape {shapes[L.residual_src]}, the "
@@ -209,7 +212,9 @@ def _reference(inet, image) -> tuple[list, list]:
     unit = []
     for L, rec in zip(inet.layers, trace):
         acc = rec["acc"][0].permute(1, 2, 0).numpy().astype(np.int64)
-        unit.append(np.asarray(unit_constants(L).apply(acc, channel_axis=-1), np.int64))
+        pooled = L.layer.pool and on_chip(L)
+        unit.append(np.asarray(unit_constants(L).apply(acc, channel_axis=-1, pool_axes=(0, 1) if pooled else ()),
+                               np.int64))
         out = rec["output"][0]
         if L.out_bits is None:  # the logits (float): the unit's integers stand for them
             tensors.append(unit[-1])

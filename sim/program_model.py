@@ -3,7 +3,7 @@
 Executes the instructions of :func:`jaq.hw.schedule.compile_layer` the way the accelerator does at the tile
 level: loads gather tiles from the element-addressed images through the descriptors' addresses and strides,
 ``COMPUTE`` convolves the resident tiles into the output buffer (overwrite when ``acc`` is clear, accumulate
-otherwise), ``STORE_OUT`` scatters the output tile back. It checks the program + memory layout independently of
+otherwise), ``STORE_OUT`` scatters the output tile's accumulators back (partial-sum layout ``[OH][OW][out_ch]``). It checks the program + memory layout independently of
 the RTL: its final output region must equal the integer reference; when the RTL differs but this model agrees,
 the fault is in the RTL (docs/verification.md, debugging).
 """
@@ -41,11 +41,14 @@ def execute(program, act: np.ndarray, wgt: np.ndarray, out: np.ndarray) -> np.nd
             ih, iw = (ins.h - 1) * S + K, (ins.w - 1) * S + K
             y = conv_reference(a_tile[:ih, :iw, :ins.c], w_tile.transpose(0, 3, 1, 2), S, 1)
             o_tile = wrap_acc(y + o_tile) if ins.acc else wrap_acc(y)
-        elif op == "STORE_OUT":
-            o = np.arange(ins.h)[:, None, None] * ins.row_stride
-            i = np.arange(ins.w)[None, :, None] * ins.col_stride
-            e = np.arange(ins.run_len)[None, None, :]
-            out[ins.dram_base + o + i + e] = o_tile
+        elif op == "STORE_OUT":  # the 32-bit accumulators, in the partial-sum layout (the output unit is not modelled)
+            t = program.tiling
+            M, OW = layer.out_ch, layer.out_w
+            base = (ins.oh * t.t_oh * OW + ins.ow * t.t_ow) * M + ins.g * layer.out_ch_per_group + ins.oc * t.t_oc
+            o = np.arange(ins.h)[:, None, None] * (OW * M)
+            i = np.arange(ins.w)[None, :, None] * M
+            e = np.arange(ins.m)[None, None, :]
+            out[base + o + i + e] = o_tile
     return out
 
 

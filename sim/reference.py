@@ -132,7 +132,8 @@ def random_layer_data(layer: Layer, rng: np.random.Generator | int | None = 0, p
 def random_requant(layer: Layer, rng: np.random.Generator | int | None = 0):
     """Random output-unit constants for ``layer`` (its ``out_bits``/``out_signed``): per-channel multipliers that
     map the layer's accumulator range onto a few output ranges (so outputs both saturate and stay inside),
-    biases of a few output LSBs, ReLU half of the time (:class:`jaq.hw.requant.Requant`)."""
+    biases of a few output LSBs, ReLU half of the time, the pooled mean for a pooled layer
+    (:class:`jaq.hw.requant.Requant`)."""
     from jaq.hw.requant import Requant
 
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -144,7 +145,8 @@ def random_requant(layer: Layer, rng: np.random.Generator | int | None = 0):
     mult = scale * np.where(rng.random(layer.out_ch) < 0.2, -1.0, 1.0)
     bias = rng.uniform(-0.3, 0.3, size=layer.out_ch) * out_span
     return Requant.from_real(mult.tolist(), bias.tolist(), out_bits=layer.out_bits, out_signed=layer.out_signed,
-                             relu=bool(rng.random() < 0.5), where=f"layer {layer.name or layer.kind}")
+                             relu=bool(rng.random() < 0.5), where=f"layer {layer.name or layer.kind}",
+                             pool_pixels=layer.out_h * layer.out_w if layer.pool else 1)
 
 
 __all__ = ["ACC_BITS", "wrap_acc", "conv_reference", "layer_reference", "LayerData", "random_layer_data",

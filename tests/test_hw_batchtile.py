@@ -39,9 +39,11 @@ def _random_layers(rng, n):
             c = rng.randint(1, 64)
             out.append(Layer("depthwise", c, c, rng.randint(1, 12), rng.randint(1, 12), kernel=rng.choice([3, 5]),
                              stride=rng.choice([1, 2]), groups=c, **bits))
-        elif kind == "pointwise":
+        elif kind == "pointwise":  # a third of them pooled heads (one out tile over every pixel, 8-bit outputs)
+            pool = rng.random() < 0.33
             out.append(Layer("pointwise", rng.randint(1, 96), rng.randint(1, 96), rng.randint(1, 12),
-                             rng.randint(1, 12), **bits))
+                             rng.randint(1, 12), pool=pool, out_bits=8 if pool else 32, out_signed=not pool,
+                             **bits))
         else:
             out.append(Layer("fc", rng.randint(1, 300), rng.randint(1, 20), 1, 1, **bits))
     return out

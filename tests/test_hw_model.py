@@ -43,11 +43,14 @@ def _random_case(rng: random.Random, pow2: bool):
                         act_buf_kb=528, wgt_buf_kb=528, out_buf_kb=528,
                         dram_bits_per_cycle=rng.choice([32, 64, 96, 128, 256]),
                         dram_latency_cycles=rng.randint(1, 40))
-    dims = (layer.in_ch_per_group, layer.out_ch_per_group, layer.out_h, layer.out_w)
+    if kind in ("conv", "pointwise") and rng.random() < 0.2:  # a pooled head: its out tile covers every pixel
+        layer = replace(layer, pool=True)
     if pow2:
-        ts = [rng.choice(space.tile_candidates(d)) for d in dims]
+        ts = [rng.choice(c) for c in space.layer_candidates(layer)]
     else:  # arbitrary tile sizes: many edge tiles
-        ts = [rng.randint(1, d) for d in dims]
+        ts = [rng.randint(1, d) for d in space.layer_dims(layer)]
+        if layer.pool:
+            ts[2:] = [layer.out_h, layer.out_w]
     return layer, accel, Tiling(*ts, loop_order=rng.randrange(120))
 
 

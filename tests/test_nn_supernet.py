@@ -238,3 +238,43 @@ def test_candidates_structure_and_expected_cost_gradient(tiny):
     cost = torch.tensor([float(x.macs * x.act_bits * x.wgt_bits) for x in layers])
     (w * cost).sum().backward()
     assert net.alpha.grad.abs().sum() > 0 and net.beta_act.grad.abs().sum() > 0 and net.beta_wgt.grad.abs().sum() > 0
+
+
+def test_residual_blocks_start_as_identity():
+    """Issue 17: the residual branch's last BN scale starts at 0, so every residual MBConv candidate is the
+    identity at init (float and quantized). With gamma = 1 the 22-block CIFAR net did not train at lr 0.02."""
+    from jaq.nn.ops import MBConvOp, make_op
+    torch.manual_seed(0)
+    for name in ("k3_e1", "k3_e3", "k5_e6", "k3_e1_g2"):
+        op = make_op(name, 8, 8, 1, act_bits=(4, 8), wgt_bits=(4, 8))
+        assert isinstance(op, MBConvOp) and op.residual
+        assert torch.equal(op.bn3.weight, torch.zeros(8))
+        x = torch.randn(4, 8, 6, 6)
+        for mode in ("none", "full"):
+            y = op(x, ab=torch.tensor([0.5, 0.5]), wb=torch.tensor([0.5, 0.5]), mode=mode)
+            assert torch.allclose(y, x, atol=1e-6)
+    down = make_op("k3_e3", 8, 16, 2)
+    assert not down.residual and torch.equal(down.bn3.weight, torch.ones(16))  # no residual: BN scale 1
+
+
+def test_all_k3e3_cifar_subnet_learns_at_search_lr():
+    """Issue 17 regression: an all-k3_e3 22-block CIFAR supernet path (argmax, CSQ 4-bit) fits a fixed batch at
+    the search's lr 0.02 (before the zero-init fix its loss rose above ln 10 at this lr)."""
+    torch.manual_seed(0)
+    sp = SpaceConfig.from_dict({"preset": "cifar", "bits": [4, 8], "stem": {"channels": 16, "stride": 2}})
+    net = Supernet(sp)
+    net.sampling = "argmax"
+    with torch.no_grad():
+        net.alpha[:, sp.ops.index("k3_e3")] = 5.0
+    x, y = torch.randn(32, 3, 32, 32), torch.arange(32) % 10
+    arch = {id(p) for p in net.arch_parameters()}
+    opt = torch.optim.SGD([p for p in net.parameters() if id(p) not in arch], lr=0.02, momentum=0.9)
+    net.train()
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.7 * losses[0], losses

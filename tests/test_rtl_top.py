@@ -110,6 +110,11 @@ CASES = [
      Tiling(1, 2, 2, 2, "B,IC,OH,OW,OC")),
     ("WS", Layer("conv", 9, 11, 2, 3, kernel=1, act_bits=2, wgt_bits=8, out_bits=2, out_signed=True),
      Tiling(4, 8, 2, 2, "B,OH,OC,IC,OW")),
+    # pooled heads (section 7.2): the unit sums the 3x3 (2x3) pixels of each channel chunk, one pixel written
+    ("OS", Layer("pointwise", 6, 7, 3, 3, kernel=1, act_bits=4, wgt_bits=4, out_bits=8, pool=True),
+     Tiling(4, 4, 3, 3, "B,OC,IC,OH,OW")),
+    ("RS", Layer("pointwise", 5, 3, 2, 3, kernel=1, act_bits=8, wgt_bits=8, out_bits=4, out_signed=False, pool=True),
+     Tiling(2, 2, 2, 3, "B,IC,OC,OH,OW")),
 ]
 
 

@@ -22,6 +22,9 @@ CASES = [
               ("B", "OC", "OH", "OW", "IC")), name="pw1x1"),
     LayerCase(Layer("fc", 33, 10, 1, 1, act_bits=8, wgt_bits=8), Tiling(32, 4, 1, 1,
               ("B", "IC", "OC", "OH", "OW")), name="fc"),
+    # a pooled head: 3x3 pixels of each channel chunk summed by the output unit, one 8-bit pixel written
+    LayerCase(Layer("pointwise", 10, 9, 3, 3, act_bits=8, wgt_bits=4, out_bits=8, pool=True), Tiling(8, 4, 3, 3,
+              ("B", "OC", "IC", "OH", "OW")), name="head_pool"),
 ]
 
 

@@ -41,7 +41,7 @@ class _Batch:
 @dataclass
 class LayerBatch(_Batch):
     """Layers; ``act_signed``/``out_signed`` do not change cost and are not carried. ``out_bits`` (the width of
-    the final outputs) defaults to 32 for every row."""
+    the final outputs) defaults to 32 for every row, ``pool`` to 0."""
 
     in_ch: torch.Tensor
     out_ch: torch.Tensor
@@ -53,10 +53,13 @@ class LayerBatch(_Batch):
     act_bits: torch.Tensor
     wgt_bits: torch.Tensor
     out_bits: torch.Tensor | None = None
+    pool: torch.Tensor | None = None  #: 1.0 for a pooled layer (the head), else 0.0
 
     def __post_init__(self) -> None:
         if self.out_bits is None:
             self.out_bits = torch.full_like(self.in_ch, 32.0)
+        if self.pool is None:
+            self.pool = torch.zeros_like(self.in_ch)
 
     @classmethod
     def from_layers(cls, layers: Sequence[Layer], device=None) -> "LayerBatch":

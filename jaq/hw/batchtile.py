@@ -147,13 +147,13 @@ class _Enumerated:
 _LAYER_GRID_CACHE: dict = {}
 
 
-def _layer_grid(dims) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per layer shape (Cg, Mg, OH, OW), cached: the (4, S) candidate tiles (padded with 1) and the (n, 4) long
-    tensor of candidate indices of every size combination, lexicographic."""
-    hit = _LAYER_GRID_CACHE.get(dims)
+def _layer_grid(cs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per layer's candidate tiles of (Cg, Mg, OH, OW) (:func:`jaq.hw.space.layer_candidates`), cached: the
+    (4, S) candidate tiles (padded with 1) and the (n, 4) long tensor of candidate indices of every size
+    combination, lexicographic."""
+    hit = _LAYER_GRID_CACHE.get(cs)
     if hit is None:
         S = len(space.TILE_CHOICES)
-        cs = [space.tile_candidates(x) for x in dims]
         cand = torch.ones((4, S), dtype=DTYPE)
         for k, c in enumerate(cs):
             cand[k, :len(c)] = torch.tensor(c, dtype=DTYPE)
@@ -161,7 +161,7 @@ def _layer_grid(dims) -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.stack([x.reshape(-1) for x in torch.meshgrid(*axes, indexing="ij")], dim=1)
         if len(_LAYER_GRID_CACHE) > 4096:
             _LAYER_GRID_CACHE.clear()
-        hit = _LAYER_GRID_CACHE[dims] = (cand, g)
+        hit = _LAYER_GRID_CACHE[cs] = (cand, g)
     return hit
 
 
@@ -174,7 +174,7 @@ def _enumerate(layers: Sequence[Layer], lo_ids, df_ids) -> _Enumerated:
         return e
     L = len(layers)
     S = len(space.TILE_CHOICES)
-    parts = [_layer_grid(space.layer_dims(l)) for l in layers]
+    parts = [_layer_grid(space.layer_candidates(l)) for l in layers]
     cand_rows = torch.stack([p[0] for p in parts])  # (L, 4, S)
     cand = {d: cand_rows[:, k, :].contiguous() for k, d in enumerate(("IC", "OC", "OH", "OW"))}
     sizes = [p[1].shape[0] for p in parts]
@@ -392,7 +392,8 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
     r_psum = r_noic if order.index("IC") < j_out else 0
     out_vol = ds("OC", lambda m: T.ceil_div(m, e_o)) * ds("OH", lambda x: x) * ds("OW", lambda x: x)
     n_out = n["OC"] * n["OH"] * n["OW"]
-    final_beats = G * ds("OC", lambda m: T.ceil_div(m, e_f)) * ds("OH", lambda x: x) * ds("OW", lambda x: x)
+    final_beats = G * ds("OC", lambda m: T.ceil_div(m, e_f)) * (
+        1 if layer.pool else ds("OH", lambda x: x) * ds("OW", lambda x: x))  # a pooled layer writes one pixel
     c = {
         "compute_steps": G * comp["steps"], "act_buf_rd_vectors": G * comp["act_vectors"],
         "wgt_buf_rd_vectors": G * comp["wgt_vectors"], "out_buf_rd_words": G * comp["out_words"],
@@ -419,6 +420,8 @@ def scalar_legal(layer: Layer, accel: Accelerator, tiling: Tiling) -> bool:
     dims = (layer.in_ch_per_group, layer.out_ch_per_group, layer.out_h, layer.out_w)
     if any(t > d for t, d in zip((tiling.t_ic, tiling.t_oc, tiling.t_oh, tiling.t_ow), dims)):
         return False
+    if layer.pool and (tiling.t_oh, tiling.t_ow) != (layer.out_h, layer.out_w):
+        return False  # a pooled layer's out tile covers every pixel
     W = accel.dram_bits_per_cycle
     e = [T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS)]
     fa, fw, fo = T.footprints(tiling.t_ic, tiling.t_oc, tiling.t_oh, tiling.t_ow, layer.kernel, layer.stride, *e)
@@ -459,7 +462,7 @@ def exhaustive_reference(layers: Sequence[Layer], accel: Accelerator, weights=DE
     for i, layer in enumerate(layers):
         best = None
         best_key = None
-        cands = [space.tile_candidates(d) for d in space.layer_dims(layer)]
+        cands = space.layer_candidates(layer)
         for ti in cands[0]:
             for to in cands[1]:
                 for th in cands[2]:

@@ -159,6 +159,7 @@ class _Params:
         self.e_a, self.e_w = T.elems_per_beat(W, self.a), T.elems_per_beat(W, self.w)
         self.e_o = T.elems_per_beat(W, float(T.OUT_BITS))
         self.e_f = T.elems_per_beat(W, f(layers.out_bits))
+        self.pool = f(layers.pool)
         self.compute = T.ComputeParams(self.K, self.S, X, Y, self.pf)
 
 
@@ -286,7 +287,8 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
     # one final store per distinct out tile (through the output unit, preceded by LOAD_SCALE), R_out - 1 partial
     sum_hw = dom.dsum("OH", T._ident) * dom.dsum("OW", T._ident)
     c["final_store_lines"] = G * out_vol
-    c["final_store_beats"] = G * dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_f)) * sum_hw
+    # a pooled layer writes one pixel per out tile (its tile covers every pixel)
+    c["final_store_beats"] = G * dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_f)) * T.where(P.pool > 0, 1.0, sum_hw)
     c["store_beats"] = G * (R["R_out"] - 1) * out_vol + c["final_store_beats"]
     c["scale_load_beats"] = G * dom.dsum("OC", lambda m: T.scale_tile_beats(m, Pd.e_o)) * n["OH"] * n["OW"]
     psum_visits = G * R["R_psum"] * (n["IC"] - 1)
@@ -309,9 +311,10 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
         fa, fw, fo = T.footprints(t["IC"], t["OC"], t["OH"], t["OW"], K, S, P.e_a, P.e_w, P.e_o)
         legal = (fa <= T.buffer_lines(f(accels.act_buf_kb), W)) & (fw <= T.buffer_lines(f(accels.wgt_buf_kb), W)) \
             & (fo <= T.buffer_lines(f(accels.out_buf_kb), W))
-        if grid is None:  # grid candidates are within their dimensions by construction
+        if grid is None:  # grid candidates are within their dimensions (a pooled layer's cover it) by construction
             for d in t:
                 legal = legal & (t[d] <= P.dims[d]) & (t[d] >= 1)
+            legal = legal & ((P.pool == 0) | ((t["OH"] >= P.dims["OH"]) & (t["OW"] >= P.dims["OW"])))
     return c, legal
 
 

@@ -83,9 +83,10 @@ class Placement:
 
     def check(self, layer: Layer, where: str = "") -> None:
         """One-line error unless the views fit ``layer`` (channels, bits, pitch at least the row)."""
+        out_cols = 1 if layer.pool else layer.out_w
         for name, v, ch, bits, cols in (("act", self.act, layer.in_ch, layer.act_bits, layer.in_w),
                                         ("psum", self.psum, layer.out_ch, 32, layer.out_w),
-                                        ("out", self.out, layer.out_ch, layer.out_bits, layer.out_w)):
+                                        ("out", self.out, layer.out_ch, layer.out_bits, out_cols)):
             if v.channels != ch or v.bits != bits or v.pitch < cols:
                 raise JaqError(f"{where}{name} tensor view ({v.channels} channels, {v.bits} bits, pitch {v.pitch})"
                                f" does not fit the layer ({ch} channels, {bits} bits, rows of {cols})",
@@ -129,14 +130,16 @@ def scale_words(layer: Layer, tiling: Tiling, bus_bits: int) -> int:
 def layer_regions(alloc: Allocator, layer: Layer, tiling: Tiling, bus_bits: int, *, act: TensorRegion | None = None,
                   out: TensorRegion | None = None, out_pad: int = 0, prefix: str = "") -> tuple[Placement, dict]:
     """Allocate what one layer needs beside its input ``act`` and output ``out`` regions (allocated here when
-    None: the input at the padded extents, the output unpadded) and return (placement, {name: region})."""
+    None: the input at the padded extents, the output unpadded, one pixel for a pooled layer) and return
+    (placement, {name: region})."""
     if act is None:
         act = alloc.alloc(prefix + "act", layer.in_h, layer.in_w, layer.in_ch, layer.act_bits, layer.act_signed)
     wgt = alloc.alloc(prefix + "wgt", 1, 1, layer.weight_count, layer.wgt_bits)
     psum = alloc.alloc(prefix + "psum", layer.out_h, layer.out_w, layer.out_ch, 32)
     scale = alloc.alloc(prefix + "scale", 1, 1, scale_words(layer, tiling, bus_bits), 32)
     if out is None:
-        out = alloc.alloc(prefix + "out", layer.out_h, layer.out_w, layer.out_ch, layer.out_bits, layer.out_signed)
+        oh, ow = (1, 1) if layer.pool else (layer.out_h, layer.out_w)
+        out = alloc.alloc(prefix + "out", oh, ow, layer.out_ch, layer.out_bits, layer.out_signed)
     p = Placement(act=act.view(), wgt=wgt.base, psum=psum.view(), scale=scale.base, out=out.view(out_pad))
     p.check(layer)
     return p, {"act": act, "wgt": wgt, "psum": psum, "scale": scale, "out": out}

@@ -100,6 +100,10 @@ class Layer:
     #: activation bits; 32: signed accumulators or logits). docs/execution-model.md section 7.
     out_bits: int = 32
     out_signed: bool = True
+    #: Global average pooling of the final outputs (the head): the output unit sums each channel over the
+    #: OH x OW pixels and writes one pixel; the out tile covers every pixel (t_oh = OH, t_ow = OW).
+    #: docs/execution-model.md section 7.2.
+    pool: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -142,7 +146,7 @@ class Layer:
             v = getattr(self, n)
             if v not in BITS:
                 raise JaqError(f"{v!r} not supported; bits must be one of 2, 4, 8", f"{where}{n}")
-        for n in ("act_signed", "out_signed"):
+        for n in ("act_signed", "out_signed", "pool"):
             if not isinstance(getattr(self, n), bool):
                 raise JaqError("expected true or false", f"{where}{n}")
         if self.out_bits not in OUT_BITS:
@@ -170,10 +174,10 @@ class Layer:
         return replace(self, act_bits=act_bits, wgt_bits=wgt_bits)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict; ``batch``, ``out_bits`` and ``out_signed`` only when they differ from their
-        defaults (files of layers that use none of them stay as they were)."""
+        """The fields as a dict; ``batch``, ``out_bits``, ``out_signed`` and ``pool`` only when they differ from
+        their defaults (files of layers that use none of them stay as they were)."""
         d = asdict(self)
-        for k in ("batch", "out_bits", "out_signed"):
+        for k in ("batch", "out_bits", "out_signed", "pool"):
             if d[k] == self.__dataclass_fields__[k].default:
                 del d[k]
         return d

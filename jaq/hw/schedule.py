@@ -177,7 +177,8 @@ class StoreOut(_OutTileTransfer):
     """Store the out tile (addressing of :class:`_OutTileTransfer`). ``final`` False: a partial sum, 32-bit words
     to the psum tensor. ``final`` True (the tile's last contribution had the last ic index): through the output
     unit to the out tensor at the layer's ``out_bits``; ``run_len``/``beats_per_run``/``beats`` then count output
-    elements and write beats, and ``lines`` the OBUF lines read (h' * w' * ceil(m'/E_o); docs section 7.1)."""
+    elements and write beats, and ``lines`` the OBUF lines read (h' * w' * ceil(m'/E_o); docs section 7.1). A
+    pooled layer's final store writes one run (``n_runs`` 1: the pooled pixel; docs section 7.2)."""
 
     final: bool = True
     lines: int = 0
@@ -288,6 +289,9 @@ def check_tiling(layer: Layer, accel: Accelerator, tiling: Tiling) -> None:
         t = getattr(tiling, n)
         if t > d:
             raise JaqError(f"tile {t} larger than its dimension {d}; use at most {d}", f"tiling.{n}")
+    if layer.pool and (tiling.t_oh, tiling.t_ow) != (layer.out_h, layer.out_w):
+        raise JaqError(f"a pooled layer's out tile covers every pixel: use t_oh={layer.out_h}, t_ow={layer.out_w}",
+                       "tiling.t_oh")
     W = accel.dram_bits_per_cycle
     e_a, e_w, e_o = (T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS))
     act, wgt, out = T.footprints(tiling.t_ic, tiling.t_oc, tiling.t_oh, tiling.t_ow, layer.kernel, layer.stride,
@@ -436,6 +440,9 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
         base = oh * tiling.t_oh * row + ow * tiling.t_ow * layer.out_ch + g * Mg + oc * tiling.t_oc
         if final:
             extra["lines"] = T.out_tile_beats(m, h, w, e_o)
+        if final and layer.pool:  # the unit sums the tile's h' x w' pixels into one output pixel (section 7.2)
+            return cls(g=g, oc=oc, oh=oh, ow=ow, m=m, h=h, w=w, dram_base=base, row_stride=0, col_stride=0,
+                       run_len=m, n_runs=1, beats_per_run=T.ceil_div(m, e), beats=T.ceil_div(m, e), **extra)
         return cls(g=g, oc=oc, oh=oh, ow=ow, m=m, h=h, w=w, dram_base=base, row_stride=row,
                    col_stride=layer.out_ch, run_len=m, n_runs=h * w, beats_per_run=T.ceil_div(m, e),
                    beats=T.out_tile_beats(m, h, w, e), **extra)

@@ -37,10 +37,20 @@ def layer_dims(layer: Layer) -> tuple[int, int, int, int]:
     return layer.in_ch_per_group, layer.out_ch_per_group, layer.out_h, layer.out_w
 
 
-def tiling_grid(dims: tuple[int, int, int, int], loop_orders: Sequence[int], dtype=DTYPE) -> torch.Tensor:
-    """All tilings of a layer with tiled dims ``dims`` as an (N, 5) tensor of (t_ic, t_oc, t_oh, t_ow, loop_order),
-    rows in lexicographic order."""
-    axes = [torch.tensor(tile_candidates(d), dtype=dtype) for d in dims]
+def layer_candidates(layer: Layer) -> tuple[tuple[int, ...], ...]:
+    """Candidate tiles of (Cg, Mg, OH, OW): :func:`tile_candidates` of each dimension; a pooled layer's out tile
+    covers every pixel (t_oh = OH, t_ow = OW; docs/execution-model.md section 7.2)."""
+    dims = layer_dims(layer)
+    c = [tuple(tile_candidates(d)) for d in dims]
+    if layer.pool:
+        c[2], c[3] = (dims[2],), (dims[3],)
+    return tuple(c)
+
+
+def tiling_grid(cands: Sequence[Sequence[int]], loop_orders: Sequence[int], dtype=DTYPE) -> torch.Tensor:
+    """All tilings with per-dimension candidate tiles ``cands`` (:func:`layer_candidates`) as an (N, 5) tensor of
+    (t_ic, t_oc, t_oh, t_ow, loop_order), rows in lexicographic order."""
+    axes = [torch.tensor(list(c), dtype=dtype) for c in cands]
     axes.append(torch.tensor(sorted(loop_orders), dtype=dtype))
     grids = torch.meshgrid(*axes, indexing="ij")
     return torch.stack([g.reshape(-1) for g in grids], dim=1)
@@ -50,13 +60,13 @@ def enumerate_tilings(layer: Layer, loop_orders: Sequence[int] | None = None) ->
     """Every tiling of ``layer`` (default: all 120 loop orders) as a TileBatch (tile-size fields float, loop order
     long)."""
     lo = LOOP_ORDER_IDS if loop_orders is None else tuple(loop_orders)
-    g = tiling_grid(layer_dims(layer), lo)
+    g = tiling_grid(layer_candidates(layer), lo)
     return TileBatch(t_ic=g[:, 0], t_oc=g[:, 1], t_oh=g[:, 2], t_ow=g[:, 3], loop_order=g[:, 4].long())
 
 
 def space_size(layer: Layer, loop_orders: int = 120, dataflows: int = 1) -> int:
     """Number of tilings of ``layer`` (before the buffer legality filter)."""
     n = loop_orders * dataflows
-    for d in layer_dims(layer):
-        n *= len(tile_candidates(d))
+    for c in layer_candidates(layer):
+        n *= len(c)
     return n

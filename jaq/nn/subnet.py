@@ -123,9 +123,9 @@ class SubNet(nn.Module):
         """Every conv/fc layer in execution order with shapes, bits and signedness (jaq.hw.Layer).
 
         ``out_bits``/``out_signed`` are the consumer's (the next layer's) activation bits: the accelerator's
-        output unit finishes the layer on chip (docs/execution-model.md section 7). A residual block's last
-        conv, the head (global average pooling) and the classifier (logits) write 32-bit values: the first two
-        are finished by the host (section 7.2), the classifier's unit writes its logits."""
+        output unit finishes the layer on chip (docs/execution-model.md section 7), the head's with global
+        average pooling (``pool``). A residual block's last conv and the classifier (logits) write 32-bit
+        values: the first is finished by the host (section 7.2), the classifier's unit writes its logits."""
         sp = self.space
         fb = sp.fixed_bits
         size = conv_out_size(sp.input_size, sp.stem.kernel, sp.stem.stride)
@@ -135,9 +135,9 @@ class SubNet(nn.Module):
             out += op.layers(in_size, bc.act_bits, bc.wgt_bits, prefix=f"b{i}.")
             if getattr(op, "residual", False):
                 wide.add(len(out) - 1)
-        out.append(self.head.layer(sp.final_size, name="head", act_bits=fb.act, wgt_bits=fb.wgt))
+        out.append(replace(self.head.layer(sp.final_size, name="head", act_bits=fb.act, wgt_bits=fb.wgt), pool=True))
         out.append(self.fc.layer(1, name="fc", act_bits=fb.act, wgt_bits=fb.wgt, fc=True))
-        wide |= {len(out) - 2, len(out) - 1}
+        wide.add(len(out) - 1)
         return [l if j in wide else replace(l, out_bits=out[j + 1].act_bits, out_signed=out[j + 1].act_signed)
                 for j, l in enumerate(out)]
 

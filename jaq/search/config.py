@@ -65,6 +65,8 @@ DEFAULTS: dict[str, Any] = {
         "grad_clip": 5.0,
         "log_every_steps": 10,      # also write a "step" record to metrics.jsonl every this many steps (0: off)
         "sampling": "soft",         # soft: every candidate computed (paper); hard: only the Gumbel-sampled op/bits
+        "warmup_sampling": None,    # sampling of the weight-only warm-up epochs (None: as sampling); argmax:
+                                    # one held path (argmax of alpha, the first op at init), e.g. before hard
     },
     "hardware": {
         "clock_mhz": 500.0,
@@ -96,7 +98,8 @@ _TYPES: dict[str, tuple] = {
     "data.arch_fraction": (float, int), "data.train_subset": (int, type(None)),
     "data.test_subset": (int, type(None)), "data.augment": (bool,), "data.num_workers": (int,),
     "data.cache_dir": (str, type(None)), "data.cutout": (int,), "data.channels_last": (bool,),
-    "search.sampling": (str,), "hardware.resample_every": (int,), "hardware.threads": (int, type(None)),
+    "search.sampling": (str,), "search.warmup_sampling": (str, type(None)),
+    "hardware.resample_every": (int,), "hardware.threads": (int, type(None)),
     "retrain.label_smoothing": (float, int),
     "search.epochs": (int,), "search.batch_size": (int,), "search.lr": (float, int),
     "search.momentum": (float, int), "search.weight_decay": (float, int), "search.arch_lr": (float, int),
@@ -253,6 +256,9 @@ def validate_config(raw: Any, source: str = "config") -> dict[str, Any]:
         raise JaqError(f"{cfg['compile']!r}; use off, inductor or eager", "compile")
     if cfg["search"]["sampling"] not in ("soft", "hard"):
         raise JaqError(f"{cfg['search']['sampling']!r}; use soft or hard", "search.sampling")
+    if cfg["search"]["warmup_sampling"] not in (None, "soft", "hard", "argmax"):
+        raise JaqError(f"{cfg['search']['warmup_sampling']!r}; use soft, hard or argmax (or null)",
+                       "search.warmup_sampling")
     if cfg["hardware"]["candidate_tiling"] not in ("exact", "shared"):
         raise JaqError(f"{cfg['hardware']['candidate_tiling']!r}; use exact or shared", "hardware.candidate_tiling")
     cfg["space"] = _check_space(cfg)

@@ -201,7 +201,8 @@ class CoSearch:
         if self.dist.enabled:
             dev_ids = [self.device] if self.device.startswith("cuda") else None
             # soft sampling computes every candidate (no unused parameters); hard sampling skips some
-            unused = getattr(self.net, "sampling", "soft") != "soft"
+            unused = getattr(self.net, "sampling", "soft") != "soft" or \
+                s.get("warmup_sampling") not in (None, "soft")
             self.net_ddp = nn.parallel.DistributedDataParallel(self.net, device_ids=dev_ids,
                                                                find_unused_parameters=unused)
             self.gen_ddp = nn.parallel.DistributedDataParallel(self.gen, device_ids=dev_ids)
@@ -265,6 +266,10 @@ class CoSearch:
         af = cfg["data"]["arch_fraction"]
         bs_a = max(1, int(round(bs * af / (1 - af))))  # same number of steps over both splits
         search_arch = e >= s["warmup_epochs"]
+        # warm-up on one held path (warmup_sampling: argmax) before hard sampling: a single-path supernet sampled
+        # uniformly from scratch did not learn in this budget (issue 17; docs/results.md)
+        self.net.sampling = (s.get("warmup_sampling") or s.get("sampling", "soft")) if not search_arch \
+            else s.get("sampling", "soft")
         self.net_ddp.train()
         self.gen_ddp.train()
         arch_it = self._arch_batches(g_a, bs_a)
