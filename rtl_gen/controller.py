@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 from rtl_gen import isa
 from rtl_gen.buffers import CNT_BITS
 from rtl_gen.params import HWParams
+from rtl_gen.protocol import ADDR_BITS
 
 
 def ir_field(ir, op: str, name: str):
@@ -29,7 +30,8 @@ def ir_field(ir, op: str, name: str):
 class Controller(wiring.Component):
     """Instruction fetch/issue FSM. Ports: instruction stream, ``ir`` (the latched instruction), ``opcode``,
     layer registers (``k, s, a_mode, w_mode, act_signed, rs_r, rs_q`` and the output unit's ``shift, relu, o_mode,
-    o_signed``), unit handshakes (``dma_start``,
+    o_signed``, ``res, r_mode, r_signed, res_mult``), the residual view of SET_RES (``r_base, r_ostride,
+    r_istride``), unit handshakes (``dma_start``,
     ``dma_last``, ``eng_start``, ``eng_last``), ``busy``, ``done``, ``cnt_cycles``."""
 
     def __init__(self, p: HWParams):
@@ -39,6 +41,8 @@ class Controller(wiring.Component):
             "ir": Out(isa.INSTR_BITS), "opcode": Out(isa.OPCODE_BITS),
             "k": Out(p.kbits), "s": Out(p.sbits), "a_mode": Out(2), "w_mode": Out(2), "act_signed": Out(1),
             "rs_r": Out(7), "rs_q": Out(7), "shift": Out(6), "relu": Out(1), "o_mode": Out(2), "o_signed": Out(1),
+            "res": Out(1), "r_mode": Out(2), "r_signed": Out(1), "res_mult": Out(32),
+            "r_base": Out(ADDR_BITS), "r_ostride": Out(32), "r_istride": Out(32),
             "dma_start": Out(1), "dma_last": In(1), "eng_start": Out(1), "eng_last": In(1),
             "busy": Out(1), "done": Out(1), "cnt_cycles": Out(CNT_BITS),
         })
@@ -69,7 +73,15 @@ class Controller(wiring.Component):
                                          self.shift.eq(ir_field(d, "SET_LAYER", "shift")),
                                          self.relu.eq(ir_field(d, "SET_LAYER", "relu")),
                                          self.o_mode.eq(ir_field(d, "SET_LAYER", "o_mode")),
-                                         self.o_signed.eq(ir_field(d, "SET_LAYER", "o_signed"))]
+                                         self.o_signed.eq(ir_field(d, "SET_LAYER", "o_signed")),
+                                         self.res.eq(ir_field(d, "SET_LAYER", "res")),
+                                         self.r_mode.eq(ir_field(d, "SET_LAYER", "r_mode")),
+                                         self.r_signed.eq(ir_field(d, "SET_LAYER", "r_signed")),
+                                         self.res_mult.eq(ir_field(d, "SET_LAYER", "res_mult"))]
+                        with m.Case(isa.OPCODES["SET_RES"]):
+                            m.d.sync += [self.r_base.eq(ir_field(d, "SET_RES", "base")),
+                                         self.r_ostride.eq(ir_field(d, "SET_RES", "ostride")),
+                                         self.r_istride.eq(ir_field(d, "SET_RES", "istride"))]
                         with m.Case(isa.OPCODES["END"]):
                             m.d.sync += [self.done.eq(1), started.eq(0)]
                         with m.Case(isa.OPCODES["LOAD_ACT"], isa.OPCODES["LOAD_WGT"], isa.OPCODES["LOAD_PSUM"],

@@ -28,14 +28,16 @@ store's pipeline advances only when the write register is free or being taken (`
 backpressure stalls it as a whole. Requires ``L >= 1``.
 """
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from jaq.hw.timing import OUTPUT_UNIT_LATENCY
 from rtl_gen.buffers import CNT_BITS
 from rtl_gen.output_unit import OutputUnit
-from rtl_gen.protocol import ADDR_BITS, TENSOR_ID_BITS, TENSOR_OUT, TENSOR_PSUM
+from rtl_gen.protocol import ADDR_BITS, TENSOR_ID_BITS, TENSOR_OUT, TENSOR_PSUM, TENSOR_RES
+from rtl_gen.run_walker import RunWalker
 
 
 
@@ -57,13 +59,16 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
     ``sc_bias_hi`` (W bits each, the cycle after); ``busy``, ``last``; counters ``cnt_rd_beats``,
     ``cnt_wr_beats``."""
 
-    def __init__(self, W: int, line_bits: int, count_bits: int = 8, scale_line_bits: int = 1):
+    def __init__(self, W: int, line_bits: int, count_bits: int = 8, scale_line_bits: int = 1, res_depth: int = 4):
         self.W = W
         self.lanes = W // 32
         self.count_bits = count_bits
+        self.res_depth = res_depth
         super().__init__({
             "start": In(1), "is_store": In(1), "final": In(1), "tensor": In(TENSOR_ID_BITS),
-            "pool": In(1), "pool_px": In(12), "px_lines": In(11),
+            "pool": In(1), "pool_px": In(12), "px_lines": In(11), "res": In(1),
+            "r_base": In(ADDR_BITS), "r_ostride": In(32), "r_istride": In(32), "r_elems": In(count_bits + 1),
+            "r_elog": In(3), "r_signed": In(1), "res_mult": In(signed(32)),
             "elems": In(count_bits + 1), "elog": In(3),
             "base": In(ADDR_BITS), "n_outer": In(16), "ostride": In(32), "n_inner": In(16), "istride": In(32),
             "run_len": In(16),
@@ -84,54 +89,32 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
     def elaborate(self, platform):
         m = Module()
         # ---- run walker (shared by loads and stores): current beat's address/count, advance on `adv` ----
-        active = Signal()        # walker has beats left
-        o = Signal(16)
-        i = Signal(16)
-        e = Signal(16)
-        row_addr = Signal(ADDR_BITS)    # o*ostride (relative to base)
-        run_addr = Signal(ADDR_BITS)    # row_addr + i*istride
-        rem = Signal(17)
-        m.d.comb += rem.eq(self.run_len - e)
-        cur_addr = Signal(ADDR_BITS)
-        cur_count = Signal(self.count_bits)
-        m.d.comb += [cur_addr.eq(self.base + run_addr + (e << self.elog)),
-                     cur_count.eq(Mux(rem > self.elems, self.elems, rem))]
-        adv = Signal()
-        run_last = e + self.elems >= self.run_len
-        i_last = i + 1 >= self.n_inner
-        o_last = o + 1 >= self.n_outer
-        jr = Signal(16)          # index of the current beat (store: OBUF line) within its run
-        with m.If(self.start):
-            m.d.sync += [active.eq(1), o.eq(0), i.eq(0), e.eq(0), jr.eq(0), row_addr.eq(0), run_addr.eq(0)]
-        with m.Elif(adv):
-            with m.If(~run_last):
-                m.d.sync += [e.eq(e + self.elems), jr.eq(jr + 1)]
-            with m.Else():
-                m.d.sync += [e.eq(0), jr.eq(0)]
-                with m.If(~i_last):
-                    m.d.sync += [i.eq(i + 1), run_addr.eq(run_addr + self.istride)]
-                with m.Else():
-                    m.d.sync += [i.eq(0), run_addr.eq(row_addr + self.ostride), row_addr.eq(row_addr + self.ostride)]
-                    with m.If(~o_last):
-                        m.d.sync += o.eq(o + 1)
-                    with m.Else():
-                        m.d.sync += active.eq(0)
+        m.submodules.walk = wk = RunWalker(self.count_bits)
+        for f in ("start", "base", "n_outer", "ostride", "n_inner", "istride", "run_len", "elems", "elog"):
+            m.d.comb += getattr(wk, f).eq(getattr(self, f))
+        active, cur_addr, cur_count, run_last, jr = wk.active, wk.addr, wk.count, wk.run_last, wk.beat
+        adv = wk.adv
 
         is_load = Signal()
         is_final = Signal()
         is_pool = Signal()       # a pooled final store (section 7.2)
+        has_res = Signal()       # a final store with a residual operand (section 7.3)
         running = Signal()       # body in progress
         with m.If(self.start):
             m.d.sync += [running.eq(1), is_load.eq(~self.is_store), is_final.eq(self.is_store & self.final),
-                         is_pool.eq(self.is_store & self.final & self.pool)]
+                         is_pool.eq(self.is_store & self.final & self.pool),
+                         has_res.eq(self.is_store & self.final & self.res)]
         m.d.comb += self.busy.eq(running)
 
-        # ---- loads ----
+        # ---- loads, and the residual reads of a final store ----
         req_cnt = Signal(32)
         resp_cnt = Signal(32)
         req_fire = Signal()
-        m.d.comb += [self.rd_req_valid.eq(running & is_load & active), self.rd_req_tensor.eq(self.tensor),
-                     self.rd_req_addr.eq(cur_addr), self.rd_req_bits.eq(cur_count << self.elog),
+        rq = self._residual_reads(m, running & has_res, self.start, jr, run_last)
+        m.d.comb += [self.rd_req_valid.eq(Mux(has_res, rq["valid"], running & is_load & active)),
+                     self.rd_req_tensor.eq(Mux(has_res, TENSOR_RES, self.tensor)),
+                     self.rd_req_addr.eq(Mux(has_res, rq["addr"], cur_addr)),
+                     self.rd_req_bits.eq(Mux(has_res, rq["bits"], cur_count << self.elog)),
                      req_fire.eq(self.rd_req_valid & self.rd_req_ready)]
         resp = Signal()
         m.d.comb += resp.eq(running & is_load & self.rd_resp_valid)
@@ -146,7 +129,7 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
         m.d.comb += load_last.eq(resp & ~active & (resp_cnt + 1 == req_cnt))
         m.d.comb += [self.line.eq(resp_cnt), self.line_data.eq(self.rd_resp_data), self.line_wr_en.eq(resp)]
 
-        # ---- stores: stage A reads a line (and its scale chunk), stage B holds the data ----
+        # ---- stores: stage A reads a line (and its scale chunk, its residual lanes), stage B holds them ----
         b_valid = Signal()
         b_addr = Signal(ADDR_BITS)
         b_count = Signal(self.count_bits)
@@ -156,27 +139,30 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
         m.d.comb += st.eq(running & ~is_load)
         st_adv = Signal()        # the store pipeline advances: the write register is free or being taken
         m.d.comb += st_adv.eq(st & (~self.wr_valid | self.wr_ready))
+        rd = Signal()            # stage A reads a line: the pipeline advances and the line's residual is there
+        m.d.comb += rd.eq(st_adv & active & (~has_res | rq["ready"]))
         # pooled stores read the pixels of one chunk after another: line p*px_lines + chunk, p < pool_px
         px = Signal(12)          # pixel of the current chunk
         px_line = Signal(32)     # px * px_lines
         px_first, px_last = Signal(), Signal()
         m.d.comb += [px_first.eq(~is_pool | (px == 0)), px_last.eq(~is_pool | (px + 1 == self.pool_px))]
         b_first, b_last = Signal(), Signal()
-        m.d.comb += [self.lr_line.eq(Mux(is_pool, px_line + jr, line_cnt)), self.lr_en.eq(st_adv & active),
-                     self.sc_line.eq(jr), self.sc_en.eq(st_adv & active & is_final)]
+        b_res = Signal(self.lanes * 9)
+        m.d.comb += [self.lr_line.eq(Mux(is_pool, px_line + jr, line_cnt)), self.lr_en.eq(rd),
+                     self.sc_line.eq(jr), self.sc_en.eq(rd & is_final), rq["pop"].eq(rd & has_res & rq["beat_end"])]
         with m.If(self.start):
             m.d.sync += [b_valid.eq(0), line_cnt.eq(0), px.eq(0), px_line.eq(0)]
         with m.Elif(st_adv):
-            m.d.sync += [b_valid.eq(active), b_addr.eq(cur_addr), b_count.eq(cur_count), b_run_last.eq(run_last),
-                         b_first.eq(px_first), b_last.eq(px_last)]
-            with m.If(active):
+            m.d.sync += [b_valid.eq(rd), b_addr.eq(cur_addr), b_count.eq(cur_count), b_run_last.eq(run_last),
+                         b_first.eq(px_first), b_last.eq(px_last), b_res.eq(Mux(has_res, rq["lanes"], 0))]
+            with m.If(rd):
                 m.d.sync += line_cnt.eq(line_cnt + 1)
                 with m.If(px_last):
                     m.d.sync += [px.eq(0), px_line.eq(0)]
                 with m.Else():
                     m.d.sync += [px.eq(px + 1), px_line.eq(px_line + self.px_lines)]
         f = self._final_path(m, st_adv, st & is_final, b_valid, (b_addr, b_count, b_run_last), self.start,
-                             is_pool, b_first, b_last)
+                             is_pool, b_first, b_last, b_res, Mux(has_res, self.res_mult, 0))
         # partial stores offer stage B itself; final stores the packed beat register
         m.d.comb += [self.wr_valid.eq(st & Mux(is_final, f["valid"], b_valid)),
                      self.wr_addr.eq(Mux(is_final, f["addr"], b_addr)),
@@ -188,7 +174,7 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
         store_last = Signal()
         m.d.comb += store_last.eq(wr_fire & ~active & Mux(is_final, f["drained"], 1))
 
-        m.d.comb += adv.eq(Mux(is_load, req_fire, st_adv & active & px_last))
+        m.d.comb += adv.eq(Mux(is_load, req_fire & ~has_res, rd & px_last))
         m.d.comb += self.last.eq(load_last | store_last)
         with m.If(self.last):
             m.d.sync += running.eq(0)
@@ -196,7 +182,50 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
                      self.cnt_wr_beats.eq(self.cnt_wr_beats + wr_fire)]
         return m
 
-    def _final_path(self, m: Module, en, final_st, b_valid, meta, start, pool, first, last) -> dict:
+    def _residual_reads(self, m: Module, on, start, line_beat, line_run_last) -> dict:
+        """The residual stream of a final store (section 7.3): a second walker over the residual view (same runs
+        as the store, ``r_*`` fields, ``2^r_elog``-bit elements) requests one beat per cycle into a FIFO of
+        ``res_depth`` beats while fewer than that are requested and not yet consumed; stage A takes the lanes of
+        line ``k`` of a run from slot ``k mod (32/r_bits)`` of the FIFO's head and pops it after the beat's last
+        line (``pop``, driven by the caller). Returns valid/addr/bits of the request, ``ready`` (the head beat
+        is there), ``lanes`` (the line's ``W/32`` residuals, 9-bit signed each), ``beat_end``, ``pop``."""
+        E, D = self.lanes, self.res_depth
+        m.submodules.res_walk = rw = RunWalker(self.count_bits)
+        m.submodules.res_fifo = fifo = SyncFIFO(width=self.W, depth=D)
+        for f in ("n_outer", "n_inner", "run_len"):
+            m.d.comb += getattr(rw, f).eq(getattr(self, f))
+        m.d.comb += [rw.start.eq(start), rw.base.eq(self.r_base), rw.ostride.eq(self.r_ostride),
+                     rw.istride.eq(self.r_istride), rw.elems.eq(self.r_elems), rw.elog.eq(self.r_elog)]
+        owed = Signal(range(D + 2))   # requested, not yet popped
+        pop = Signal()
+        valid = Signal()
+        m.d.comb += [valid.eq(on & rw.active & (owed < D)),
+                     rw.adv.eq(valid & self.rd_req_ready),
+                     fifo.w_en.eq(on & self.rd_resp_valid), fifo.w_data.eq(self.rd_resp_data), fifo.r_en.eq(pop)]
+        with m.If(start):
+            m.d.sync += owed.eq(0)
+        with m.Else():
+            m.d.sync += owed.eq(owed + (valid & self.rd_req_ready) - pop)
+        # slot of the store walker's line within its residual beat: beat index mod 32/r_bits
+        line = line_beat
+        slot = Signal(4)
+        k_mask = Signal(4)
+        m.d.comb += [k_mask.eq((Const(32, 7) >> self.r_elog) - 1), slot.eq(line & k_mask)]
+        lanes = Signal(E * 9)
+        with m.Switch(self.r_elog):
+            for elog in (1, 2, 3):
+                b = 1 << elog
+                with m.Case(elog):
+                    for s in range(32 // b):
+                        with m.If(slot == s):
+                            for i in range(E):
+                                v = fifo.r_data[(s * E + i) * b:(s * E + i + 1) * b]
+                                sign = Mux(self.r_signed, v[-1], 0)
+                                m.d.comb += lanes[i * 9:(i + 1) * 9].eq(Cat(v, *([sign] * (9 - b))))
+        return {"valid": valid, "addr": rw.addr, "bits": rw.count << self.r_elog, "ready": fifo.r_rdy,
+                "lanes": lanes, "beat_end": (slot == k_mask) | line_run_last, "pop": pop}
+
+    def _final_path(self, m: Module, en, final_st, b_valid, meta, start, pool, first, last, res, res_mult) -> dict:
         """Output unit + packer of final stores. Stage B's line (``b_valid``, ``lr_data``, the scale chunk, its
         ``meta`` = (address, count, run_last)) enters the unit when ``en``; results are packed ``32/out_bits``
         lines to a beat into the write register. Returns the register's ``valid/addr/count/data`` and
@@ -205,12 +234,12 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
         E = self.lanes
         m.submodules.out_unit = ou = OutputUnit(E)
         m.d.comb += [ou.en.eq(en), ou.in_valid.eq(b_valid & final_st), ou.shift.eq(self.shift),
-                     ou.relu.eq(self.relu), ou.lo.eq(self.lo), ou.hi.eq(self.hi), ou.res_mult.eq(0), ou.pool.eq(pool),
+                     ou.relu.eq(self.relu), ou.lo.eq(self.lo), ou.hi.eq(self.hi), ou.res_mult.eq(res_mult), ou.pool.eq(pool),
                      ou.first.eq(first), ou.last.eq(last)]
         for i in range(E):
             m.d.comb += [ou.acc[i].eq(self.lr_data.word_select(i, 32)), ou.mult[i].eq(self.sc_mult.word_select(i, 32)),
                          ou.bias[i].eq(Cat(self.sc_bias_lo.word_select(i, 32), self.sc_bias_hi.word_select(i, 32))),
-                         ou.res[i].eq(0)]
+                         ou.res[i].eq(res[i * 9:(i + 1) * 9])]
         delayed = meta
         for k in range(OUTPUT_UNIT_LATENCY):  # the line's address, count and run end travel beside the unit
             regs = tuple(Signal.like(x, name=f"ou_meta{k}_{j}") for j, x in enumerate(meta))

@@ -24,6 +24,9 @@ buffer geometry in 32-bit words: ``iw = (w-1)*S + K`` input tile columns, ``pa``
 (``ceil(m/E_o) * W/32``), ``wm`` = ``K*K*pw`` words per output channel of weights, ``arow = iw*pa`` words per
 input row.
 
+``SET_RES``: the residual view (bits) of the next final store, ``base, ostride, istride``: its runs have the
+store's shape (docs/execution-model.md section 7.3).
+
 ``END``: no fields; the accelerator raises ``done``.
 """
 
@@ -41,7 +44,7 @@ from rtl_gen.protocol import OPCODE_BITS
 INSTR_BITS = 192
 
 OPCODES: dict[str, int] = {"SET_LAYER": 1, "LOAD_ACT": 2, "LOAD_WGT": 3, "LOAD_PSUM": 4, "STORE_OUT": 5,
-                           "COMPUTE": 6, "END": 7, "LOAD_SCALE": 8}
+                           "COMPUTE": 6, "END": 7, "LOAD_SCALE": 8, "SET_RES": 9}
 OPNAMES = {v: k for k, v in OPCODES.items()}
 
 _DMA = (("base", ADDR_BITS), ("n_outer", 16), ("ostride", 32), ("n_inner", 16), ("istride", 32), ("run_len", 16))
@@ -49,7 +52,9 @@ _DMA = (("base", ADDR_BITS), ("n_outer", 16), ("ostride", 32), ("n_inner", 16), 
 #: Fields per opcode: (name, width in bits), packed from bit OPCODE_BITS upward in this order.
 FIELDS: dict[str, tuple[tuple[str, int], ...]] = {
     "SET_LAYER": (("k", 5), ("s", 5), ("a_mode", 2), ("w_mode", 2), ("act_signed", 1), ("rs_r", 7),
-                  ("rs_q", 7), ("shift", 6), ("relu", 1), ("o_mode", 2), ("o_signed", 1)),
+                  ("rs_q", 7), ("shift", 6), ("relu", 1), ("o_mode", 2), ("o_signed", 1), ("res", 1), ("r_mode", 2),
+                  ("r_signed", 1), ("res_mult", 32)),
+    "SET_RES": (("base", ADDR_BITS), ("ostride", 32), ("istride", 32)),
     "LOAD_ACT": _DMA,
     "LOAD_WGT": _DMA,
     "LOAD_PSUM": _DMA,
@@ -151,14 +156,18 @@ OUT_MODE_OF_BITS: dict[int, int] = {**MODE_OF_BITS, 32: 3}
 
 def set_layer_fields(kernel: int, stride: int, act_bits: int, wgt_bits: int, act_signed: bool,
                      pe_y: int, out_bits: int = 32, out_signed: bool = True, shift: int = 0,
-                     relu: bool = False) -> dict[str, int]:
+                     relu: bool = False, res_bits: int = 0, res_signed: bool = False,
+                     res_mult: int = 0) -> dict[str, int]:
     """SET_LAYER's fields: kernel, stride, precision codes (:data:`jaq.hw.packing.MODE_OF_BITS`), the RS
     geometry ``rs_r = min(K, Y)`` kernel rows per pass, ``rs_q`` replicas (:func:`jaq.hw.timing.rs_geometry`), and
-    the output unit's layer constants (:class:`jaq.hw.requant.Requant`)."""
+    the output unit's layer constants (:class:`jaq.hw.requant.Requant`; ``res_mult`` as 32-bit two's
+    complement) and the residual operand's precision (``res``: the layer has one)."""
     _, q, _ = T.rs_geometry(kernel, stride, pe_y)
     return dict(k=kernel, s=stride, a_mode=MODE_OF_BITS[act_bits], w_mode=MODE_OF_BITS[wgt_bits],
                 act_signed=int(act_signed), rs_r=min(kernel, pe_y), rs_q=q, shift=shift, relu=int(relu),
-                o_mode=OUT_MODE_OF_BITS[out_bits], o_signed=int(out_signed))
+                o_mode=OUT_MODE_OF_BITS[out_bits], o_signed=int(out_signed), res=int(bool(res_bits)),
+                r_mode=MODE_OF_BITS[res_bits] if res_bits else 0, r_signed=int(res_signed),
+                res_mult=int(res_mult) & 0xFFFFFFFF)
 
 
 def compute_fields(c: int, m: int, h: int, w: int, acc: bool, kernel: int, stride: int, act_bits: int,
@@ -189,9 +198,14 @@ def encode_instruction(ins, layer, accel, requant=None, placement=None) -> int:
     op = ins.op
     pl = placement
     if op == "SET_LAYER":
-        shift, relu = (requant.shift, requant.relu) if requant is not None else (0, False)
+        shift, relu, rm = (requant.shift, requant.relu, requant.res_mult) if requant is not None else (0, False, 0)
         return encode("SET_LAYER", **set_layer_fields(K, S, layer.act_bits, layer.wgt_bits, layer.act_signed,
-                                                      accel.pe_y, layer.out_bits, layer.out_signed, shift, relu))
+                                                      accel.pe_y, layer.out_bits, layer.out_signed, shift, relu,
+                                                      layer.res_bits, layer.res_signed, rm))
+    if op == "SET_RES":
+        b = layer.res_bits
+        return encode(op, base=pl.res.base + ins.dram_base * b, ostride=ins.row_stride * b,
+                      istride=ins.col_stride * b)
     if op == "LOAD_SCALE":
         return _dma(op, pl.scale, 32, ins, 1, 0, 1, 0)
     if op == "LOAD_ACT":

@@ -8,10 +8,11 @@ from __future__ import annotations
 from jaq.hw.placement import ADDR_BITS  # width of an off-chip bit address (rd_req_addr, wr_addr)  # noqa: F401
 
 #: Tensor ids on ``rd_req_tensor`` / ``wr_tensor`` (docs/execution-model.md section 7.1): activations, weights,
-#: 32-bit partial sums, final outputs (at the layer's ``out_bits``), output-unit constants (32-bit words).
-TENSOR_ACT, TENSOR_WGT, TENSOR_PSUM, TENSOR_OUT, TENSOR_SCALE = 0, 1, 2, 3, 4
+#: 32-bit partial sums, final outputs (at the layer's ``out_bits``), output-unit constants (32-bit words), the
+#: residual operand of a final store (the block input, at its bits).
+TENSOR_ACT, TENSOR_WGT, TENSOR_PSUM, TENSOR_OUT, TENSOR_SCALE, TENSOR_RES = 0, 1, 2, 3, 4, 5
 TENSOR_NAMES: dict[int, str] = {TENSOR_ACT: "act", TENSOR_WGT: "wgt", TENSOR_PSUM: "psum", TENSOR_OUT: "out",
-                                TENSOR_SCALE: "scale"}
+                                TENSOR_SCALE: "scale", TENSOR_RES: "res"}
 #: Bits [0, OPCODE_BITS) of every instruction word hold its opcode (rtl_gen.isa).
 OPCODE_BITS = 4
 

@@ -22,6 +22,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from jaq.hw.records import Accelerator, Layer
+from jaq.hw.timing import residual_fifo_depth
 from rtl_gen import isa
 from rtl_gen.buffers import CNT_BITS, OutBuffer, VectorBuffer
 from rtl_gen.controller import Controller, ir_field
@@ -69,7 +70,8 @@ class JaqAccelerator(wiring.Component):
         W = p.W
         m.submodules.ctl = ctl = Controller(p)
         m.submodules.dma = dma = DMA(W, clog2(max(p.act_lines, p.wgt_lines, p.out_lines)), count_bits(W),
-                                     clog2(p.scale_lines))
+                                     clog2(p.scale_lines),
+                                     res_depth=residual_fifo_depth(self.accel.dram_latency_cycles))
         m.submodules.eng = eng = ComputeEngine(p)
         self.engine = eng
         bb = p.extra.get("blackbox", False)
@@ -106,6 +108,10 @@ class JaqAccelerator(wiring.Component):
                      dma.pool.eq(ir_field(self.instr_data, "STORE_OUT", "pool_px") != 0),
                      dma.pool_px.eq(ir_field(ir, "STORE_OUT", "pool_px")),
                      dma.px_lines.eq(ir_field(ir, "STORE_OUT", "px_lines")),
+                     dma.res.eq(ctl.res), dma.r_base.eq(ctl.r_base), dma.r_ostride.eq(ctl.r_ostride),
+                     dma.r_istride.eq(ctl.r_istride), dma.r_elog.eq(ctl.r_mode + 1), dma.r_signed.eq(ctl.r_signed),
+                     dma.r_elems.eq(Mux(ctl.r_mode == 0, W // 2, Mux(ctl.r_mode == 1, W // 4, W // 8))),
+                     dma.res_mult.eq(ctl.res_mult),
                      dma.tensor.eq(Mux(op == OPC["LOAD_ACT"], TENSOR_ACT,
                                        Mux(op == OPC["LOAD_WGT"], TENSOR_WGT,
                                            Mux(op == OPC["LOAD_SCALE"], TENSOR_SCALE, TENSOR_PSUM)))),

@@ -147,7 +147,7 @@ def encode_program(program, accel: Accelerator, requant=None) -> list[int]:
 # Comparison
 # ------------------------------------------------------------------------------------------------------------
 def with_unit_constants(words: Sequence[int], requant) -> list[int]:
-    """``words`` with every SET_LAYER's output-unit constants (``shift``, ``relu``) set from ``requant``, its other
+    """``words`` with every SET_LAYER's output-unit constants (``shift``, ``relu``, ``res_mult``) set from ``requant``, its other
     fields untouched: an emitted program leaves them to the data it runs with (the trained network's, or a
     test's random constants)."""
     from rtl_gen import isa
@@ -156,7 +156,8 @@ def with_unit_constants(words: Sequence[int], requant) -> list[int]:
     for w in words:
         ins = isa.decode(int(w))
         if ins.op == "SET_LAYER":
-            w = isa.encode("SET_LAYER", **{**ins.fields, "shift": requant.shift, "relu": int(requant.relu)})
+            w = isa.encode("SET_LAYER", **{**ins.fields, "shift": requant.shift, "relu": int(requant.relu),
+                                           "res_mult": requant.res_mult & 0xFFFFFFFF})
         out.append(int(w))
     return out
 

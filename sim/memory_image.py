@@ -161,8 +161,10 @@ def layer_job_image(data: LayerData, tiling: Tiling, requant, bus_bits: int, see
     img.put(regions["psum"], out_image(layer, "garbage", rng))
     img.put(regions["scale"], scale_image(requant, layer, tiling, bus_bits))
     img.put(regions["out"], final_image(layer, "garbage", rng))
-    expected_out = np.asarray(requant.apply(data.y, channel_axis=-1, pool_axes=(0, 1) if layer.pool else ()),
-                              np.int64)
+    if layer.res_bits:
+        img.put(regions["res"], data.res)
+    expected_out = np.asarray(requant.apply(data.y, data.res, channel_axis=-1,
+                                            pool_axes=(0, 1) if layer.pool else ()), np.int64)
     expected, mask = img.bytes.copy(), np.zeros_like(img.bytes)
     img.expect(regions["out"], expected_out, expected, mask)
     return LayerJobImage(img.bytes, placement, regions, expected, mask, expected_out)

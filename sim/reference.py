@@ -93,9 +93,14 @@ class LayerData:
     x: np.ndarray  #: [IH][IW][in_ch] int64, padded input (activation bits, signedness of the layer)
     w: np.ndarray  #: [out_ch][in_ch/G][K][K] int64, signed weight bits
     y: np.ndarray  #: [OH][OW][out_ch] int64, 32-bit accumulators
+    #: [OH][OW][out_ch] int64, the residual operand (layer.res_bits bits, res_signed); None without one
+    res: np.ndarray | None = None
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
-        return {"x": self.x, "w": self.w, "y": self.y}
+        d = {"x": self.x, "w": self.w, "y": self.y}
+        if self.res is not None:
+            d["res"] = self.res
+        return d
 
 
 def random_layer_data(layer: Layer, rng: np.random.Generator | int | None = 0, pad: int | None = None,
@@ -126,7 +131,10 @@ def random_layer_data(layer: Layer, rng: np.random.Generator | int | None = 0, p
             x[:, :p] = 0
             x[:, -p:] = 0
     w = draw((layer.out_ch, layer.in_ch_per_group, layer.kernel, layer.kernel), wlo, whi)
-    return LayerData(layer, x, w, layer_reference(layer, x, w))
+    res = None
+    if layer.res_bits:
+        res = draw((layer.out_h, layer.out_w, layer.out_ch), *value_range(layer.res_bits, layer.res_signed))
+    return LayerData(layer, x, w, layer_reference(layer, x, w), res)
 
 
 def random_requant(layer: Layer, rng: np.random.Generator | int | None = 0):
@@ -144,7 +152,9 @@ def random_requant(layer: Layer, rng: np.random.Generator | int | None = 0):
     scale = out_span / max(span, 1) * 4.0 ** rng.uniform(-1.5, 1.0, size=layer.out_ch)
     mult = scale * np.where(rng.random(layer.out_ch) < 0.2, -1.0, 1.0)
     bias = rng.uniform(-0.3, 0.3, size=layer.out_ch) * out_span
-    return Requant.from_real(mult.tolist(), bias.tolist(), out_bits=layer.out_bits, out_signed=layer.out_signed,
+    # a residual moves the output by up to a quarter of its range (either sign)
+    res_mult = float(rng.uniform(-0.25, 0.25)) * out_span / (1 << layer.res_bits) if layer.res_bits else None
+    return Requant.from_real(mult.tolist(), bias.tolist(), res_mult, out_bits=layer.out_bits, out_signed=layer.out_signed,
                              relu=bool(rng.random() < 0.5), where=f"layer {layer.name or layer.kind}",
                              pool_pixels=layer.out_h * layer.out_w if layer.pool else 1)
 

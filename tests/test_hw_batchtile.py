@@ -34,7 +34,7 @@ def _random_layers(rng, n):
         if kind == "conv":
             k = rng.choice([3, 5])
             out.append(Layer("conv", rng.randint(1, 40), rng.randint(1, 40), rng.randint(1, 12), rng.randint(1, 12),
-                             kernel=k, stride=rng.choice([1, 2]), **bits))
+                             kernel=k, stride=rng.choice([1, 2]), res_bits=rng.choice([0, 0, 4, 8]), **bits))
         elif kind == "depthwise":
             c = rng.randint(1, 64)
             out.append(Layer("depthwise", c, c, rng.randint(1, 12), rng.randint(1, 12), kernel=rng.choice([3, 5]),

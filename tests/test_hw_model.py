@@ -43,8 +43,11 @@ def _random_case(rng: random.Random, pow2: bool):
                         act_buf_kb=528, wgt_buf_kb=528, out_buf_kb=528,
                         dram_bits_per_cycle=rng.choice([32, 64, 96, 128, 256]),
                         dram_latency_cycles=rng.randint(1, 40))
-    if kind in ("conv", "pointwise") and rng.random() < 0.2:  # a pooled head: its out tile covers every pixel
+    u = rng.random()
+    if kind in ("conv", "pointwise") and u < 0.2:  # a pooled head: its out tile covers every pixel
         layer = replace(layer, pool=True)
+    elif u < 0.45:  # a residual operand of 2/4/8 bits read beside each final store
+        layer = replace(layer, res_bits=rng.choice([2, 4, 8]), res_signed=rng.random() < 0.5)
     if pow2:
         ts = [rng.choice(c) for c in space.layer_candidates(layer)]
     else:  # arbitrary tile sizes: many edge tiles

@@ -46,7 +46,11 @@ def run_layer(layer, accel, tiling, seed=0, max_cycles=200000, stall=False):
     x = rng.integers(alo, ahi + 1, size=(layer.in_h, layer.in_w, layer.in_ch))
     wt = rng.integers(wlo, whi + 1, size=(layer.out_ch, layer.in_ch_per_group, layer.kernel, layer.kernel))
     rq = random_requant(layer, seed + 7)
-    data = LayerData(layer, x, wt, conv_ref(x, wt, layer))
+    res = None
+    if layer.res_bits:
+        rlo, rhi = value_range(layer.res_bits, layer.res_signed)
+        res = rng.integers(rlo, rhi + 1, size=(layer.out_h, layer.out_w, layer.out_ch))
+    data = LayerData(layer, x, wt, conv_ref(x, wt, layer), res)
     img = layer_job_image(data, tiling, rq, accel.dram_bits_per_cycle, seed=seed + 3)
     prog = compile_layer(layer, accel, tiling, img.placement)
     words = isa.encode_program(prog, accel, rq)
@@ -115,6 +119,13 @@ CASES = [
      Tiling(4, 4, 3, 3, "B,OC,IC,OH,OW")),
     ("RS", Layer("pointwise", 5, 3, 2, 3, kernel=1, act_bits=8, wgt_bits=8, out_bits=4, out_signed=False, pool=True),
      Tiling(2, 2, 2, 3, "B,IC,OC,OH,OW")),
+    # residual layers (section 7.3): the block input's tile streamed beside the final store, added by the unit
+    ("WS", Layer("pointwise", 6, 7, 3, 3, kernel=1, act_bits=4, wgt_bits=4, out_bits=4, out_signed=False,
+                 res_bits=4), Tiling(4, 4, 2, 3, "B,OC,IC,OH,OW")),
+    ("OS", Layer("pointwise", 5, 20, 2, 2, kernel=1, act_bits=8, wgt_bits=2, out_bits=8, res_bits=2,
+                 res_signed=True), Tiling(4, 16, 1, 2, "B,IC,OH,OW,OC")),
+    ("RS", Layer("pointwise", 4, 3, 3, 2, kernel=1, act_bits=2, wgt_bits=8, out_bits=2, out_signed=True,
+                 res_bits=8), Tiling(4, 2, 2, 1, "B,OW,OC,OH,IC")),
 ]
 
 

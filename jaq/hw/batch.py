@@ -41,7 +41,7 @@ class _Batch:
 @dataclass
 class LayerBatch(_Batch):
     """Layers; ``act_signed``/``out_signed`` do not change cost and are not carried. ``out_bits`` (the width of
-    the final outputs) defaults to 32 for every row, ``pool`` to 0."""
+    the final outputs) defaults to 32 for every row, ``pool`` and ``res_bits`` to 0."""
 
     in_ch: torch.Tensor
     out_ch: torch.Tensor
@@ -54,8 +54,11 @@ class LayerBatch(_Batch):
     wgt_bits: torch.Tensor
     out_bits: torch.Tensor | None = None
     pool: torch.Tensor | None = None  #: 1.0 for a pooled layer (the head), else 0.0
+    res_bits: torch.Tensor | None = None  #: bits of the residual operand, 0.0 for none
 
     def __post_init__(self) -> None:
+        if self.res_bits is None:
+            self.res_bits = torch.zeros_like(self.in_ch)
         if self.out_bits is None:
             self.out_bits = torch.full_like(self.in_ch, 32.0)
         if self.pool is None:

@@ -406,6 +406,9 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
         "final_store_lines": G * out_vol, "psum_load_beats": G * r_psum * (n["IC"] - 1) * out_vol,
         "scale_load_beats": G * ds("OC", lambda m: T.scale_tile_beats(m, e_o)) * n["OH"] * n["OW"],
         "n_store_final": G * n_out, "n_load_scale": G * n_out,
+        "n_set_res": G * n_out if layer.res_bits else 0, "n_store_res": G * n_out if layer.res_bits else 0,
+        "res_load_beats": G * ds("OC", lambda m: T.ceil_div(m, T.elems_per_beat(W, layer.res_bits)))
+        * ds("OH", lambda x: x) * ds("OW", lambda x: x) if layer.res_bits else 0,
         "n_set_layer": 1, "n_end": 1, "n_compute": G * n["IC"] * n_out,
         "n_load_act": G * r_act * n["IC"] * n["OH"] * n["OW"], "n_load_wgt": G * r_wgt * n["IC"] * n["OC"],
         "n_store_out": G * r_out * n_out, "n_load_psum": G * r_psum * (n["IC"] - 1) * n_out,

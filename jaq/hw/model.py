@@ -160,6 +160,8 @@ class _Params:
         self.e_o = T.elems_per_beat(W, float(T.OUT_BITS))
         self.e_f = T.elems_per_beat(W, f(layers.out_bits))
         self.pool = f(layers.pool)
+        self.res = f(layers.res_bits)
+        self.e_r = T.elems_per_beat(W, torch.where(self.res > 0, self.res, torch.full_like(self.res, 8.0)))
         self.compute = T.ComputeParams(self.K, self.S, X, Y, self.pf)
 
 
@@ -301,6 +303,11 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
     c["n_store_out"] = G * R["R_out"] * n_o
     c["n_store_final"] = G * n_o
     c["n_load_scale"] = c["n_store_final"]
+    # a residual layer: SET_RES + the block input's tile read beside every final store (section 7.3)
+    has_res = (P.res > 0).to(dt)
+    c["n_set_res"] = c["n_store_final"] * has_res
+    c["n_store_res"] = c["n_set_res"]
+    c["res_load_beats"] = G * dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_r)) * sum_hw * has_res
     c["n_load_psum"] = psum_visits * n_o
     depth = T.pipeline_depth(df).to(dt)
     c.update(_act_vec_bits=T.act_vector_bits(P.a, P.w), _wgt_vec_bits=T.wgt_vector_bits(P.a, P.w), _bus_bits=W,

@@ -80,6 +80,7 @@ class Placement:
     psum: TensorView     #: 32-bit partial sums ``[OH][OW][out_ch]``
     scale: int           #: the output unit's constants (jaq.hw.schedule.arrange_scales), 32-bit words
     out: TensorView      #: the final outputs; origin = output pixel (0, 0) in the consumer's tensor
+    res: TensorView | None = None  #: the residual operand (the block input); origin = output pixel (0, 0)
 
     def check(self, layer: Layer, where: str = "") -> None:
         """One-line error unless the views fit ``layer`` (channels, bits, pitch at least the row)."""
@@ -91,6 +92,15 @@ class Placement:
                 raise JaqError(f"{where}{name} tensor view ({v.channels} channels, {v.bits} bits, pitch {v.pitch})"
                                f" does not fit the layer ({ch} channels, {bits} bits, rows of {cols})",
                                f"placement.{name}")
+        if (self.res is None) != (not layer.res_bits):
+            raise JaqError(f"{where}the layer {'adds' if layer.res_bits else 'has no'} residual but the placement "
+                           f"{'has no' if self.res is None else 'has a'} residual view", "placement.res")
+        if self.res is not None:
+            v = self.res
+            if v.channels != layer.out_ch or v.bits != layer.res_bits or v.pitch < layer.out_w:
+                raise JaqError(f"{where}res tensor view ({v.channels} channels, {v.bits} bits, pitch {v.pitch}) does "
+                               f"not fit the layer ({layer.out_ch} channels, {layer.res_bits} bits, rows of "
+                               f"{layer.out_w})", "placement.res")
 
 
 class Allocator:
@@ -140,9 +150,14 @@ def layer_regions(alloc: Allocator, layer: Layer, tiling: Tiling, bus_bits: int,
     if out is None:
         oh, ow = (1, 1) if layer.pool else (layer.out_h, layer.out_w)
         out = alloc.alloc(prefix + "out", oh, ow, layer.out_ch, layer.out_bits, layer.out_signed)
-    p = Placement(act=act.view(), wgt=wgt.base, psum=psum.view(), scale=scale.base, out=out.view(out_pad))
+    regions = {"act": act, "wgt": wgt, "psum": psum, "scale": scale, "out": out}
+    if layer.res_bits:
+        regions["res"] = alloc.alloc(prefix + "res", layer.out_h, layer.out_w, layer.out_ch, layer.res_bits,
+                                     layer.res_signed)
+    p = Placement(act=act.view(), wgt=wgt.base, psum=psum.view(), scale=scale.base, out=out.view(out_pad),
+                  res=regions["res"].view() if layer.res_bits else None)
     p.check(layer)
-    return p, {"act": act, "wgt": wgt, "psum": psum, "scale": scale, "out": out}
+    return p, regions
 
 
 def single_layer(layer: Layer, tiling: Tiling, bus_bits: int) -> tuple[Placement, dict]:

@@ -104,6 +104,10 @@ class Layer:
     #: OH x OW pixels and writes one pixel; the out tile covers every pixel (t_oh = OH, t_ow = OW).
     #: docs/execution-model.md section 7.2.
     pool: bool = False
+    #: Bits of the residual operand the output unit adds (the block input of an MBConv block's last conv, as
+    #: stored: 2/4/8) and its signedness; 0: no residual. docs/execution-model.md section 7.3.
+    res_bits: int = 0
+    res_signed: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -146,12 +150,17 @@ class Layer:
             v = getattr(self, n)
             if v not in BITS:
                 raise JaqError(f"{v!r} not supported; bits must be one of 2, 4, 8", f"{where}{n}")
-        for n in ("act_signed", "out_signed", "pool"):
+        for n in ("act_signed", "out_signed", "pool", "res_signed"):
             if not isinstance(getattr(self, n), bool):
                 raise JaqError("expected true or false", f"{where}{n}")
         if self.out_bits not in OUT_BITS:
             raise JaqError(f"{self.out_bits!r} not supported; output bits must be one of 2, 4, 8, 32",
                            f"{where}out_bits")
+        if self.res_bits not in (0,) + BITS:
+            raise JaqError(f"{self.res_bits!r} not supported; residual bits must be 0 (none), 2, 4 or 8",
+                           f"{where}res_bits")
+        if self.res_bits and self.pool:
+            raise JaqError("a pooled layer has no residual operand; set res_bits: 0", f"{where}res_bits")
         if self.out_bits == 32 and not self.out_signed:
             raise JaqError("32-bit outputs are signed; set out_signed: true", f"{where}out_signed")
         if not isinstance(self.name, str) or len(self.name) > 256 or not self.name.isprintable():
@@ -174,10 +183,10 @@ class Layer:
         return replace(self, act_bits=act_bits, wgt_bits=wgt_bits)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict; ``batch``, ``out_bits``, ``out_signed`` and ``pool`` only when they differ from
-        their defaults (files of layers that use none of them stay as they were)."""
+        """The fields as a dict; ``batch``, ``out_bits``, ``out_signed``, ``pool`` and ``res_*`` only when they
+        differ from their defaults (files of layers that use none of them stay as they were)."""
         d = asdict(self)
-        for k in ("batch", "out_bits", "out_signed", "pool"):
+        for k in ("batch", "out_bits", "out_signed", "pool", "res_bits", "res_signed"):
             if d[k] == self.__dataclass_fields__[k].default:
                 del d[k]
         return d

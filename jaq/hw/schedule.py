@@ -6,7 +6,8 @@ The program is the one of docs/execution-model.md section 4:
     for g in range(G):                       # groups outermost
       for the 5 tile loops in the tiling's loop order (outermost first; B has one iteration):
         1. STORE_OUT the previous out tile   if the out tile (g, oc, oh, ow) changed (not on the first iteration);
-           a final store (the tile's last ic) is preceded by LOAD_SCALE and goes through the output unit
+           a final store (the tile's last ic) is preceded by LOAD_SCALE (and SET_RES for a residual layer)
+           and goes through the output unit
         2. LOAD_ACT                          if the act tile (g, ic, oh, ow) changed (or first iteration)
         3. LOAD_WGT                          if the wgt tile (g, ic, oc) changed (or first)
         4. LOAD_PSUM                         if the out tile changed (or first) and ic > 0
@@ -182,6 +183,7 @@ class StoreOut(_OutTileTransfer):
 
     final: bool = True
     lines: int = 0
+    res_beats: int = 0  #: residual beats read beside a final store (h' * w' * ceil(m'/E_r); section 7.3)
     op: str = "STORE_OUT"
 
 
@@ -197,6 +199,21 @@ class LoadScale:
     run_len: int
     beats: int
     op: str = "LOAD_SCALE"
+
+
+@dataclass(frozen=True)
+class SetRes:
+    """The residual view of out tile (g, oc, oh, ow) for the final store that follows: run (y, x) of the tile's
+    residual operand starts at element ``dram_base + y*row_stride + x*col_stride`` of the residual view."""
+
+    g: int
+    oc: int
+    oh: int
+    ow: int
+    dram_base: int
+    row_stride: int
+    col_stride: int
+    op: str = "SET_RES"
 
 
 @dataclass(frozen=True)
@@ -225,9 +242,9 @@ class End:
     op: str = "END"
 
 
-Instruction = SetLayer | LoadAct | LoadWgt | LoadPsum | LoadScale | StoreOut | Compute | End
-OPS: tuple[str, ...] = ("SET_LAYER", "LOAD_ACT", "LOAD_WGT", "LOAD_PSUM", "LOAD_SCALE", "STORE_OUT", "COMPUTE",
-                        "END")
+Instruction = SetLayer | LoadAct | LoadWgt | LoadPsum | LoadScale | SetRes | StoreOut | Compute | End
+OPS: tuple[str, ...] = ("SET_LAYER", "LOAD_ACT", "LOAD_WGT", "LOAD_PSUM", "LOAD_SCALE", "SET_RES", "STORE_OUT",
+                        "COMPUTE", "END")
 
 
 @dataclass
@@ -404,6 +421,7 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
         placement = single_layer(layer, tiling, accel.dram_bits_per_cycle)[0]
     placement.check(layer, f"layer {layer.name or layer.kind}: ")
     act_row, out_row = placement.act.row_elems, placement.out.row_elems
+    res_row = placement.res.row_elems if placement.res is not None else 0
     n = tiling.counts(layer)
     K, S, G = layer.kernel, layer.stride, layer.groups
     Cg, Mg = layer.in_ch_per_group, layer.out_ch_per_group
@@ -440,6 +458,8 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
         base = oh * tiling.t_oh * row + ow * tiling.t_ow * layer.out_ch + g * Mg + oc * tiling.t_oc
         if final:
             extra["lines"] = T.out_tile_beats(m, h, w, e_o)
+            if layer.res_bits:
+                extra["res_beats"] = T.out_tile_beats(m, h, w, T.elems_per_beat(W, layer.res_bits))
         if final and layer.pool:  # the unit sums the tile's h' x w' pixels into one output pixel (section 7.2)
             return cls(g=g, oc=oc, oh=oh, ow=ow, m=m, h=h, w=w, dram_base=base, row_stride=0, col_stride=0,
                        run_len=m, n_runs=1, beats_per_run=T.ceil_div(m, e), beats=T.ceil_div(m, e), **extra)
@@ -453,6 +473,11 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
             m = _extent(Mg, tiling.t_oc, oc)
             beats = T.scale_tile_beats(m, e_o)
             ins.append(LoadScale(g=g, oc=oc, m=m, dram_base=int(sbases[g, oc]), run_len=beats * e_o, beats=beats))
+            if layer.res_bits:
+                _, _, oh, ow = key
+                ins.append(SetRes(g=g, oc=oc, oh=oh, ow=ow, dram_base=oh * tiling.t_oh * res_row + ow * tiling.t_ow
+                                  * layer.out_ch + g * Mg + oc * tiling.t_oc, row_stride=res_row,
+                                  col_stride=layer.out_ch))
         ins.append(out_instr(StoreOut, key, final=final))
 
     prev_act = prev_wgt = prev_out = None
@@ -508,10 +533,11 @@ COUNTERS: tuple[str, ...] = (
     "dram_rd_beats", "dram_wr_beats", "dram_rd_bits", "dram_wr_bits",
     "act_load_beats", "wgt_load_beats", "psum_load_beats", "scale_load_beats", "store_beats",
     "final_store_beats", "final_store_lines", "scale_buf_wr_lines", "scale_buf_rd_lines", "out_unit_lanes",
+    "res_load_beats",
     "n_set_layer", "n_load_act", "n_load_wgt", "n_load_psum", "n_load_scale", "n_store_out", "n_store_final",
-    "n_compute", "n_end",
+    "n_set_res", "n_store_res", "n_compute", "n_end",
     "cycles_set_layer", "cycles_load_act", "cycles_load_wgt", "cycles_load_psum", "cycles_load_scale",
-    "cycles_store_out", "cycles_compute", "cycles_end",
+    "cycles_set_res", "cycles_store_out", "cycles_compute", "cycles_end",
 )
 
 
@@ -537,7 +563,8 @@ def derive_counters(c: dict) -> dict:
     c["wgt_buf_wr_bits"] = c["wgt_buf_wr_lines"] * W
     c["out_buf_rd_bits"] = c["out_buf_rd_words"] * T.OUT_BITS + c["out_buf_rd_lines"] * W
     c["out_buf_wr_bits"] = c["out_buf_wr_words"] * T.OUT_BITS + c["out_buf_wr_lines"] * W
-    c["dram_rd_beats"] = c["act_load_beats"] + c["wgt_load_beats"] + c["psum_load_beats"] + c["scale_load_beats"]
+    c["dram_rd_beats"] = (c["act_load_beats"] + c["wgt_load_beats"] + c["psum_load_beats"] + c["scale_load_beats"]
+                          + c["res_load_beats"])
     c["dram_wr_beats"] = c["store_beats"]
     c["dram_rd_bits"] = c["dram_rd_beats"] * W
     c["dram_wr_bits"] = c["dram_wr_beats"] * W
@@ -547,11 +574,14 @@ def derive_counters(c: dict) -> dict:
     c["cycles_load_wgt"] = c["n_load_wgt"] * T.load_cycles(0, L) + c["wgt_load_beats"]
     c["cycles_load_psum"] = c["n_load_psum"] * T.load_cycles(0, L) + c["psum_load_beats"]
     c["cycles_load_scale"] = c["n_load_scale"] * T.load_cycles(0, L) + c["scale_load_beats"]
+    c["cycles_set_res"] = c["n_set_res"] * T.ISSUE_CYCLES
     c["cycles_store_out"] = ((c["n_store_out"] - c["n_store_final"]) * T.store_cycles(0) + partial_beats
-                             + c["n_store_final"] * T.final_store_cycles(0) + c["final_store_lines"])
+                             + c["n_store_final"] * T.final_store_cycles(0) + c["final_store_lines"]
+                             + c["n_store_res"] * T.residual_wait_cycles(L))
     c["cycles_compute"] = c["n_compute"] * T.compute_cycles(0, D) + c["compute_steps"]
     c["cycles"] = (c["cycles_set_layer"] + c["cycles_load_act"] + c["cycles_load_wgt"] + c["cycles_load_psum"]
-                   + c["cycles_load_scale"] + c["cycles_store_out"] + c["cycles_compute"] + c["cycles_end"])
+                   + c["cycles_load_scale"] + c["cycles_set_res"] + c["cycles_store_out"] + c["cycles_compute"]
+                   + c["cycles_end"])
     return c
 
 
@@ -591,6 +621,9 @@ def walk(program: Program, layer: Layer | None = None, accel: Accelerator | None
             c["n_load_scale"] += 1
             c["scale_load_beats"] += ins.beats
             cyc += T.load_cycles(ins.beats, L)
+        elif op == "SET_RES":
+            c["n_set_res"] += 1
+            cyc += T.ISSUE_CYCLES
         elif op == "STORE_OUT":
             c["n_store_out"] += 1
             c["store_beats"] += ins.beats
@@ -599,6 +632,10 @@ def walk(program: Program, layer: Layer | None = None, accel: Accelerator | None
                 c["final_store_beats"] += ins.beats
                 c["final_store_lines"] += ins.lines
                 cyc += T.final_store_cycles(ins.lines)
+                if ins.res_beats:
+                    c["n_store_res"] += 1
+                    c["res_load_beats"] += ins.res_beats
+                    cyc += T.residual_wait_cycles(L)
             else:
                 cyc += T.store_cycles(ins.beats)
         elif op == "COMPUTE":

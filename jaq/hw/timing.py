@@ -196,6 +196,18 @@ def final_store_cycles(lines: Num) -> Num:
     return ISSUE_CYCLES + STORE_READ_LATENCY + OUTPUT_UNIT_LATENCY + STORE_PACK_LATENCY + lines
 
 
+def residual_wait_cycles(latency: Num) -> Num:
+    """Extra cycles of a final STORE_OUT with a residual operand: its first residual beat arrives ``L`` cycles
+    after its request and enters the FIFO one cycle later, then one line per cycle as before (the residual
+    FIFO keeps :func:`residual_fifo_depth` beats in flight, so the stream never waits again; section 7.3)."""
+    return latency + 1
+
+
+def residual_fifo_depth(latency: int) -> int:
+    """Beats of the residual FIFO: enough in flight to cover the latency whatever the lines per beat."""
+    return latency + 4
+
+
 def pipeline_depth(dataflow: Any) -> Num:
     """Fill/drain cycles D of one COMPUTE. ``dataflow``: "WS"/"OS"/"RS", an index 0..2, or a tensor of indices."""
     if isinstance(dataflow, torch.Tensor):
