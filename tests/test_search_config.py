@@ -24,6 +24,7 @@ def test_defaults_are_paper_settings():
     ({"data": {"dataset": "mnist"}}, "data.dataset"),
     ({"data": {"arch_fraction": 1.0}}, "data.arch_fraction"),
     ({"search": {"warmup_epochs": 5, "epochs": 5}}, "search.warmup_epochs"),
+    ({"search": {"warmup_sampling": "mean"}}, "search.warmup_sampling"),
     ({"sweep_lambda": [0.1, -1]}, "sweep_lambda"),
     ({"space": 3}, "space"),
     ({"threads": 0}, "threads"),

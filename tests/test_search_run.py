@@ -103,3 +103,23 @@ def test_lambda_changes_the_search(tmp_path):
      if json.loads(x)["kind"] == "epoch"]
     assert mh[-1]["hw_cost"] < ml[-1]["hw_cost"]
     assert lo["accel"].totals.edap > 0 and hi["accel"].totals.edap > 0
+
+
+def test_warmup_sampling_holds_one_path_then_hard(tmp_path, monkeypatch):
+    """search.warmup_sampling: argmax during the weight-only warm-up epochs, search.sampling afterwards
+    (issue 17: a hard-sampled single-path supernet did not learn from scratch; the warm-up holds one path)."""
+    from jaq.search import cosearch
+    seen = []
+    orig = cosearch.CoSearch.train_epoch
+
+    def spy(self, *a, **k):
+        seen.append(None)
+        rec = orig(self, *a, **k)
+        seen[-1] = (self.epoch, self.net.sampling, rec["searched_arch"])
+        return rec
+
+    monkeypatch.setattr(cosearch.CoSearch, "train_epoch", spy)
+    cfg = tiny_cfg(epochs=3, warmup_epochs=2, sampling="hard", warmup_sampling="argmax")
+    run_cosearch(cfg, tmp_path / "r", quiet=True)
+    assert seen == [(0, "argmax", False), (1, "argmax", False), (2, "hard", True)]
+    assert validate_config({})["search"]["warmup_sampling"] is None  # default: warm-up samples like the search
