@@ -60,6 +60,7 @@ def check_chain(inet) -> None:
     from jaq.nn.space import conv_out_size
 
     shapes = [(inet.layers[0].layer.in_ch, None)]  # (channels, spatial size) per tensor; the input's size is free
+    bits = [(inet.input_bits, inet.input_signed)]  # (bits, signed) per tensor
     for j, L in enumerate(inet.layers):
         lay, where = L.layer, f"layers[{j}] ({L.layer.name or L.layer.kind})"
         if not 0 <= L.src < len(shapes):
@@ -70,6 +71,10 @@ def check_chain(inet) -> None:
         if size is not None and not L.pool and lay.kind != "fc" and conv_out_size(size, lay.kernel, lay.stride) != lay.out_h:
             raise JaqError(f"{where}: out_h {lay.out_h} but a {size}x{size} input at kernel {lay.kernel}, stride "
                            f"{lay.stride} gives {conv_out_size(size, lay.kernel, lay.stride)}", "out_h")
+        if on_chip(L) and L.residual_src is not None and L.residual_src < len(bits) and \
+                (lay.res_bits, lay.res_signed) != bits[L.residual_src]:
+            raise JaqError(f"{where}: adds a {lay.res_bits}-bit residual but tensor {L.residual_src} holds "
+                           f"{bits[L.residual_src][0]}-bit values", "res_bits")
         if on_chip(L) and L.pool != lay.pool:
             raise JaqError(f"{where}: the integer layer {'pools' if L.pool else 'does not pool'} its outputs but "
                            f"the accelerator layer says pool={lay.pool}", "pool")
@@ -81,6 +86,7 @@ def check_chain(inet) -> None:
             raise JaqError(f"{where}: writes {lay.out_bits}-bit outputs but its consumer reads {L.out_bits}-bit "
                            f"ones", "out_bits")
         shapes.append((lay.out_ch, out_size))
+        bits.append((L.out_bits, L.out_signed) if L.out_bits is not None else (32, True))
 
 
 def on_chip(L) -> bool:
@@ -191,8 +197,11 @@ def plan_network(inet, accel: Accelerator, tilings: Sequence[Tiling], in_size: t
         psum = alloc.alloc(f"psum{j}", lay.out_h, lay.out_w, lay.out_ch, 32)
         scale = alloc.alloc(f"scale{j}", 1, 1, scale_words(lay, til, W), 32)
         out = a.view() if a is not None else tensors[j + 1].view(pads[j + 1])
+        res = None
+        if lay.res_bits:
+            res = tensors[L.residual_src].view(pads[L.residual_src])
         pl = Placement(act=tensors[L.src].view(pads[L.src] - lay.kernel // 2), wgt=wgt.base, psum=psum.view(),
-                       scale=scale.base, out=out)
+                       scale=scale.base, out=out, res=res)
         pl.check(lay, f"layers[{j}] ({lay.name or lay.kind}): ")
         acc.append(a)
         placements.append(pl)
@@ -213,8 +222,9 @@ def _reference(inet, image) -> tuple[list, list]:
     for L, rec in zip(inet.layers, trace):
         acc = rec["acc"][0].permute(1, 2, 0).numpy().astype(np.int64)
         pooled = L.layer.pool and on_chip(L)
-        unit.append(np.asarray(unit_constants(L).apply(acc, channel_axis=-1, pool_axes=(0, 1) if pooled else ()),
-                               np.int64))
+        res = tensors[L.residual_src] if L.layer.res_bits else None
+        unit.append(np.asarray(unit_constants(L).apply(acc, res, channel_axis=-1,
+                                                       pool_axes=(0, 1) if pooled else ()), np.int64))
         out = rec["output"][0]
         if L.out_bits is None:  # the logits (float): the unit's integers stand for them
             tensors.append(unit[-1])

@@ -14,6 +14,39 @@ from jaq.nn.integer import IntegerNet, IntLayer
 from sim.network import run_layers
 
 
+def _net_on_chip():
+    """stem -> dw -> pw (+ residual of the dw input, on chip) -> pooled head (on chip) -> fc: no host operation."""
+    g = torch.Generator().manual_seed(3)
+
+    def w(shape, bits):
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        return torch.randint(lo, hi + 1, shape, generator=g, dtype=torch.int64)
+
+    def bn(c):
+        return torch.rand(c, generator=g, dtype=torch.float64) + 0.5, torch.randn(c, generator=g, dtype=torch.float64)
+
+    L0 = Layer("conv", 3, 8, 6, 6, kernel=3, stride=2, act_bits=8, wgt_bits=4, act_signed=True, name="stem",
+               out_bits=4, out_signed=False)
+    L1 = Layer("depthwise", 8, 8, 3, 3, kernel=3, stride=2, groups=8, act_bits=4, wgt_bits=8, name="dw",
+               out_bits=2, out_signed=False)
+    L2 = Layer("pointwise", 8, 8, 3, 3, kernel=1, act_bits=2, wgt_bits=2, name="pw", out_bits=4, out_signed=False,
+               res_bits=2)
+    L3 = Layer("pointwise", 8, 12, 3, 3, kernel=1, act_bits=4, wgt_bits=4, name="head", out_bits=8,
+               out_signed=False, pool=True)
+    L4 = Layer("fc", 12, 5, 1, 1, act_bits=8, wgt_bits=8, name="fc")
+    (m0, a0), (m1, a1), (m2, a2), (m3, a3) = bn(8), bn(8), bn(8), bn(12)
+    layers = [
+        IntLayer(L0, w((8, 3, 3, 3), 4), 0.02, 0.05, m0, a0, True, 0, out_scale=0.1, out_bits=4),
+        IntLayer(L1, w((8, 1, 3, 3), 8), 0.01, 0.1, m1, a1, True, 1, out_scale=0.2, out_bits=2),
+        IntLayer(L2, w((8, 8, 1, 1), 2), 0.3, 0.2, m2, a2, False, 2, residual_src=2, residual_scale=0.2,
+                 out_scale=0.15, out_bits=4),
+        IntLayer(L3, w((12, 8, 1, 1), 4), 0.05, 0.15, m3, a3, True, 3, pool=True, out_scale=0.05, out_bits=8),
+        IntLayer(L4, w((5, 12, 1, 1), 8), 0.01, 0.05, torch.ones(5, dtype=torch.float64),
+                 torch.zeros(5, dtype=torch.float64), False, 4),
+    ]
+    return IntegerNet(layers, 8, True, 0.05)
+
+
 def _net():
     g = torch.Generator().manual_seed(0)
 
@@ -76,6 +109,25 @@ def test_network_on_simulated_accelerator_equals_integer_model():
     assert res.logits_equal, (res.logits_rtl, res.logits_model)
     assert len(res.layer_reports) == 4 and all(r.ok for r in res.layer_reports)
     assert res.ok and res.simulated_cycles > 0 and res.host_ops == 1
+
+
+@pytest.mark.verilator
+@pytest.mark.slow
+def test_network_fully_on_chip_is_one_stream():
+    """Residual add and pooled head finished by the output unit: 0 host operations, one program stream from the
+    quantized image to the logits on the RS build (layer-by-layer outputs and counters, logits equal)."""
+    from jaq.hw.records import Accelerator, Tiling
+    from sim.network import run_integer_net
+
+    acc = Accelerator(pe_x=3, pe_y=4, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dataflow="RS",
+                      dram_bits_per_cycle=64, dram_latency_cycles=2)
+    net = _net_on_chip()
+    tilings = [Tiling(2, 4, 2, 2), Tiling(1, 1, 2, 2), Tiling(4, 8, 2, 2), Tiling(8, 4, 3, 3), Tiling(8, 4, 1, 1)]
+    img = torch.randn(3, 11, 11, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    res = run_integer_net(net, acc, tilings, img)
+    assert res.host_ops == 0 and res.logits_equal, (res.logits_rtl, res.logits_model)
+    assert len(res.layer_reports) == 5 and all(r.ok for r in res.layer_reports), [
+        (r.name, r.mismatches, r.counter_diffs) for r in res.layer_reports if not r.ok]
 
 
 @pytest.mark.parametrize("edit,field", [

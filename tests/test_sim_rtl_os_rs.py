@@ -25,6 +25,9 @@ CASES = [
     # a pooled head: 3x3 pixels of each channel chunk summed by the output unit, one 8-bit pixel written
     LayerCase(Layer("pointwise", 10, 9, 3, 3, act_bits=8, wgt_bits=4, out_bits=8, pool=True), Tiling(8, 4, 3, 3,
               ("B", "OC", "IC", "OH", "OW")), name="head_pool"),
+    # a residual project conv: the block input's tile (4-bit, signed) streamed beside every final store
+    LayerCase(Layer("pointwise", 12, 10, 3, 3, act_bits=2, wgt_bits=4, out_bits=4, out_signed=False, res_bits=4,
+                    res_signed=True), Tiling(8, 8, 2, 2, ("B", "OH", "IC", "OW", "OC")), name="project_res"),
 ]
 
 

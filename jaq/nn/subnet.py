@@ -123,18 +123,19 @@ class SubNet(nn.Module):
         """Every conv/fc layer in execution order with shapes, bits and signedness (jaq.hw.Layer).
 
         ``out_bits``/``out_signed`` are the consumer's (the next layer's) activation bits: the accelerator's
-        output unit finishes the layer on chip (docs/execution-model.md section 7), the head's with global
-        average pooling (``pool``). A residual block's last conv and the classifier (logits) write 32-bit
-        values: the first is finished by the host (section 7.2), the classifier's unit writes its logits."""
+        output unit finishes the layer on chip (docs/execution-model.md section 7): a residual block's last conv
+        adds the block input (``res_bits``/``res_signed``: its bits as stored), the head pools (``pool``), the
+        classifier writes 32-bit logits."""
         sp = self.space
         fb = sp.fixed_bits
         size = conv_out_size(sp.input_size, sp.stem.kernel, sp.stem.stride)
         out = [self.stem.layer(size, name="stem", act_bits=fb.act, wgt_bits=fb.wgt)]
-        wide = set()  # layers whose outputs stay 32-bit
+        wide = set()  # layers whose outputs stay 32-bit (the classifier's logits)
         for i, ((_, _, _, in_size), op, bc) in enumerate(zip(sp.block_specs(), self.blocks, self.choice.blocks)):
+            first = len(out)
             out += op.layers(in_size, bc.act_bits, bc.wgt_bits, prefix=f"b{i}.")
-            if getattr(op, "residual", False):
-                wide.add(len(out) - 1)
+            if getattr(op, "residual", False) and len(out) > first:  # adds the block input as its first conv reads it
+                out[-1] = replace(out[-1], res_bits=out[first].act_bits, res_signed=out[first].act_signed)
         out.append(replace(self.head.layer(sp.final_size, name="head", act_bits=fb.act, wgt_bits=fb.wgt), pool=True))
         out.append(self.fc.layer(1, name="fc", act_bits=fb.act, wgt_bits=fb.wgt, fc=True))
         wide.add(len(out) - 1)
