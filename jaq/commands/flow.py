@@ -504,7 +504,8 @@ def _simulate_network(run: Path, build: Path) -> tuple[bool, str]:
     exact = sum(r.bit_exact for r in res.layer_reports)
     cnt = sum(r.counters_ok and r.monitor_ok for r in res.layer_reports)
     s = (f"whole network on the RTL: logits {'equal' if res.logits_equal else 'DIFFER'}; {exact}/{n} layers "
-         f"bit-exact, counters equal {cnt}/{n}; {res.simulated_cycles} cycles in {res.sim_seconds:.1f} s "
+         f"bit-exact, counters equal {cnt}/{n}, {res.host_ops} host operations; {res.simulated_cycles} cycles in "
+         f"{res.sim_seconds:.1f} s "
          f"(Verilator build {res.build_seconds:.1f} s)")
     return res.ok, s
 
