@@ -233,11 +233,26 @@ def generator_key(accel: Accelerator, layers: Sequence[Layer] = ()) -> str:
     h = hashlib.sha256(json.dumps({"accel": accel.to_dict(), "max_layer": [ml.max_kernel, ml.max_stride,
                                                                            ml.max_in_ch],
                                    "amaranth": amaranth.__version__, "top": TOPLEVEL}, sort_keys=True).encode())
+    h.update(_source_digest().encode())
+    return h.hexdigest()
+
+
+def _source_digest() -> str:
+    """Hash of the generator's source files (rtl_gen/, jaq/hw/) as they are on disk now."""
+    import hashlib
+
+    h = hashlib.sha256()
     root = Path(__file__).resolve().parent.parent
     for sub in ("rtl_gen", "jaq/hw"):
         for f in sorted((root / sub).glob("*.py")):
             h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
+
+
+#: The generator's sources when this process started using them: if they change on disk later, the modules in
+#: memory are older than the files, and the generator-level index is neither read nor written (a build keyed by
+#: the Verilog text itself is always right).
+_SOURCES_AT_IMPORT = _source_digest()
 
 
 def build_accelerator(accel: Accelerator, layers: Sequence[Layer] = (), *, verilog: dict[str, str] | None = None,
@@ -251,6 +266,8 @@ def build_accelerator(accel: Accelerator, layers: Sequence[Layer] = (), *, veril
     if verilog is not None:
         return verilator_build(verilog, toplevel or _top_name(verilog), waves=waves, cache_dir=cache_dir)
     t0 = time.perf_counter()
+    if _source_digest() != _SOURCES_AT_IMPORT:  # edited under a running process: generate, skip the index
+        return verilator_build(accel_verilog(accel, layers), TOPLEVEL, waves=waves, cache_dir=cache_dir)
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     index = root / "gen" / f"{generator_key(accel, layers)}{'-waves' if waves else ''}.json"
     if index.is_file():

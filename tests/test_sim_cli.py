@@ -83,3 +83,17 @@ def test_user_errors_exit_2(build_dir, tmp_path, capsys):
     assert main(["simulate", str(build_dir), "--layer", "7"]) == 2
     err = capsys.readouterr().err
     assert err.count("jaq simulate: error:") == 3 and len(err.strip().splitlines()) == 3  # one line each
+
+
+def test_generator_index_is_skipped_when_sources_changed_under_the_process(monkeypatch, tmp_path):
+    """Sources edited after this process loaded them: the Verilog comes from the modules in memory, so the
+    generator-level index (keyed by the files on disk) is neither read nor written."""
+    import sim.harness as H
+    from jaq.hw.records import Accelerator
+
+    calls = []
+    monkeypatch.setattr(H, "_SOURCES_AT_IMPORT", "stale")
+    monkeypatch.setattr(H, "accel_verilog", lambda accel, layers=(): {"x.v": "module x; endmodule"})
+    monkeypatch.setattr(H, "verilator_build", lambda v, top, **kw: calls.append((v, top)) or "built")
+    assert H.build_accelerator(Accelerator(), cache_dir=tmp_path) == "built"
+    assert calls and not (tmp_path / "gen").exists()
