@@ -174,7 +174,7 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
         store_last = Signal()
         m.d.comb += store_last.eq(wr_fire & ~active & Mux(is_final, f["drained"], 1))
 
-        m.d.comb += adv.eq(Mux(is_load, req_fire & ~has_res, rd & px_last))
+        m.d.comb += adv.eq(Mux(is_load, req_fire, rd & px_last))
         m.d.comb += self.last.eq(load_last | store_last)
         with m.If(self.last):
             m.d.sync += running.eq(0)

@@ -36,7 +36,7 @@ from sim.verilator import SimBuild, ensure_importable, run_cocotb, verilator_bui
 COUNTER_MAP: dict[str, str] = COUNTER_WALK_NAMES
 #: Testbench memory-monitor counts -> walk counters (independent of the RTL's own counters).
 MONITOR_MAP: dict[str, str] = {"act": "act_load_beats", "wgt": "wgt_load_beats", "psum": "psum_load_beats",
-                               "scale": "scale_load_beats"}
+                               "scale": "scale_load_beats", "res": "res_load_beats"}
 TOPLEVEL = "jaq_accel"
 
 
@@ -177,11 +177,16 @@ def case_requant(case: LayerCase, seed: int = 0):
 def _compare(case: LayerCase, out: np.ndarray, expected_final: np.ndarray, res, walk_c: dict, model_cost,
              stall: bool) -> LayerReport:
     """One layer run on its own: ``out`` the RTL's out region (flat), ``res`` the testbench result."""
-    mon = {k: int(v) for k, v in res.mem.get("rd_beats", {}).items()}
-    mon["wr"] = int(res.mem.get("wr_beats", 0))
-    mon_ok = all(mon.get(k, 0) == walk_c[v] for k, v in MONITOR_MAP.items()) and mon["wr"] == walk_c["store_beats"]
     return compare_layer(case.layer, case.tiling, case.name or case.layer.name or case.layer.kind, out,
-                         expected_final, res.counters, res.finished, mon_ok, res.mem, walk_c, model_cost, stall)
+                         expected_final, res.counters, res.finished, monitor_ok(res.mem, [walk_c]), res.mem, walk_c,
+                         model_cost, stall)
+
+
+def monitor_ok(mem: dict, walks: Sequence[dict]) -> bool:
+    """The memory monitor's beats per tensor tag over one program stream == the sum of its layers' walks."""
+    rd = mem.get("rd_beats", {})
+    ok = all(int(rd.get(k, 0)) == sum(w[v] for w in walks) for k, v in MONITOR_MAP.items())
+    return ok and int(mem.get("wr_beats", 0)) == sum(w["store_beats"] for w in walks)
 
 
 def compare_layer(layer: Layer, tiling: Tiling, name: str, out: np.ndarray, expected: np.ndarray,

@@ -267,7 +267,7 @@ def run_integer_net(inet, accel: Accelerator, tilings: Sequence[Tiling], image, 
     from jaq.hw.schedule import arrange_scales, arrange_weights, compile_layer, walk
     from rtl_gen.isa import OPCODES, encode_program
     from rtl_gen.protocol import COUNTERS
-    from sim.harness import build_accelerator, compare_layer, keep_log
+    from sim.harness import build_accelerator, compare_layer, keep_log, monitor_ok
     from sim.memory_image import FlatImage, data_mask
     from sim.verilator import ensure_importable, run_cocotb
     from testbench.env import Job, TbResult, result_path
@@ -339,7 +339,7 @@ def run_integer_net(inet, accel: Accelerator, tilings: Sequence[Tiling], image, 
             res = TbResult.load(result_path(path))
             res_net.simulated_cycles += res.tb_cycles
             marks = res.marks + [res.counters]
-            mon_ok = _monitor_ok(res.mem, [walks[j] for j in seg])
+            mon_ok = monitor_ok(res.mem, [walks[j] for j in seg])
             for i, j in enumerate(seg):
                 region, pad = outs[j]
                 got = FlatImage.get(res.memory, region).reshape(region.rows, region.cols, region.channels)
@@ -381,15 +381,6 @@ def run_integer_net(inet, accel: Accelerator, tilings: Sequence[Tiling], image, 
     logits = logits[:1, :1].reshape(1, -1).astype(np.float64)
     res_net.logits_rtl = logits * last.logit_scale if last.out_bits is None else logits
     return res_net
-
-
-def _monitor_ok(mem: dict, walks: list[dict]) -> bool:
-    """The memory monitor's beats per tensor over a stream == the sum of its layers' walks."""
-    from sim.harness import MONITOR_MAP
-
-    rd = mem.get("rd_beats", {})
-    ok = all(int(rd.get(k, 0)) == sum(w[v] for w in walks) for k, v in MONITOR_MAP.items())
-    return ok and int(mem.get("wr_beats", 0)) == sum(w["store_beats"] for w in walks)
 
 
 def load_run(run_dir) -> tuple:

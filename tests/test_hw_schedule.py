@@ -236,3 +236,26 @@ def test_output_unit_inputs_that_do_not_match_the_layer_are_one_line_errors():
     words = arrange_scales(list(range(6)), [-1, 2**40, 0, 0, 0, 0], layer, t, accel.dram_bits_per_cycle)
     # E_o = 1 word per beat at W = 32: per channel (mult, bias low word, bias high word)
     assert words[:6].tolist() == [0, -1, -1, 1, 0, 256]
+
+
+@pytest.mark.parametrize("fields,field", [
+    ({"res_bits": 3}, "res_bits"),                               # residual bits outside {0, 2, 4, 8}
+    ({"res_bits": 4, "pool": True, "out_bits": 8}, "res_bits"),  # a pooled head has no residual
+    ({"pool": "yes"}, "pool"),                                   # flags are true or false
+])
+def test_bad_residual_and_pool_fields_are_one_line_errors(fields, field):
+    from jaq.errors import JaqError
+
+    d = {"kind": "pointwise", "in_ch": 4, "out_ch": 4, "out_h": 2, "out_w": 2, **fields}
+    with pytest.raises(JaqError) as e:
+        Layer.from_dict(d, "layers[0].")
+    assert e.value.field == f"layers[0].{field}" and "\n" not in str(e.value)
+
+
+def test_a_pooled_layer_tiled_spatially_is_a_one_line_error():
+    from jaq.errors import JaqError
+
+    layer = Layer("pointwise", 4, 6, 4, 4, out_bits=8, out_signed=False, pool=True)
+    with pytest.raises(JaqError) as e:
+        compile_layer(layer, Accelerator(pe_x=4, pe_y=4), Tiling(4, 6, 2, 4))
+    assert e.value.field == "tiling.t_oh" and "t_oh=4" in str(e.value)

@@ -5,6 +5,8 @@ exactly: this pins the layout conversions ([C][H][W] <-> [IH][IW][C], weights, r
 simulated network run relies on.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -14,9 +16,9 @@ from jaq.nn.integer import IntegerNet, IntLayer
 from sim.network import run_layers
 
 
-def _net_on_chip():
-    """stem -> dw -> pw (+ residual of the dw input, on chip) -> pooled head (on chip) -> fc: no host operation."""
-    g = torch.Generator().manual_seed(3)
+def _draws(seed):
+    """Random integer weights of ``bits`` bits and BN (mul, add) pairs from one generator."""
+    g = torch.Generator().manual_seed(seed)
 
     def w(shape, bits):
         lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
@@ -24,6 +26,13 @@ def _net_on_chip():
 
     def bn(c):
         return torch.rand(c, generator=g, dtype=torch.float64) + 0.5, torch.randn(c, generator=g, dtype=torch.float64)
+
+    return w, bn
+
+
+def _net_on_chip():
+    """stem -> dw -> pw (+ residual of the dw input, on chip) -> pooled head (on chip) -> fc: no host operation."""
+    w, bn = _draws(3)
 
     L0 = Layer("conv", 3, 8, 6, 6, kernel=3, stride=2, act_bits=8, wgt_bits=4, act_signed=True, name="stem",
                out_bits=4, out_signed=False)
@@ -48,14 +57,7 @@ def _net_on_chip():
 
 
 def _net():
-    g = torch.Generator().manual_seed(0)
-
-    def w(shape, bits):
-        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-        return torch.randint(lo, hi + 1, shape, generator=g, dtype=torch.int64)
-
-    def bn(c):
-        return torch.rand(c, generator=g, dtype=torch.float64) + 0.5, torch.randn(c, generator=g, dtype=torch.float64)
+    w, bn = _draws(0)
 
     # stem and dw are finished on chip (out_bits = the consumer's bits), the residual + pooled pw by the host
     L0 = Layer("conv", 3, 8, 6, 6, kernel=3, stride=1, act_bits=8, wgt_bits=4, act_signed=True, name="stem",
@@ -137,9 +139,22 @@ def test_network_fully_on_chip_is_one_stream():
     (lambda n: setattr(n.layers[1], "src", 5), "src"),                        # a tensor that does not exist
 ])
 def test_layers_that_do_not_chain_are_one_line_errors(edit, field):
+    _refused(_net(), edit, field)
+
+
+@pytest.mark.parametrize("edit,field", [
+    # the on-chip residual adds a 4-bit tensor but the dw wrote 2-bit values into it
+    (lambda n: setattr(n.layers[2], "layer", replace(n.layers[2].layer, res_bits=4)), "res_bits"),
+    # the head pools in the integer model but its accelerator layer does not
+    (lambda n: setattr(n.layers[3], "layer", replace(n.layers[3].layer, pool=False)), "pool"),
+])
+def test_on_chip_residual_and_pooling_that_do_not_match_are_one_line_errors(edit, field):
+    _refused(_net_on_chip(), edit, field)
+
+
+def _refused(net, edit, field):
     from jaq.errors import JaqError
 
-    net = _net()
     edit(net)
     img = torch.zeros(3, 6, 6, dtype=torch.float64)
     with pytest.raises(JaqError) as e:
