@@ -3,7 +3,8 @@
 Flow for one accelerator configuration and a list of layer cases (layer, tiling, integer data):
 
 1. emit the Verilog of ``rtl_gen.top.JaqAccelerator(accel)`` (or take it from a ``jaq emit-rtl`` build dir)
-   and build it once with Verilator (:func:`sim.verilator.verilator_build`: content-hash cache);
+   and build it once with Verilator inside the testbench wrapper (:func:`sim.verilator.wrapped_build`:
+   content-hash cache);
 2. per layer: compile the program (:func:`jaq.hw.schedule.compile_layer`), encode it (``rtl_gen.isa``), build
    the memory images (:mod:`sim.memory_image`), write a job file;
 3. run all jobs in one simulator process (:mod:`testbench.accel_tb`);
@@ -30,7 +31,7 @@ from jaq.hw.records import Accelerator, Layer, Tiling
 from rtl_gen.protocol import COUNTER_WALK_NAMES, COUNTERS
 from sim.memory_image import FlatImage, extract_output, layer_job_image, mismatch_summary
 from sim.reference import LayerData, random_layer_data
-from sim.verilator import SimBuild, ensure_importable, run_cocotb, verilator_build
+from sim.verilator import SimBuild, ensure_importable, run_cocotb, wrapped_build
 
 #: RTL counter port -> golden walk counter (jaq.hw.schedule.COUNTERS); the one table is rtl_gen.protocol's.
 COUNTER_MAP: dict[str, str] = COUNTER_WALK_NAMES
@@ -227,7 +228,7 @@ def compare_layer(layer: Layer, tiling: Tiling, name: str, out: np.ndarray, expe
 # ------------------------------------------------------------------------------------------------------------
 def generator_key(accel: Accelerator, layers: Sequence[Layer] = ()) -> str:
     """Hash of what determines the generated Verilog: the accelerator, the covered layer limits, the generator's
-    source code (rtl_gen/, jaq/hw/) and the Amaranth version. Lets a cached build skip Verilog generation."""
+    source code and testbench wrapper (:func:`_source_digest`) and the Amaranth version. Lets a cached build skip Verilog generation."""
     import hashlib
 
     import amaranth
@@ -243,14 +244,17 @@ def generator_key(accel: Accelerator, layers: Sequence[Layer] = ()) -> str:
 
 
 def _source_digest() -> str:
-    """Hash of the generator's source files (rtl_gen/, jaq/hw/) as they are on disk now."""
+    """Hash of what makes a build besides the accelerator: the generator's sources (rtl_gen/, jaq/hw/), the
+    testbench wrapper and transactor, and the build recipe (sim/verilator.py), as they are on disk now."""
     import hashlib
 
     h = hashlib.sha256()
     root = Path(__file__).resolve().parent.parent
-    for sub in ("rtl_gen", "jaq/hw"):
-        for f in sorted((root / sub).glob("*.py")):
-            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    files = [f for sub in ("rtl_gen", "jaq/hw") for f in sorted((root / sub).glob("*.py"))]
+    files += [root / "testbench" / "wrapper.py", root / "testbench" / "hdl" / "transactor.cpp",
+              root / "sim" / "verilator.py"]
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
 
 
@@ -269,10 +273,10 @@ def build_accelerator(accel: Accelerator, layers: Sequence[Layer] = (), *, veril
     from sim.verilator import STAMP, default_cache_dir
 
     if verilog is not None:
-        return verilator_build(verilog, toplevel or _top_name(verilog), waves=waves, cache_dir=cache_dir)
+        return wrapped_build(verilog, toplevel or _top_name(verilog), waves=waves, cache_dir=cache_dir)
     t0 = time.perf_counter()
     if _source_digest() != _SOURCES_AT_IMPORT:  # edited under a running process: generate, skip the index
-        return verilator_build(accel_verilog(accel, layers), TOPLEVEL, waves=waves, cache_dir=cache_dir)
+        return wrapped_build(accel_verilog(accel, layers), TOPLEVEL, waves=waves, cache_dir=cache_dir)
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     index = root / "gen" / f"{generator_key(accel, layers)}{'-waves' if waves else ''}.json"
     if index.is_file():
@@ -283,7 +287,7 @@ def build_accelerator(accel: Accelerator, layers: Sequence[Layer] = (), *, veril
                 return SimBuild(bdir, d["toplevel"], d["key"], False, time.perf_counter() - t0, waves)
         except (ValueError, KeyError, OSError):
             pass
-    b = verilator_build(accel_verilog(accel, layers), TOPLEVEL, waves=waves, cache_dir=cache_dir)
+    b = wrapped_build(accel_verilog(accel, layers), TOPLEVEL, waves=waves, cache_dir=cache_dir)
     index.parent.mkdir(parents=True, exist_ok=True)
     from jaq.io import atomic_write_json
 

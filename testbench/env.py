@@ -1,8 +1,9 @@
 """Testbench environment shared by the top-level testbenches: job files in/out and the run loop.
 
 The harness (``sim.harness``) writes a *job* (``.npz``) and passes its path in ``$JAQ_TB_JOB``; the cocotb test
-loads it, plays the memory and the instruction stream, waits for ``done``, and writes ``$JAQ_TB_JOB`` with the
-suffix ``.result.npz``: the final memory, the counters (in total and at every ``SET_LAYER``: one program stream
+loads it, hands it to the C++ transactor of the wrapper (:mod:`testbench.wrapper`: memory and instruction stream
+played in the simulator, per cycle), waits for ``tb_finished``, and writes ``$JAQ_TB_JOB`` with the suffix
+``.result.npz``: the final memory, the counters (in total and at every ``SET_LAYER``: one program stream
 may hold many layers) and what the memory monitor saw. The checker (bit-exact outputs) runs in the testbench as
 an assertion, and again in the harness, which also compares the counters with the schedule walk and the cost
 model.
@@ -116,65 +117,92 @@ class TbResult:
                                                                for m in meta["marks"]])
 
 
-async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, start_clock: bool = True) -> TbResult:
-    """Clock, reset, memory model, instruction driver; wait for ``done`` (or ``max_cycles``); collect results.
+_TB_DIR: Path | None = None
+_JOBS_RUN = 0
 
-    The clock is owned by the testbench (cocotb ``Clock`` on ``dut.clk``, started here unless ``start_clock`` is
-    False because an earlier job of the same test started it); reset is ``dut.rst``, active high, and clears the
-    accelerator's state and counters before every job.
+
+def _tb_dir() -> Path:
+    """This simulator process's exchange folder with the transactor (``$JAQ_TB_DIR``, created once)."""
+    global _TB_DIR
+    if _TB_DIR is None:
+        import tempfile
+
+        _TB_DIR = Path(tempfile.mkdtemp(prefix="jaq_tb_"))
+        os.environ["JAQ_TB_DIR"] = str(_TB_DIR)
+    return _TB_DIR
+
+
+def write_transactor_files(job: Job, folder: Path, number: int, instr_bits: int) -> None:
+    """Job ``number``'s files for testbench/hdl/transactor.cpp: configuration, memory image, program words."""
+    from rtl_gen.protocol import OPCODE_BITS
+    from testbench.memory import StallConfig
+
+    st = StallConfig(seed=job.seed)
+    cfg = {"width": job.width_bits, "latency": job.latency, "stall": int(job.stall), "seed": job.seed,
+           "mark_opcode": job.mark_opcode, "opcode_bits": OPCODE_BITS, "instr_bits": instr_bits,
+           "rd_ready_p": st.rd_ready_p, "wr_ready_p": st.wr_ready_p, "gap_p": st.gap_p,
+           "resp_extra_max": st.resp_extra_max}
+    (folder / f"tb{number}.cfg").write_text("".join(f"{k} {v}\n" for k, v in cfg.items()))
+    (folder / f"tb{number}.mem").write_bytes(np.asarray(job.memory, np.uint8).tobytes())
+    nbytes = 4 * ((instr_bits + 31) // 32)
+    (folder / f"tb{number}.prog").write_bytes(b"".join(int(w).to_bytes(nbytes, "little") for w in job.program))
+
+
+async def run_job(dut, job: Job, *, clock_ns: int = 10, reset_cycles: int = 3, start_clock: bool = True) -> TbResult:
+    """Load ``job`` into the transactor, reset, run until ``tb_finished`` (or ``max_cycles``), collect results.
+
+    ``dut`` is the wrapper ``jaq_tb`` (testbench.wrapper); everything per cycle happens in the transactor, so
+    this coroutine wakes a handful of times per job. The clock is cocotb's ``Clock`` on ``dut.clk`` (started
+    here unless an earlier job of the same test started it); ``tb_rst`` resets the DUT before every job.
     """
     from cocotb.clock import Clock
     from cocotb.triggers import FallingEdge, First, RisingEdge, Timer
-    from cocotb.utils import get_sim_time
 
-    from testbench.driver import InstructionDriver, read_counters
-    from testbench.memory import FlatMemory, OffChipMemory, StallConfig
+    from testbench.driver import read_counters
+    from testbench.wrapper import CMD_DUMP, CMD_LOAD
 
-    memory = FlatMemory(job.memory)
-    stall = StallConfig(seed=job.seed) if job.stall else None
-    mem = OffChipMemory(dut, memory, job.width_bits, job.latency, stall, clock_ns=clock_ns)
+    global _JOBS_RUN
+    number, _JOBS_RUN = _JOBS_RUN, _JOBS_RUN + 1
+    folder = _tb_dir()
+    write_transactor_files(job, folder, number, int(dut.tb_instr_bits.value))
     names = list(job.counters) if job.counters else None
-    drv = InstructionDriver(dut, job.program, gap_p=0.3 if job.stall else 0.0, seed=job.seed + 1,
-                            clock_ns=clock_ns, mark_opcode=job.mark_opcode, counters=names)
     if start_clock:
         Clock(dut.clk, clock_ns, unit="ns").start()
-    mem.reset_signals()
-    drv.reset_signals()
-    dut.rst.value = 1
-    for _ in range(reset_cycles):
-        await RisingEdge(dut.clk)
+    dut.tb_rst.value = 1
+    dut.tb_arg.value = number
     await FallingEdge(dut.clk)
-    dut.rst.value = 0
+    dut.tb_cmd.value = CMD_LOAD
+    await FallingEdge(dut.clk)
+    dut.tb_cmd.value = 0
+    for _ in range(reset_cycles):
+        await FallingEdge(dut.clk)
     before = read_counters(dut, names) if names else read_counters(dut)  # counters may not reset with rst
-    mem.start()
-    drv.start()
-    fall = FallingEdge(dut.clk)
-    t0 = int(get_sim_time("ns") // clock_ns)
-    deadline = t0 + job.max_cycles
-    finished = False
-    if not int(dut.done.value):
-        await First(RisingEdge(dut.done), Timer(job.max_cycles * clock_ns, "ns"))
-    done_seen = False
-    while int(get_sim_time("ns") // clock_ns) < deadline:
-        await fall
-        done_seen = done_seen or bool(int(dut.done.value))
-        if done_seen and drv.finished and mem.idle:
-            finished = True
-            break
-    k = int(get_sim_time("ns") // clock_ns)
+    dut.tb_rst.value = 0
+    if not int(dut.tb_finished.value):
+        await First(RisingEdge(dut.tb_finished), Timer(job.max_cycles * clock_ns, "ns"))
+    await FallingEdge(dut.clk)
     after = read_counters(dut, names) if names else read_counters(dut)
+    dut.tb_cmd.value = CMD_DUMP
+    await FallingEdge(dut.clk)
+    dut.tb_cmd.value = 0
+    final = np.fromfile(folder / f"tb{number}.out", np.uint8)
+    stats = json.loads((folder / f"tb{number}.json").read_text())
+    for ext in (".cfg", ".mem", ".prog", ".out", ".json"):
+        (folder / f"tb{number}{ext}").unlink(missing_ok=True)
     counters = {k: v - before.get(k, 0) for k, v in after.items()}
-    mem.stop()
-    drv.stop()
-    s = mem.stats
-    start = drv.accepted_cycles[0] if drv.accepted_cycles else 0
-    final = memory.snapshot()
-    marks = [{n: v - before.get(n, 0) for n, v in m.items()} for m in drv.marks]
-    return TbResult(memory=final, counters=counters, tb_cycles=k - start, finished=finished,
+    order = [n for n in stats["counter_names"].split(",") if n]
+    marks = [{n: v - before.get(n, 0) for n, v in zip(order, m) if names is None or n in names}
+             for m in stats["marks"]]
+    from rtl_gen.protocol import TENSOR_NAMES
+
+    per_tag = lambda key: {n: int(stats[key][t]) for t, n in TENSOR_NAMES.items()}  # noqa: E731
+    lat = lambda key: None if stats[key] < 0 else int(stats[key])  # noqa: E731
+    return TbResult(memory=final, counters=counters, tb_cycles=int(stats["cycles"]), finished=stats["finished"],
                     mismatches=int(job.mismatched_bytes(final).size), marks=marks,
-                    mem={"rd_beats": s.rd_beats, "rd_bits": s.rd_bits, "wr_beats": s.wr_beats,
-                         "wr_bits": s.wr_bits, "violations": s.violations, "min_latency": s.min_latency,
-                         "max_latency": s.max_latency, "instructions": len(drv.accepted_cycles)})
+                    mem={"rd_beats": per_tag("rd_beats"), "rd_bits": per_tag("rd_bits"),
+                         "wr_beats": stats["wr_beats"], "wr_bits": stats["wr_bits"],
+                         "violations": stats["violations"], "min_latency": lat("min_latency"),
+                         "max_latency": lat("max_latency"), "instructions": stats["instructions"]})
 
 
 __all__ = ["Job", "TbResult", "run_job", "result_path", "JOB_ENV"]

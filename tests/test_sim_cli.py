@@ -94,6 +94,6 @@ def test_generator_index_is_skipped_when_sources_changed_under_the_process(monke
     calls = []
     monkeypatch.setattr(H, "_SOURCES_AT_IMPORT", "stale")
     monkeypatch.setattr(H, "accel_verilog", lambda accel, layers=(): {"x.v": "module x; endmodule"})
-    monkeypatch.setattr(H, "verilator_build", lambda v, top, **kw: calls.append((v, top)) or "built")
+    monkeypatch.setattr(H, "wrapped_build", lambda v, top, **kw: calls.append((v, top)) or "built")
     assert H.build_accelerator(Accelerator(), cache_dir=tmp_path) == "built"
     assert calls and not (tmp_path / "gen").exists()

@@ -1,4 +1,4 @@
-"""Testbench self-test: the off-chip memory model, instruction driver and build cache on the loopback DMA.
+"""Testbench self-test: the C++ transactor (off-chip memory, instruction feeder) and build cache on the loopback DMA.
 
 The loopback copies beats within the flat bit-addressed memory, so its outputs are predictable from the packing
 rule alone; it checks latency exactness (first response exactly L cycles after the request), bandwidth (one beat
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaq.hw.packing import pack_bytes
-from sim.verilator import ensure_importable, run_cocotb, verilator_build
+from sim.verilator import ensure_importable, run_cocotb, wrapped_build
 from testbench.env import Job, TbResult, result_path
 from testbench.loopback import encode, loopback_verilog
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.verilator
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
     ensure_importable()
-    return verilator_build({"loopback.v": loopback_verilog(W)}, "loopback")
+    return wrapped_build({"loopback.v": loopback_verilog(W)}, "loopback")
 
 
 def _job(stall: bool, seed: int = 1):
@@ -85,5 +85,5 @@ def test_stalling_memory_still_exact(build, tmp_path):
 
 
 def test_build_cache_hit(build):
-    again = verilator_build({"loopback.v": loopback_verilog(W)}, "loopback")
+    again = wrapped_build({"loopback.v": loopback_verilog(W)}, "loopback")
     assert not again.built and again.build_dir == build.build_dir
