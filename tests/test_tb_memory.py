@@ -25,7 +25,7 @@ def build(tmp_path_factory):
     return wrapped_build({"loopback.v": loopback_verilog(W)}, "loopback")
 
 
-def _job(stall: bool, seed: int = 1):
+def _job(stall: bool, seed: int = 1, latency: int = L):
     """A flat memory: 2-bit activations at byte 0, 8-bit weights at byte 64, 32-bit words at byte 512, an output
     region at byte 2560; each move copies beats of ``count`` elements (``count*bits`` bits) to the output."""
     rng = np.random.default_rng(seed)
@@ -52,13 +52,13 @@ def _job(stall: bool, seed: int = 1):
     prog.append(encode(0, 0, 0, 0, 0, end=True))
     mask = np.zeros_like(mem)
     mask[out0:] = 255
-    return Job(memory=mem, width_bits=W, latency=L, program=prog, expected=expected, mask=mask, stall=stall,
+    return Job(memory=mem, width_bits=W, latency=latency, program=prog, expected=expected, mask=mask, stall=stall,
                seed=seed, max_cycles=5000, counters=["cnt_cycles", "cnt_dram_rd_beats", "cnt_dram_wr_beats"]), \
         sum(m[6] for m in moves)
 
 
-def _run(build, tmp_path, stall, seed=1):
-    job, beats = _job(stall, seed)
+def _run(build, tmp_path, stall, seed=1, latency=L):
+    job, beats = _job(stall, seed, latency)
     path = job.save(tmp_path / "job.npz")
     r = run_cocotb(build, "testbench.loopback_tb", tmp_path, extra_env={"JAQ_TB_JOB": str(path)})
     assert r.ok, r.log_tail()
@@ -75,6 +75,26 @@ def test_exact_memory_latency_and_bandwidth(build, tmp_path):
     # per instruction: n beats requested back to back, the last answered L later, through the loopback's
     # buffered FIFO (1 cycle) and written the cycle after: n + L + 2 busy cycles; nothing overlaps.
     assert res.counters["cnt_cycles"] == sum(n + L + 2 for n in (2, 3, 5, 1))
+
+
+def test_latency_one_answers_at_the_next_edge(build, tmp_path):
+    """L = 1: the response is registered at the request's own edge (the transactor's earliest case)."""
+    res, beats = _run(build, tmp_path, stall=False, latency=1)
+    assert res.mismatches == 0
+    assert res.counters["lat_first"] == 1 and res.mem["min_latency"] == res.mem["max_latency"] == 1
+    assert res.counters["cnt_cycles"] == sum(n + 1 + 2 for n in (2, 3, 5, 1))
+
+
+def test_protocol_violations_are_reported(build, tmp_path):
+    """A read beyond the memory is a violation the monitor reports (and the data read as zeros)."""
+    job, _ = _job(False)
+    job.program = [encode(0, 4096 * 8 - 64, 2560 * 8, 128, 1), encode(0, 0, 0, 0, 0, end=True)]
+    job.expected = None
+    path = job.save(tmp_path / "job.npz")
+    run_cocotb(build, "testbench.loopback_tb", tmp_path, extra_env={"JAQ_TB_JOB": str(path)})
+    res = TbResult.load(result_path(path))
+    assert res.finished and len(res.mem["violations"]) == 1
+    assert "beyond the 32768-bit memory" in res.mem["violations"][0]
 
 
 def test_stalling_memory_still_exact(build, tmp_path):

@@ -245,14 +245,18 @@ extern "C" void jaq_tb_tick(int cmd, int arg, int width, int instr_bits, int n_c
         ++g.instructions;
     }
     // read request handshake: the response is registered at edge r + L - 1 (+ extra), sampled at r + L
-    if (g.rd_ready && rd_req_valid && check("read", rd_req_tensor, rd_req_addr, rd_req_bits)) {
+    // (a request that violates the protocol is recorded and answered with zeros, so the DUT does not hang)
+    if (g.rd_ready && rd_req_valid) {
+        const bool ok = check("read", rd_req_tensor, rd_req_addr, rd_req_bits);
         int extra = g.stall ? std::uniform_int_distribution<int>(0, g.resp_extra_max)(g.rng) : 0;
         int64_t due = r + g.latency - 1 + extra;
         if (due <= g.last_due) due = g.last_due + 1;
         g.last_due = due;
-        g.pending.push_back({due, rd_req_addr, r, rd_req_bits});
-        g.rd_beats[rd_req_tensor] += 1;
-        g.rd_bits[rd_req_tensor] += rd_req_bits;
+        g.pending.push_back({due, ok ? rd_req_addr : 0, r, ok ? rd_req_bits : 0});
+        if (ok) {
+            g.rd_beats[rd_req_tensor] += 1;
+            g.rd_bits[rd_req_tensor] += rd_req_bits;
+        }
     }
     // write handshake (posted)
     if (g.wr_ready && wr_valid && check("write", wr_tensor, wr_addr, wr_bits)) {
