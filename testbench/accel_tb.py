@@ -1,9 +1,9 @@
 """cocotb testbench of the whole accelerator (rtl_gen top level ``JaqAccelerator``) on Verilator.
 
 Jobs (one per layer program, written by :mod:`sim.harness`) are listed, one path per line, in the file named by
-``$JAQ_TB_JOBS``. For each job the testbench resets the DUT, plays the off-chip memory
-(:class:`testbench.memory.OffChipMemory`: exact latency/bandwidth, or stalling), feeds the encoded program
-(:class:`testbench.driver.InstructionDriver`), waits for ``done``, reads the performance counters and writes
+``$JAQ_TB_JOBS``. For each job the testbench hands the memory image and the encoded program to the wrapper's C++
+transactor (``testbench/hdl/transactor.cpp``: off-chip memory with exact latency/bandwidth or stalling,
+instruction feeder), resets the DUT, waits for ``tb_finished``, reads the performance counters and writes
 ``<job>.result.npz``. The checker here asserts what needs no model: the program finished, the memory protocol
 was respected and the checked memory (the outputs) is bit-exact against the integer reference; the harness compares the
 counters with :func:`jaq.hw.schedule.walk` and :func:`jaq.hw.model.estimate` afterwards.

@@ -88,7 +88,7 @@ def result_path(job_path: str | os.PathLike) -> Path:
 
 @dataclass
 class TbResult:
-    """What a testbench run observed. ``tb_cycles``: falling edges from the first instruction handshake to
+    """What a testbench run observed. ``tb_cycles``: clock cycles from the first instruction handshake to
     ``done``; counters as read from the ports at ``done`` (minus their values after reset); ``marks``: the same
     counters read whenever an instruction with the job's ``mark_opcode`` was taken (the totals of everything
     before it); ``memory``: the final off-chip memory; ``mem`` the memory monitor's summary."""
