@@ -58,8 +58,7 @@ from typing import Any, Mapping, Sequence
 
 from jaq import __version__
 from jaq.errors import JaqError
-from jaq.hw.bitfusion import BitFusionConfig
-from jaq.hw.records import LAYER_KINDS, Accelerator, Cost, Layer, Tiling
+from jaq.hw.records import LAYER_KINDS, Accelerator, BitFusionConfig, Cost, Layer, Tiling
 from jaq.io import atomic_write_text, check_plain, load_structured
 
 SCHEMA_VERSION = "jaq.accel/1"

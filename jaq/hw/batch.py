@@ -12,7 +12,7 @@ from typing import Sequence
 
 import torch
 
-from jaq.hw.records import DATAFLOWS, Accelerator, Layer, Tiling, LOOP_ORDER_INDEX
+from jaq.hw.records import DATAFLOWS, Accelerator, BitFusionConfig, Layer, Tiling, LOOP_ORDER_INDEX
 
 DTYPE = torch.float64
 
@@ -94,6 +94,17 @@ class AccelBatch(_Batch):
         d["dataflow"] = torch.tensor([DATAFLOWS.index(a.dataflow) for a in accels], dtype=torch.long,
                                      device=device)
         return cls(**d)
+
+    @classmethod
+    def from_bitfusion(cls, cfg: BitFusionConfig, device=None) -> "AccelBatch":
+        """One row from a :class:`~jaq.hw.records.BitFusionConfig`: pe_x = cols, pe_y = rows, buffers in KB
+        (bytes / 1024, possibly fractional), dram_bits_per_cycle = if_width; dataflow WS and latency 0 (unused by
+        BitFusion mode)."""
+        t = lambda v: torch.tensor([float(v)], dtype=DTYPE, device=device)  # noqa: E731
+        return cls(pe_x=t(cfg.cols), pe_y=t(cfg.rows), act_buf_kb=t(cfg.ibuf_bytes / 1024),
+                   wgt_buf_kb=t(cfg.wbuf_bytes / 1024), out_buf_kb=t(cfg.obuf_bytes / 1024),
+                   dataflow=torch.zeros(1, dtype=torch.long, device=device), clock_mhz=t(cfg.clock_mhz),
+                   dram_bits_per_cycle=t(cfg.if_width), dram_latency_cycles=t(0))
 
 
 @dataclass

@@ -43,14 +43,15 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
 import torch
 
 from jaq.errors import JaqError
 from jaq.hw.batch import DTYPE, AccelBatch, CostBatch, LayerBatch, TileBatch
-from jaq.hw.records import LOOP_DIMS, LOOP_ORDERS, Accelerator, Cost, Layer, Tiling, parse_loop_order
+from jaq.hw.records import (BF_E_CONF, LOOP_DIMS, LOOP_ORDERS, Accelerator, BitFusionConfig, Cost, Layer, Tiling,
+                             parse_loop_order)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Constants (BitFusion's 45 nm, 500 MHz figures; see docs/cost-model.md for the table with sources)
@@ -98,80 +99,8 @@ SRAM_ORDERS = ("IS", "OS", "WS")
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Configuration record
+# Configuration record: BitFusionConfig and BF_E_CONF live in jaq.hw.records (torch-free); re-exported here
 # ---------------------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class BitFusionConfig:
-    """An accelerator as BitFusion's simulator describes it (its ``.ini`` files), validated on wide ranges.
-
-    rows: N, fusion-unit rows (input channels; our ``pe_y``). cols: M, columns (output channels; ``pe_x``).
-    wbuf_bytes / ibuf_bytes / obuf_bytes: weight / input / output buffer capacities in bytes (each double
-    buffered: a tile may use half). if_width: off-chip bits per cycle. clock_mhz: core clock in MHz.
-
-    The project's :class:`~jaq.hw.Accelerator` admits only the paper's search space (PE 3..64, buffers 64..528
-    KB); BitFusion's own configuration ``bf_e_conf`` (IBUF 32 KB, OBUF 16 KB) lies outside it, hence this record.
-    """
-
-    rows: int = 16
-    cols: int = 32
-    wbuf_bytes: int = 65536
-    ibuf_bytes: int = 32768
-    obuf_bytes: int = 16384
-    if_width: int = 192
-    clock_mhz: float = 500.0
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self, where: str = "bitfusion.") -> None:
-        for n, lo, hi in (("rows", 1, 1024), ("cols", 1, 1024), ("wbuf_bytes", 64, 1 << 30),
-                          ("ibuf_bytes", 64, 1 << 30), ("obuf_bytes", 64, 1 << 30), ("if_width", 1, 1 << 16)):
-            v = getattr(self, n)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise JaqError(f"expected an integer, got {v!r}", f"{where}{n}")
-            if not lo <= v <= hi:
-                raise JaqError(f"{v} out of range {lo}..{hi}", f"{where}{n}")
-        c = self.clock_mhz
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c <= 10_000:
-            raise JaqError(f"{c!r} must be a clock in MHz in (0, 10000]", f"{where}clock_mhz")
-
-    @classmethod
-    def from_accelerator(cls, acc: Accelerator) -> "BitFusionConfig":
-        """N = pe_y, M = pe_x, buffers KB x 1024, if_width = dram_bits_per_cycle."""
-        return cls(rows=acc.pe_y, cols=acc.pe_x, wbuf_bytes=acc.wgt_buf_kb * 1024, ibuf_bytes=acc.act_buf_kb * 1024,
-                   obuf_bytes=acc.out_buf_kb * 1024, if_width=acc.dram_bits_per_cycle, clock_mhz=acc.clock_mhz)
-
-    def to_accel_batch(self, device=None) -> AccelBatch:
-        """One-row :class:`AccelBatch` (buffers in KB, possibly fractional; dataflow WS, latency 0: unused)."""
-        t = lambda v: torch.tensor([float(v)], dtype=DTYPE, device=device)  # noqa: E731
-        return AccelBatch(pe_x=t(self.cols), pe_y=t(self.rows), act_buf_kb=t(self.ibuf_bytes / 1024),
-                          wgt_buf_kb=t(self.wbuf_bytes / 1024), out_buf_kb=t(self.obuf_bytes / 1024),
-                          dataflow=torch.zeros(1, dtype=torch.long, device=device), clock_mhz=t(self.clock_mhz),
-                          dram_bits_per_cycle=t(self.if_width), dram_latency_cycles=t(0))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "bitfusion.") -> "BitFusionConfig":
-        if not isinstance(d, Mapping):
-            raise JaqError("expected a mapping of BitFusion configuration fields", where.rstrip("."))
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise JaqError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}",
-                           f"{where}{unknown[0]}")
-        obj = object.__new__(cls)
-        for k in known:
-            object.__setattr__(obj, k, d.get(k, cls.__dataclass_fields__[k].default))
-        obj.validate(where)
-        return obj
-
-
-#: BitFusion's ``bf_e_conf.ini`` (the configuration of its paper's comparison with Eyeriss), the reference case.
-BF_E_CONF = BitFusionConfig()
-
 
 def as_bitfusion_config(acc: "BitFusionConfig | Accelerator") -> BitFusionConfig:
     if isinstance(acc, BitFusionConfig):
