@@ -15,6 +15,12 @@ bit candidate computed and mixed; the paper's formulation), ``hard`` (straight-t
 the sampled op / bit candidates computed; gradients still reach every alpha/beta entry through the soft
 sample), ``argmax`` (no noise, hard argmax: evaluation of the current subnet inside the supernet), ``mean``
 (no noise, soft: softmax(alpha / tau) mixture; a deterministic validation of the supernet).
+
+``sample_blocks`` (hard sampling only; None: every block): per forward only this many blocks, drawn uniformly
+at random (torch's global RNG), take a Gumbel sample of op and bits; every other block runs its current argmax op
+and bits (straight-through one-hot of softmax(alpha / tau), no noise, so alpha/beta still get gradients). The
+supernet stays near its current (warmed-up) path while each step explores a few blocks (issue 17: a path
+resampled in every block at every step did not learn in a CPU budget).
 """
 
 from __future__ import annotations
@@ -161,6 +167,8 @@ class Supernet(nn.Module):
         self.tau: float = space.gumbel.tau0
         #: ``soft`` | ``hard`` | ``argmax`` | ``mean`` (see module docstring).
         self.sampling: str = "soft"
+        #: With ``hard`` sampling: how many blocks draw a Gumbel sample per forward (None: all; module docstring).
+        self.sample_blocks: int | None = None
         #: Activation quantization mode (SpaceConfig.csq.mode); may be changed for ablations/benchmarks.
         self.mode: str = space.csq.mode
         self.k_percent: float = space.csq.k_percent
@@ -194,6 +202,19 @@ class Supernet(nn.Module):
         pa, ia = gumbel_softmax(self.alpha, self.tau, hard_ops, noise)
         pba, iba = gumbel_softmax(self.beta_act, self.tau, hard_bits, noise)
         pbw, ibw = gumbel_softmax(self.beta_wgt, self.tau, hard_bits, noise)
+        k = self.sample_blocks
+        nb = self.alpha.shape[0]
+        if self.sampling == "hard" and k is not None and k < nb:
+            # only k random blocks keep their Gumbel sample; the others take the noise-free argmax path
+            keep = torch.zeros(nb, dtype=torch.bool)
+            keep[torch.randperm(nb)[:k]] = True
+            keep = keep.to(self.alpha.device)
+            qa, ja = gumbel_softmax(self.alpha, self.tau, True, False)
+            qba, jba = gumbel_softmax(self.beta_act, self.tau, True, False)
+            qbw, jbw = gumbel_softmax(self.beta_wgt, self.tau, True, False)
+            pa, ia = torch.where(keep[:, None], pa, qa), torch.where(keep, ia, ja)
+            pba, iba = torch.where(keep[:, None, None], pba, qba), torch.where(keep[:, None], iba, jba)
+            pbw, ibw = torch.where(keep[:, None, None], pbw, qbw), torch.where(keep[:, None], ibw, jbw)
         to_list = (lambda t: None if t is None else t.tolist())
         return pa, to_list(ia), pba, to_list(iba), pbw, to_list(ibw)
 

@@ -67,6 +67,10 @@ DEFAULTS: dict[str, Any] = {
         "sampling": "soft",         # soft: every candidate computed (paper); hard: only the Gumbel-sampled op/bits
         "warmup_sampling": None,    # sampling of the weight-only warm-up epochs (None: as sampling); argmax:
                                     # one held path (argmax of alpha, the first op at init), e.g. before hard
+        "sample_blocks": None,      # hard sampling: Gumbel-sample only this many random blocks per step, the
+                                    # others on their argmax op/bits (None: every block)
+        "path_prior": 0.0,          # logit added at init to alpha of the first op and to beta of the lowest bits
+                                    # (the held warm-up path starts as the favourite instead of by a tie)
     },
     "hardware": {
         "clock_mhz": 500.0,
@@ -87,6 +91,10 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay": 4.0e-5,
         "max_steps_per_epoch": None,
         "label_smoothing": 0.0,     # cross-entropy label smoothing of the retrain (0: off)
+        "warmup_epochs": 0,         # linear lr warm-up (per step) before a per-step cosine; 0: per-epoch cosine
+        "nesterov": False,          # Nesterov momentum for the retrain's SGD
+        "budget_minutes": None,     # plan the epochs from a timing probe so the retrain fits this wall time
+                                    # (at most retrain.epochs); None: exactly retrain.epochs
     },
     "sweep_lambda": None,           # list of lambdas: `jaq co-search` then runs one search per value
 }
@@ -100,7 +108,9 @@ _TYPES: dict[str, tuple] = {
     "data.cache_dir": (str, type(None)), "data.cutout": (int,), "data.channels_last": (bool,),
     "search.sampling": (str,), "search.warmup_sampling": (str, type(None)),
     "hardware.resample_every": (int,), "hardware.threads": (int, type(None)),
-    "retrain.label_smoothing": (float, int),
+    "retrain.label_smoothing": (float, int), "search.sample_blocks": (int, type(None)),
+    "retrain.warmup_epochs": (float, int), "retrain.nesterov": (bool,), "search.path_prior": (float, int),
+    "retrain.budget_minutes": (float, int, type(None)),
     "search.epochs": (int,), "search.batch_size": (int,), "search.lr": (float, int),
     "search.momentum": (float, int), "search.weight_decay": (float, int), "search.arch_lr": (float, int),
     "search.arch_weight_decay": (float, int), "search.hw_lr": (float, int), "search.lambda": (float, int), "search.lambda_e": (float, int),
@@ -135,7 +145,8 @@ _RANGES = [
     ("retrain.epochs", 0, _EPOCHS), ("retrain.batch_size", 1, 65536), ("retrain.lr", 0, 10),
     ("retrain.momentum", 0, 1), ("retrain.weight_decay", 0, 1), ("retrain.max_steps_per_epoch", 1, _BIG),
     ("data.cutout", 0, 1024), ("hardware.resample_every", 1, _BIG), ("hardware.threads", 1, 1024),
-    ("retrain.label_smoothing", 0, 0.99),
+    ("retrain.label_smoothing", 0, 0.99), ("search.sample_blocks", 1, _BIG), ("retrain.warmup_epochs", 0, _EPOCHS),
+    ("search.path_prior", 0, 100), ("retrain.budget_minutes", 0.1, 1e6),
 ]
 #: ``name`` becomes a folder name (``runs/<name>``): a plain file name, no ``..``, no separators.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
@@ -259,6 +270,12 @@ def validate_config(raw: Any, source: str = "config") -> dict[str, Any]:
     if cfg["search"]["warmup_sampling"] not in (None, "soft", "hard", "argmax"):
         raise JaqError(f"{cfg['search']['warmup_sampling']!r}; use soft, hard or argmax (or null)",
                        "search.warmup_sampling")
+    if cfg["search"]["sample_blocks"] is not None and cfg["search"]["sampling"] != "hard":
+        raise JaqError(f"{cfg['search']['sample_blocks']} needs search.sampling: hard (soft sampling computes "
+                       f"every block's candidates); set sampling: hard or sample_blocks: null", "search.sample_blocks")
+    if cfg["retrain"]["warmup_epochs"] >= max(1, cfg["retrain"]["epochs"]) and cfg["retrain"]["warmup_epochs"] > 0:
+        raise JaqError(f"{cfg['retrain']['warmup_epochs']} must be smaller than retrain.epochs "
+                       f"({cfg['retrain']['epochs']})", "retrain.warmup_epochs")
     if cfg["hardware"]["candidate_tiling"] not in ("exact", "shared"):
         raise JaqError(f"{cfg['hardware']['candidate_tiling']!r}; use exact or shared", "hardware.candidate_tiling")
     cfg["space"] = _check_space(cfg)

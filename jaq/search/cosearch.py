@@ -169,6 +169,13 @@ class CoSearch:
         self.space = api.make_space(cfg["space"], self.data)
         self.net = api.make_supernet(self.space).to(self.device)
         self.net.sampling = s.get("sampling", "soft")
+        self.net.sample_blocks = s.get("sample_blocks")
+        prior = float(s.get("path_prior") or 0.0)
+        if prior:  # the held warm-up path (first op, lowest bits) starts ahead by `prior` logits, not by a tie
+            with torch.no_grad():
+                self.net.alpha[:, 0] += prior
+                self.net.beta_act[..., 0] += prior
+                self.net.beta_wgt[..., 0] += prior
         self.channels_last = bool(cfg["data"].get("channels_last", False))
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)

@@ -110,13 +110,24 @@ def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
     data = load_data(cfg["data"], seed=seed)
     if str(device).startswith("cuda") and hasattr(data.train, "to"):
         data.train, data.test = data.train.to(device), data.test.to(device)  # GPU-resident uint8 images
-    opt = torch.optim.SGD(net.parameters(), lr=r["lr"], momentum=r["momentum"], weight_decay=r["weight_decay"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_epochs)
+    plan = None
+    if epochs is None and r.get("budget_minutes"):
+        plan = _plan_epochs(run, net, data, r, choice, max_steps, device, cfg.get("precision", "auto"))
+        n_epochs = plan["epochs"]
+    opt = torch.optim.SGD(net.parameters(), lr=r["lr"], momentum=r["momentum"], weight_decay=r["weight_decay"],
+                          nesterov=bool(r.get("nesterov", False)) and r["momentum"] > 0)
+    steps = data.train.num_batches(r["batch_size"], 1, max_steps)
+    warm = min(float(r.get("warmup_epochs", 0) or 0), 0.5 * n_epochs)
+    per_step = warm > 0
+    if per_step:  # linear warm-up over `warm` epochs, then cosine to 0, stepped after every batch
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(int(round(warm * steps)), n_epochs * steps))
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_epochs)
     smoothing = float(r.get("label_smoothing", 0.0) or 0.0)
     precision = cfg.get("precision", "auto")
     fwd = _compiled(net, cfg.get("compile", "off"))
     key = _ckpt_key(cfg, choice, n_epochs, max_steps)
-    log: list = []
+    log: list = [] if plan is None else [plan]
     start_ep, start_step, sums, secs0 = 0, 0, [0.0, 0, 0], 0.0
     st = _load_retrain_ckpt(run, key)
     if st is not None:  # continue an interrupted retrain of this very subnet and schedule
@@ -133,7 +144,6 @@ def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
                     TimeElapsedColumn(), TimeRemainingColumn(), disable=quiet)
     t0 = time.perf_counter()
     t_ck = t0
-    steps = data.train.num_batches(r["batch_size"], 1, max_steps)
     with prog:
         task = prog.add_task("retrain", total=n_epochs * steps, completed=start_ep * steps + start_step,
                              loss=0.0, acc=0.0, ips=0.0)
@@ -153,6 +163,8 @@ def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
                 opt.step()
+                if per_step:
+                    sched.step()
                 tl += float(loss.detach()) * len(y)
                 tc += int((out.argmax(1) == y).sum())
                 tn += len(y)
@@ -163,9 +175,11 @@ def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
                     _save_retrain_ckpt(run, key, net, opt, sched, ep, i + 1, [tl, tc, tn], log,
                                        secs0 + time.perf_counter() - t0)
                     t_ck = time.perf_counter()
-            sched.step()
+            lr_end = opt.param_groups[0]["lr"]
+            if not per_step:
+                sched.step()
             log.append({"kind": "retrain_epoch", "epoch": ep + 1, "train_loss": tl / max(1, tn),
-                        "train_acc": tc / max(1, tn), "lr": opt.param_groups[0]["lr"],
+                        "train_acc": tc / max(1, tn), "lr": opt.param_groups[0]["lr"] if not per_step else lr_end,
                         "epoch_s": time.perf_counter() - t_ep, "images_per_s": n_ep / max(1e-9, time.perf_counter() - t_ep)})
             _write_log(run, log)
             _save_retrain_ckpt(run, key, net, opt, sched, ep + 1, 0, [0.0, 0, 0], log,
@@ -193,8 +207,64 @@ def _retrain(run, cfg, epochs, device, quiet, max_steps_per_epoch):
         e.scales = w["scales"]
     artifact.write_accel(run / ACCEL, doc)
     (run / RETRAIN_CKPT).unlink(missing_ok=True)
+    (run / RETRAIN_PLAN).unlink(missing_ok=True)
     return {"test_acc": test_acc, "integer_test_acc": int_acc, "epochs": n_epochs, "seconds": secs,
             "weights": str(run / "weights")}
+
+
+#: Where the epoch plan of a time-budgeted retrain (``retrain.budget_minutes``) is kept, so a resumed retrain keeps
+#: the same schedule.
+RETRAIN_PLAN = "weights/retrain_plan.json"
+
+
+def _plan_epochs(run: Path, net, data, r: dict, choice, max_steps, device, precision) -> dict:
+    """Epochs that fit ``retrain.budget_minutes`` (at most ``retrain.epochs``): a timing probe of a few training
+    steps on a throw-away copy of the subnet, extrapolated to whole epochs (plus 3 % for the epoch-end
+    checkpoints and the test pass). Stored in RUN/weights/retrain_plan.json and reused by a resumed retrain."""
+    import copy
+
+    from jaq.search.cosearch import train_autocast
+    want = {"retrain": r, "choice": choice.to_dict(), "max_steps": max_steps}
+    f = run / RETRAIN_PLAN
+    if f.is_file():
+        old = load_json(f)
+        if old.get("key") == json.loads(json.dumps(want)):
+            return old["plan"]
+    probe = copy.deepcopy(net)
+    opt = torch.optim.SGD(probe.parameters(), lr=r["lr"], momentum=r["momentum"])
+    g = torch.Generator().manual_seed(12345)
+    times = []
+    for x, y in data.train.batches(r["batch_size"], shuffle=True, generator=g, max_steps=10, device=device):
+        t = time.perf_counter()
+        with train_autocast(precision, device):
+            loss = F.cross_entropy(probe(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    del probe, opt
+    step_s = float(sorted(times[2:])[len(times[2:]) // 2]) if len(times) > 2 else float(max(times))
+    steps = data.train.num_batches(r["batch_size"], 1, max_steps)
+    epoch_s = 1.03 * steps * step_s
+    n = max(1, min(int(r["epochs"]), int(float(r["budget_minutes"]) * 60.0 // epoch_s)))
+    plan = {"kind": "retrain_plan", "epochs": n, "budget_minutes": float(r["budget_minutes"]),
+            "probe_step_s": step_s, "probe_images_per_s": r["batch_size"] / step_s,
+            "estimated_epoch_s": epoch_s, "max_epochs": int(r["epochs"])}
+    f.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(f, {"key": want, "plan": plan})
+    return plan
+
+
+def warmup_cosine(warm_steps: int, total_steps: int):
+    """LambdaLR factor: linear from 1/(warm_steps+1) to 1 over ``warm_steps``, then cosine to 0 at ``total_steps``."""
+    import math
+
+    def f(t: int) -> float:
+        if t < warm_steps:
+            return (t + 1) / (warm_steps + 1)
+        rest = max(1, total_steps - warm_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (t - warm_steps) / rest)))
+    return f
 
 
 def _compiled(net, mode: str):
