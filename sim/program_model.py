@@ -34,17 +34,23 @@ def execute(program, act: np.ndarray, wgt: np.ndarray, out: np.ndarray) -> np.nd
         if op == "LOAD_ACT":
             a_tile = _gather(act, ins.dram_base, ins.ih, ins.row_stride, ins.iw, ins.col_stride, ins.run_len)
         elif op == "LOAD_WGT":
-            w_tile = wgt[ins.dram_base: ins.dram_base + ins.m * K * K * ins.c].reshape(ins.m, K, K, ins.c)
+            w_tile = wgt[ins.dram_base: ins.dram_base + ins.m * K * K * ins.c]
+            # depthwise tiles are [kh][kw][m'] (docs/execution-model.md section 8), others [m'][kh][kw][c']
+            w_tile = w_tile.reshape(K, K, ins.m).transpose(2, 0, 1)[:, :, :, None] if layer.depthwise \
+                else w_tile.reshape(ins.m, K, K, ins.c)
         elif op == "LOAD_PSUM":
             o_tile = _gather(out, ins.dram_base, ins.h, ins.row_stride, ins.w, ins.col_stride, ins.run_len)
         elif op == "COMPUTE":
             ih, iw = (ins.h - 1) * S + K, (ins.w - 1) * S + K
-            y = conv_reference(a_tile[:ih, :iw, :ins.c], w_tile.transpose(0, 3, 1, 2), S, 1)
+            if layer.depthwise:  # the act tile holds the m' channels of the channel tile
+                y = conv_reference(a_tile[:ih, :iw, :ins.m], w_tile.transpose(0, 3, 1, 2), S, ins.m)
+            else:
+                y = conv_reference(a_tile[:ih, :iw, :ins.c], w_tile.transpose(0, 3, 1, 2), S, 1)
             o_tile = wrap_acc(y + o_tile) if ins.acc else wrap_acc(y)
         elif op == "STORE_OUT":  # the 32-bit accumulators, in the partial-sum layout (the output unit is not modelled)
             t = program.tiling
             M, OW = layer.out_ch, layer.out_w
-            base = (ins.oh * t.t_oh * OW + ins.ow * t.t_ow) * M + ins.g * layer.out_ch_per_group + ins.oc * t.t_oc
+            base = (ins.oh * t.t_oh * OW + ins.ow * t.t_ow) * M + ins.g * layer.tile_dims["OC"] + ins.oc * t.t_oc
             o = np.arange(ins.h)[:, None, None] * (OW * M)
             i = np.arange(ins.w)[None, :, None] * M
             e = np.arange(ins.m)[None, None, :]

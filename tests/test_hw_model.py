@@ -30,7 +30,7 @@ def _random_case(rng: random.Random, pow2: bool):
         layer = Layer("pointwise", rng.randint(1, 48), rng.randint(1, 48), rng.randint(1, 9), rng.randint(1, 9),
                       stride=S)
     elif kind == "depthwise":
-        c = rng.randint(1, 10)
+        c = rng.randint(1, 40)
         layer = Layer("depthwise", c, c, rng.randint(1, 8), rng.randint(1, 8), kernel=max(K, S), stride=S, groups=c)
     else:
         G = 1 if kind == "conv" else rng.choice([2, 3, 4])
@@ -54,6 +54,8 @@ def _random_case(rng: random.Random, pow2: bool):
         ts = [rng.randint(1, d) for d in space.layer_dims(layer)]
         if layer.pool:
             ts[2:] = [layer.out_h, layer.out_w]
+    if layer.depthwise and accel.dataflow != "WS":  # one channel per tile without the depthwise mapping
+        ts[1] = 1
     return layer, accel, Tiling(*ts, loop_order=rng.randrange(120))
 
 

@@ -357,8 +357,10 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
     """Every counter of the program (pure Python ints): per-dimension sums by explicit iteration over tiles and the
     refetch factors by scanning the loop order. Independent of the tensor code of :mod:`jaq.hw.model`."""
     df = dataflow or accel.dataflow
-    K, S, G = layer.kernel, layer.stride, layer.groups
-    dims = {"IC": layer.in_ch_per_group, "OC": layer.out_ch_per_group, "OH": layer.out_h, "OW": layer.out_w}
+    K, S, G = layer.kernel, layer.stride, layer.tile_groups
+    dw = layer.depthwise  # section 8: channels tiled as OC, the act tile follows the OC tile
+    dw_mapped = T.uses_dw_mapping(df, dw)
+    dims = layer.tile_dims
     tile = {"IC": tiling.t_ic, "OC": tiling.t_oc, "OH": tiling.t_oh, "OW": tiling.t_ow}
     n = {d: T.ceil_div(dims[d], tile[d]) for d in dims}
     n["B"] = 1
@@ -367,7 +369,7 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
     e_a, e_w, e_o = (T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS))
     e_f = T.elems_per_beat(W, layer.out_bits)
     ds = lambda d, fn: _dim_sum(dims[d], tile[d], fn)  # noqa: E731
-    terms = T.compute_terms(df, T.ComputeParams(K, S, accel.pe_x, accel.pe_y, pf))
+    terms = T.compute_terms(df, T.ComputeParams(K, S, accel.pe_x, accel.pe_y, pf, layer.act_bits), dw)
     comp = {}
     for name, ts in terms.items():
         comp[name] = sum(tm.coef * ds("IC", tm.ic or (lambda x: 1)) * ds("OC", tm.oc or (lambda x: 1))
@@ -385,7 +387,7 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
                 r *= n[d]
         return j, r
 
-    _, r_act = factors(("IC", "OH", "OW"))
+    _, r_act = factors(("OC", "OH", "OW") if dw else ("IC", "OH", "OW"))
     _, r_wgt = factors(("IC", "OC"))
     j_out, r_out = factors(("OC", "OH", "OW"))
     _, r_noic = factors(("OC", "OH", "OW"), skip=("IC",))
@@ -399,9 +401,10 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
         "wgt_buf_rd_vectors": G * comp["wgt_vectors"], "out_buf_rd_words": G * comp["out_words"],
         "out_buf_wr_words": G * comp["out_words"], "fu_active_cycles": G * comp["fu_active"],
         "macs": G * comp["macs"],
-        "act_load_beats": G * r_act * ds("IC", lambda x: T.ceil_div(x, e_a)) * ds("OH", lambda h: T.in_extent(h, K, S))
-        * ds("OW", lambda x: T.in_extent(x, K, S)),
-        "wgt_load_beats": G * r_wgt * ds("IC", lambda x: T.ceil_div(x, e_w)) * ds("OC", lambda x: x) * K * K,
+        "act_load_beats": G * r_act * ds("OC" if dw else "IC", lambda x: T.ceil_div(x, e_a))
+        * ds("OH", lambda h: T.in_extent(h, K, S)) * ds("OW", lambda x: T.in_extent(x, K, S)),
+        "wgt_load_beats": G * r_wgt * K * K * (ds("OC", lambda m: T.ceil_div(m, e_w)) if dw else
+                                               ds("IC", lambda x: T.ceil_div(x, e_w)) * ds("OC", lambda x: x)),
         "store_beats": G * (r_out - 1) * out_vol + final_beats, "final_store_beats": final_beats,
         "final_store_lines": G * out_vol, "psum_load_beats": G * r_psum * (n["IC"] - 1) * out_vol,
         "scale_load_beats": G * ds("OC", lambda m: T.scale_tile_beats(m, e_o)) * n["OH"] * n["OW"],
@@ -410,24 +413,28 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
         "res_load_beats": G * ds("OC", lambda m: T.ceil_div(m, T.elems_per_beat(W, layer.res_bits)))
         * ds("OH", lambda x: x) * ds("OW", lambda x: x) if layer.res_bits else 0,
         "n_set_layer": 1, "n_end": 1, "n_compute": G * n["IC"] * n_out,
-        "n_load_act": G * r_act * n["IC"] * n["OH"] * n["OW"], "n_load_wgt": G * r_wgt * n["IC"] * n["OC"],
+        "n_load_act": G * r_act * n["OC" if dw else "IC"] * n["OH"] * n["OW"],
+        "n_load_wgt": G * r_wgt * n["IC"] * n["OC"],
         "n_store_out": G * r_out * n_out, "n_load_psum": G * r_psum * (n["IC"] - 1) * n_out,
-        "_act_vec_bits": T.act_vector_bits(layer.act_bits, layer.wgt_bits),
-        "_wgt_vec_bits": T.wgt_vector_bits(layer.act_bits, layer.wgt_bits), "_bus_bits": W,
+        "_act_vec_bits": T.read_bits(layer.act_bits, layer.wgt_bits, dw_mapped)[0],
+        "_wgt_vec_bits": T.read_bits(layer.act_bits, layer.wgt_bits, dw_mapped)[1], "_bus_bits": W,
         "_latency": accel.dram_latency_cycles, "_depth": T.pipeline_depth(df),
     }
     return derive_counters(c)
 
 
-def scalar_legal(layer: Layer, accel: Accelerator, tiling: Tiling) -> bool:
-    dims = (layer.in_ch_per_group, layer.out_ch_per_group, layer.out_h, layer.out_w)
+def scalar_legal(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: str | None = None) -> bool:
+    dims = tuple(layer.tile_dims.values())
     if any(t > d for t, d in zip((tiling.t_ic, tiling.t_oc, tiling.t_oh, tiling.t_ow), dims)):
         return False
+    if layer.depthwise and not T.uses_dw_mapping(dataflow or accel.dataflow, True) and tiling.t_oc > 1:
+        return False  # one channel per tile without the depthwise mapping (section 8)
     if layer.pool and (tiling.t_oh, tiling.t_ow) != (layer.out_h, layer.out_w):
         return False  # a pooled layer's out tile covers every pixel
     W = accel.dram_bits_per_cycle
     e = [T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS)]
-    fa, fw, fo = T.footprints(tiling.t_ic, tiling.t_oc, tiling.t_oh, tiling.t_ow, layer.kernel, layer.stride, *e)
+    fa, fw, fo = T.footprints(tiling.t_ic, tiling.t_oc, tiling.t_oh, tiling.t_ow, layer.kernel, layer.stride, *e,
+                              layer.depthwise)
     return (fa <= T.buffer_lines(accel.act_buf_kb, W) and fw <= T.buffer_lines(accel.wgt_buf_kb, W)
             and fo <= T.buffer_lines(accel.out_buf_kb, W))
 
@@ -452,7 +459,7 @@ def scalar_cost(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: str 
     c = scalar_counts(layer, accel, tiling, dataflow)
     e = en.energy(c)
     cyc = c.pop("cycles")
-    return Cost(cyc, cyc / (accel.clock_mhz * 1e3), e, en.area, c, scalar_legal(layer, accel, tiling))
+    return Cost(cyc, cyc / (accel.clock_mhz * 1e3), e, en.area, c, scalar_legal(layer, accel, tiling, dataflow))
 
 
 def exhaustive_reference(layers: Sequence[Layer], accel: Accelerator, weights=DEFAULT_WEIGHTS,
@@ -472,9 +479,11 @@ def exhaustive_reference(layers: Sequence[Layer], accel: Accelerator, weights=DE
                     for tw in cands[3]:
                         for lo in lo_ids:
                             t = Tiling(ti, to, th, tw, LOOP_ORDERS[lo])
-                            if not scalar_legal(layer, accel, t):
-                                continue
+                            if not scalar_legal(layer, accel, t, "WS" if layer.depthwise else None):
+                                continue  # (the buffer rules; below: the dataflow's own rule, section 8)
                             for df in df_ids:
+                                if not scalar_legal(layer, accel, t, DATAFLOWS[df]):
+                                    continue
                                 c = scalar_cost(layer, accel, t, DATAFLOWS[df], en)
                                 e_tot = 0
                                 for k in ENERGY_COMPONENTS:

@@ -33,7 +33,7 @@ from jaq.hw import constants as C
 from jaq.hw import timing as T
 from jaq.errors import JaqError
 from jaq.hw.batch import DTYPE, LAYER_FIELDS as _LAYER_FIELDS, AccelBatch, CostBatch, LayerBatch, TileBatch
-from jaq.hw.records import DATAFLOWS, LOOP_DIMS, LOOP_ORDERS, Accelerator, Cost, Layer, Tiling
+from jaq.hw.records import DATAFLOWS, LOOP_DIMS, LOOP_ORDERS, Accelerator, Cost, Layer, Tiling, is_depthwise
 from jaq.hw.schedule import COUNTERS, derive_counters
 
 MODES = ("native", "bitfusion")
@@ -150,8 +150,12 @@ class _Params:
     """Layer/accelerator quantities the per-dimension factors need, aligned to one domain (rows or a table)."""
 
     def __init__(self, layers, X, Y, W, f):
-        self.G = f(layers.groups)
-        self.dims = {"IC": f(layers.in_ch) / self.G, "OC": f(layers.out_ch) / self.G, "OH": f(layers.out_h),
+        g = f(layers.groups)
+        self.dw = is_depthwise(f(layers.in_ch), f(layers.out_ch), g).detach()  # section 8: channels tiled as OC
+        one = torch.ones_like(g)
+        self.G = torch.where(self.dw, one, g)
+        self.dims = {"IC": torch.where(self.dw, one, f(layers.in_ch) / g),
+                     "OC": torch.where(self.dw, f(layers.out_ch), f(layers.out_ch) / g), "OH": f(layers.out_h),
                      "OW": f(layers.out_w)}
         self.K, self.S = f(layers.kernel), f(layers.stride)
         self.a, self.w = f(layers.act_bits), f(layers.wgt_bits)
@@ -162,7 +166,7 @@ class _Params:
         self.pool = f(layers.pool)
         self.res = f(layers.res_bits)
         self.e_r = T.elems_per_beat(W, torch.where(self.res > 0, self.res, torch.full_like(self.res, 8.0)))
-        self.compute = T.ComputeParams(self.K, self.S, X, Y, self.pf)
+        self.compute = T.ComputeParams(self.K, self.S, X, Y, self.pf, self.a)
 
 
 class _RowDomain:
@@ -260,6 +264,10 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
         td = T.compute_terms(DATAFLOWS[k], Pd.compute)
         tr = td if Pd is P else T.compute_terms(DATAFLOWS[k], P.compute)
         per_df[k] = {name: grid_sum(td[name], tr[name]) for name in td}
+        if T.uses_dw_mapping(DATAFLOWS[k], True) and bool(P.dw.any()):  # depthwise rows: section 8
+            td = T.compute_terms(DATAFLOWS[k], Pd.compute, depthwise=True)
+            tr = td if Pd is P else T.compute_terms(DATAFLOWS[k], P.compute, depthwise=True)
+            per_df[k] = {name: torch.where(P.dw, grid_sum(td[name], tr[name]), v) for name, v in per_df[k].items()}
     if len(present) == 1:
         comp = per_df[present[0]]
     elif grid is not None:
@@ -282,10 +290,16 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
     n_o = n["OC"] * n["OH"] * n["OW"]
     ncu = n["IC"] * n_o
     out_vol = dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_o)) * dom.dsum("OH", T._ident) * dom.dsum("OW", T._ident)
-    c["act_load_beats"] = G * R["R_act"] * dom.dsum("IC", lambda x: T.ceil_div(x, Pd.e_a)) * \
+    dw = P.dw
+    # a depthwise layer's act tile follows its channel (OC) tile, as its out tile does (section 8)
+    R["R_act"] = torch.where(dw, R["R_out"], R["R_act"])
+    act_ch = torch.where(dw, dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_a)),
+                         dom.dsum("IC", lambda x: T.ceil_div(x, Pd.e_a)))
+    c["act_load_beats"] = G * R["R_act"] * act_ch * \
         dom.dsum("OH", lambda h: T.in_extent(h, Pd.K, Pd.S)) * dom.dsum("OW", lambda x: T.in_extent(x, Pd.K, Pd.S))
-    c["wgt_load_beats"] = G * R["R_wgt"] * dom.dsum("IC", lambda x: T.ceil_div(x, Pd.e_w)) * \
-        dom.dsum("OC", T._ident) * (K * K)
+    wgt_ch = torch.where(dw, dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_w)),
+                         dom.dsum("IC", lambda x: T.ceil_div(x, Pd.e_w)) * dom.dsum("OC", T._ident))
+    c["wgt_load_beats"] = G * R["R_wgt"] * wgt_ch * (K * K)
     # one final store per distinct out tile (through the output unit, preceded by LOAD_SCALE), R_out - 1 partial
     sum_hw = dom.dsum("OH", T._ident) * dom.dsum("OW", T._ident)
     c["final_store_lines"] = G * out_vol
@@ -298,7 +312,7 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
     c["n_set_layer"] = torch.ones_like(ncu)
     c["n_end"] = c["n_set_layer"]
     c["n_compute"] = G * ncu
-    c["n_load_act"] = G * R["R_act"] * n["IC"] * n["OH"] * n["OW"]
+    c["n_load_act"] = G * R["R_act"] * torch.where(dw, n["OC"], n["IC"]) * n["OH"] * n["OW"]
     c["n_load_wgt"] = G * R["R_wgt"] * n["IC"] * n["OC"]
     c["n_store_out"] = G * R["R_out"] * n_o
     c["n_store_final"] = G * n_o
@@ -310,14 +324,17 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
     c["res_load_beats"] = G * dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_r)) * sum_hw * has_res
     c["n_load_psum"] = psum_visits * n_o
     depth = T.pipeline_depth(df).to(dt)
-    c.update(_act_vec_bits=T.act_vector_bits(P.a, P.w), _wgt_vec_bits=T.wgt_vector_bits(P.a, P.w), _bus_bits=W,
-             _latency=Lat, _depth=depth)
+    dw_mapped = dw & torch.isin(df, torch.tensor([DATAFLOWS.index(d) for d in T.DW_MAPPED], device=df.device))
+    avb, wvb = T.read_bits(P.a, P.w, dw_mapped)
+    c.update(_act_vec_bits=avb, _wgt_vec_bits=wvb, _bus_bits=W, _latency=Lat, _depth=depth)
     derive_counters(c)
     # --- legality -----------------------------------------------------------------------------------------------
     with torch.no_grad():
-        fa, fw, fo = T.footprints(t["IC"], t["OC"], t["OH"], t["OW"], K, S, P.e_a, P.e_w, P.e_o)
+        fa, fw, fo = T.footprints(t["IC"], t["OC"], t["OH"], t["OW"], K, S, P.e_a, P.e_w, P.e_o, dw)
         legal = (fa <= T.buffer_lines(f(accels.act_buf_kb), W)) & (fw <= T.buffer_lines(f(accels.wgt_buf_kb), W)) \
             & (fo <= T.buffer_lines(f(accels.out_buf_kb), W))
+        # without the depthwise mapping a depthwise layer runs one channel per tile (section 8)
+        legal = legal & ~(dw & ~dw_mapped & (t["OC"] > 1))
         if grid is None:  # grid candidates are within their dimensions (a pooled layer's cover it) by construction
             for d in t:
                 legal = legal & (t[d] <= P.dims[d]) & (t[d] >= 1)

@@ -131,10 +131,10 @@ def scale_words(layer: Layer, tiling: Tiling, bus_bits: int) -> int:
 
     e_o = T.elems_per_beat(bus_bits, T.OUT_BITS)
     n = tiling.counts(layer)
-    full, edge = divmod(layer.out_ch_per_group, tiling.t_oc)
+    full, edge = divmod(layer.tile_dims["OC"], tiling.t_oc)
     per_group = full * T.scale_tile_beats(tiling.t_oc, e_o) + (T.scale_tile_beats(edge, e_o) if edge else 0)
     assert full + (1 if edge else 0) == n["OC"]
-    return layer.groups * per_group * e_o
+    return layer.tile_groups * per_group * e_o
 
 
 def layer_regions(alloc: Allocator, layer: Layer, tiling: Tiling, bus_bits: int, *, act: TensorRegion | None = None,

@@ -24,6 +24,12 @@ from typing import Any, Mapping
 
 from jaq.errors import JaqError
 
+
+def is_depthwise(in_ch, out_ch, groups):
+    """Whether a layer takes the depthwise mapping (docs/execution-model.md section 8): ``groups == in_ch ==
+    out_ch > 1``. Works on ints and on tensors (elementwise)."""
+    return (groups == in_ch) & (groups == out_ch) & (groups > 1)
+
 #: The five tile-loop dimensions (batch, input channel, output channel, output row, output column).
 LOOP_DIMS: tuple[str, ...] = ("B", "IC", "OC", "OH", "OW")
 #: All 120 loop orders, outermost first, in lexicographic order of LOOP_DIMS indices. Index = ``loop_order_id``.
@@ -130,6 +136,24 @@ class Layer:
     @property
     def out_ch_per_group(self) -> int:
         return self.out_ch // self.groups
+
+    @property
+    def depthwise(self) -> bool:
+        """One input and one output channel per group, more than one group: the depthwise mapping of
+        docs/execution-model.md section 8 (channels become a tiled dimension, groups are no longer serial)."""
+        return is_depthwise(self.in_ch, self.out_ch, self.groups)
+
+    @property
+    def tile_groups(self) -> int:
+        """Iterations of the serial group loop of the program: 1 for a depthwise layer, else ``groups``."""
+        return 1 if self.depthwise else self.groups
+
+    @property
+    def tile_dims(self) -> dict[str, int]:
+        """Extents of the tiled dimensions IC, OC, OH, OW: per group (Cg, Mg), or (1, channels) for a depthwise
+        layer, whose channel tile is the OC tile (section 8)."""
+        ic, oc = (1, self.out_ch) if self.depthwise else (self.in_ch_per_group, self.out_ch_per_group)
+        return {"IC": ic, "OC": oc, "OH": self.out_h, "OW": self.out_w}
 
     @property
     def macs(self) -> int:
@@ -384,14 +408,10 @@ class Tiling:
             _check_int(n, getattr(self, n), 1, 1 << TILE_EXP_MAX, "tiling.")
 
     def counts(self, layer: Layer) -> dict[str, int]:
-        """Number of tiles along each loop dimension (ceil division; B is 1)."""
-        return {
-            "B": 1,
-            "IC": math.ceil(layer.in_ch_per_group / self.t_ic),
-            "OC": math.ceil(layer.out_ch_per_group / self.t_oc),
-            "OH": math.ceil(layer.out_h / self.t_oh),
-            "OW": math.ceil(layer.out_w / self.t_ow),
-        }
+        """Number of tiles along each loop dimension of :attr:`Layer.tile_dims` (ceil division; B is 1)."""
+        d = layer.tile_dims
+        return {"B": 1, "IC": math.ceil(d["IC"] / self.t_ic), "OC": math.ceil(d["OC"] / self.t_oc),
+                "OH": math.ceil(d["OH"] / self.t_oh), "OW": math.ceil(d["OW"] / self.t_ow)}
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -300,19 +300,21 @@ def _extent(dim: int, tile: int, idx: int) -> int:
 
 def check_tiling(layer: Layer, accel: Accelerator, tiling: Tiling) -> None:
     """Raise :class:`JaqError` naming the field if ``tiling`` is illegal for ``layer`` on ``accel`` (section 3)."""
-    dims = {"t_ic": layer.in_ch_per_group, "t_oc": layer.out_ch_per_group, "t_oh": layer.out_h,
-            "t_ow": layer.out_w}
+    dims = {"t_" + k.lower(): v for k, v in layer.tile_dims.items()}
     for n, d in dims.items():
         t = getattr(tiling, n)
         if t > d:
             raise JaqError(f"tile {t} larger than its dimension {d}; use at most {d}", f"tiling.{n}")
+    if layer.depthwise and tiling.t_oc > 1 and not T.uses_dw_mapping(accel.dataflow, True):
+        raise JaqError(f"a depthwise layer runs one channel per tile on {accel.dataflow} arrays (the depthwise "
+                       f"mapping is WS's, docs/execution-model.md section 8); use t_oc=1", "tiling.t_oc")
     if layer.pool and (tiling.t_oh, tiling.t_ow) != (layer.out_h, layer.out_w):
         raise JaqError(f"a pooled layer's out tile covers every pixel: use t_oh={layer.out_h}, t_ow={layer.out_w}",
                        "tiling.t_oh")
     W = accel.dram_bits_per_cycle
     e_a, e_w, e_o = (T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS))
     act, wgt, out = T.footprints(tiling.t_ic, tiling.t_oc, tiling.t_oh, tiling.t_ow, layer.kernel, layer.stride,
-                                 e_a, e_w, e_o)
+                                 e_a, e_w, e_o, layer.depthwise)
     for name, need, kb in (("act", act, accel.act_buf_kb), ("wgt", wgt, accel.wgt_buf_kb),
                            ("out", out, accel.out_buf_kb)):
         have = T.buffer_lines(kb, W)
@@ -322,11 +324,12 @@ def check_tiling(layer: Layer, accel: Accelerator, tiling: Tiling) -> None:
 
 
 def weight_tile_bases(layer: Layer, tiling: Tiling) -> np.ndarray:
-    """Element address of each weight tile in the pre-arranged weight array, shape (G, n_oc, n_ic); tiles are
-    stored in (g, oc-tile, ic-tile) order, each ``m' * K * K * c'`` elements."""
+    """Element address of each weight tile in the pre-arranged weight array, shape (G, n_oc, n_ic) with G the
+    serial groups (:attr:`~jaq.hw.records.Layer.tile_groups`); tiles are stored in (g, oc-tile, ic-tile) order,
+    each ``m' * K * K * c'`` elements (c' = 1 for a depthwise layer)."""
     n = tiling.counts(layer)
-    G, K = layer.groups, layer.kernel
-    Cg, Mg = layer.in_ch_per_group, layer.out_ch_per_group
+    G, K = layer.tile_groups, layer.kernel
+    Cg, Mg = layer.tile_dims["IC"], layer.tile_dims["OC"]
     bases = np.zeros((G, n["OC"], n["IC"]), dtype=np.int64)
     addr = 0
     for g in range(G):
@@ -344,10 +347,12 @@ def arrange_weights(weights: np.ndarray, layer: Layer, tiling: Tiling) -> tuple[
 
     ``weights``: integer array ``[out_ch][in_ch/groups][K][K]`` (PyTorch's conv layout; fc: ``[out][in]`` or
     ``[out][in][1][1]``). Returns ``(flat, bases)``: ``flat`` the 1-D array of ``out_ch*Cg*K*K`` elements (same
-    dtype), tiles in (g, oc-tile, ic-tile) order, each ``[m'][kh][kw][c']``; ``bases`` the (G, n_oc, n_ic) array
+    dtype), tiles in (g, oc-tile, ic-tile) order, each ``[m'][kh][kw][c']`` (a depthwise layer's tiles:
+    ``[kh][kw][m']``, one run of m' channels per kernel position, section 8); ``bases`` the (G, n_oc, n_ic) array
     of each tile's first element (what ``LoadWgt.dram_base`` holds)."""
     w = np.asarray(weights)
-    K, Cg, Mg, G = layer.kernel, layer.in_ch_per_group, layer.out_ch_per_group, layer.groups
+    K, G = layer.kernel, layer.tile_groups
+    Cg, Mg = layer.in_ch_per_group, layer.tile_dims["OC"]
     if w.ndim == 2:
         w = w.reshape(w.shape[0], w.shape[1], 1, 1)
     if w.shape != (layer.out_ch, Cg, K, K):
@@ -362,7 +367,8 @@ def arrange_weights(weights: np.ndarray, layer: Layer, tiling: Tiling) -> tuple[
             for ic in range(n["IC"]):
                 c0 = ic * tiling.t_ic
                 c = _extent(Cg, tiling.t_ic, ic)
-                blk = w[o0:o0 + m, c0:c0 + c, :, :].transpose(0, 2, 3, 1)  # [m'][kh][kw][c']
+                blk = w[o0:o0 + m, c0:c0 + c, :, :]
+                blk = blk[:, 0].transpose(1, 2, 0) if layer.depthwise else blk.transpose(0, 2, 3, 1)
                 b = int(bases[g, oc, ic])
                 flat[b:b + blk.size] = blk.reshape(-1)
     return flat, bases
@@ -373,12 +379,12 @@ def scale_tile_bases(layer: Layer, tiling: Tiling, bus_bits: int) -> np.ndarray:
     (g, oc-tile) order, each ``3 * E_o * ceil(m'/E_o)`` words (docs section 7.1)."""
     n = tiling.counts(layer)
     e_o = T.elems_per_beat(bus_bits, T.OUT_BITS)
-    bases = np.zeros((layer.groups, n["OC"]), dtype=np.int64)
+    bases = np.zeros((layer.tile_groups, n["OC"]), dtype=np.int64)
     addr = 0
-    for g in range(layer.groups):
+    for g in range(layer.tile_groups):
         for oc in range(n["OC"]):
             bases[g, oc] = addr
-            addr += T.scale_tile_beats(_extent(layer.out_ch_per_group, tiling.t_oc, oc), e_o) * e_o
+            addr += T.scale_tile_beats(_extent(layer.tile_dims["OC"], tiling.t_oc, oc), e_o) * e_o
     return bases
 
 
@@ -391,9 +397,9 @@ def arrange_scales(mult, bias, layer: Layer, tiling: Tiling, bus_bits: int) -> n
         raise JaqError(f"{mult.shape[0]} multipliers / {bias.shape[0]} biases for {layer.out_ch} channels",
                        "requant")
     e_o = T.elems_per_beat(bus_bits, T.OUT_BITS)
-    Mg, n = layer.out_ch_per_group, tiling.counts(layer)
+    Mg, n = layer.tile_dims["OC"], tiling.counts(layer)
     words = []
-    for g in range(layer.groups):
+    for g in range(layer.tile_groups):
         for oc in range(n["OC"]):
             o0, m = g * Mg + oc * tiling.t_oc, _extent(Mg, tiling.t_oc, oc)
             for j in range(T.ceil_div(m, e_o)):
@@ -423,20 +429,22 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
     act_row, out_row = placement.act.row_elems, placement.out.row_elems
     res_row = placement.res.row_elems if placement.res is not None else 0
     n = tiling.counts(layer)
-    K, S, G = layer.kernel, layer.stride, layer.groups
-    Cg, Mg = layer.in_ch_per_group, layer.out_ch_per_group
+    K, S, G = layer.kernel, layer.stride, layer.tile_groups
+    Cg, Mg = layer.tile_dims["IC"], layer.tile_dims["OC"]
+    dw = layer.depthwise  # section 8: the channel tile is the OC tile; act tiles follow it
     W = accel.dram_bits_per_cycle
     e_a, e_w, e_o = (T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS))
     e_f = T.elems_per_beat(W, layer.out_bits)
     pf = T.fusion_factor(layer.act_bits, layer.wgt_bits)
     passes, q, last_rows = T.rs_geometry(K, S, accel.pe_y)
-    params = T.ComputeParams(K, S, accel.pe_x, accel.pe_y, pf)
-    step_terms = T.compute_terms(accel.dataflow, params)["steps"]
+    params = T.ComputeParams(K, S, accel.pe_x, accel.pe_y, pf, layer.act_bits)
+    step_terms = T.compute_terms(accel.dataflow, params, dw)["steps"]
     IW, OW = layer.in_w, layer.out_w
     prog = Program(layer, accel, tiling, placement=placement)
     ins = prog.instructions
     ins.append(SetLayer(
-        kind=layer.kind, in_ch=layer.in_ch, out_ch=layer.out_ch, groups=G, cg=Cg, mg=Mg, in_h=layer.in_h,
+        kind=layer.kind, in_ch=layer.in_ch, out_ch=layer.out_ch, groups=layer.groups, cg=layer.in_ch_per_group,
+        mg=layer.out_ch_per_group, in_h=layer.in_h,
         in_w=IW, out_h=layer.out_h, out_w=OW, kernel=K, stride=S, act_bits=layer.act_bits,
         wgt_bits=layer.wgt_bits, act_signed=layer.act_signed, dataflow=accel.dataflow, pe_x=accel.pe_x,
         pe_y=accel.pe_y, pf=pf, e_act=e_a, e_wgt=e_w, e_out=e_o, bus_bits=W,
@@ -490,22 +498,24 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
             m = _extent(Mg, tiling.t_oc, oc)
             h = _extent(layer.out_h, tiling.t_oh, oh)
             w = _extent(OW, tiling.t_ow, ow)
-            act_key, wgt_key, out_key = (g, ic, oh, ow), (g, ic, oc), (g, oc, oh, ow)
+            act_key = (g, oc, oh, ow) if dw else (g, ic, oh, ow)
+            wgt_key, out_key = (g, ic, oc), (g, oc, oh, ow)
             out_changed = out_key != prev_out
             if out_changed and prev_out is not None:
                 store(prev_out, prev_out_final)
             if act_key != prev_act:
                 ih, iw = T.in_extent(h, K, S), T.in_extent(w, K, S)
-                base = (oh * tiling.t_oh * S * act_row + ow * tiling.t_ow * S * layer.in_ch + g * Cg
-                        + ic * tiling.t_ic)
-                ins.append(LoadAct(g=g, ic=ic, oh=oh, ow=ow, c=c, h=h, w=w, ih=ih, iw=iw, dram_base=base,
-                                   row_stride=act_row, col_stride=layer.in_ch, run_len=c, n_runs=ih * iw,
-                                   beats_per_run=T.ceil_div(c, e_a),
-                                   beats=T.act_tile_beats(c, h, w, K, S, e_a)))
+                ch0, run = (oc * tiling.t_oc, m) if dw else (g * Cg + ic * tiling.t_ic, c)
+                base = oh * tiling.t_oh * S * act_row + ow * tiling.t_ow * S * layer.in_ch + ch0
+                ins.append(LoadAct(g=g, ic=ic, oh=oh, ow=ow, c=run, h=h, w=w, ih=ih, iw=iw, dram_base=base,
+                                   row_stride=act_row, col_stride=layer.in_ch, run_len=run, n_runs=ih * iw,
+                                   beats_per_run=T.ceil_div(run, e_a),
+                                   beats=T.act_tile_beats(run, h, w, K, S, e_a)))
             if wgt_key != prev_wgt:
-                ins.append(LoadWgt(g=g, ic=ic, oc=oc, c=c, m=m, dram_base=int(wbases[g, oc, ic]), run_stride=c,
-                                   run_len=c, n_runs=m * K * K, beats_per_run=T.ceil_div(c, e_w),
-                                   beats=T.wgt_tile_beats(c, m, K, e_w)))
+                run, n_runs = (m, K * K) if dw else (c, m * K * K)
+                ins.append(LoadWgt(g=g, ic=ic, oc=oc, c=c, m=m, dram_base=int(wbases[g, oc, ic]), run_stride=run,
+                                   run_len=run, n_runs=n_runs, beats_per_run=T.ceil_div(run, e_w),
+                                   beats=T.wgt_tile_beats(c, m, K, e_w, dw)))
             if out_changed and ic > 0:
                 ins.append(out_instr(LoadPsum, out_key))
             steps = T.sum_terms(step_terms, c, m, h, w)
@@ -593,8 +603,8 @@ def walk(program: Program, layer: Layer | None = None, accel: Accelerator | None
     W, L = accel.dram_bits_per_cycle, accel.dram_latency_cycles
     D = T.pipeline_depth(accel.dataflow)
     pf = T.fusion_factor(layer.act_bits, layer.wgt_bits)
-    params = T.ComputeParams(layer.kernel, layer.stride, accel.pe_x, accel.pe_y, pf)
-    terms = T.compute_terms(accel.dataflow, params)
+    params = T.ComputeParams(layer.kernel, layer.stride, accel.pe_x, accel.pe_y, pf, layer.act_bits)
+    terms = T.compute_terms(accel.dataflow, params, layer.depthwise)
     c = {k: 0 for k in COUNTERS}
     cyc = 0
     for ins in program.instructions:
@@ -652,8 +662,8 @@ def walk(program: Program, layer: Layer | None = None, accel: Accelerator | None
             cyc += T.compute_cycles(k["steps"], D)
         else:  # pragma: no cover
             raise ValueError(f"unknown instruction {op}")
-    c.update(_act_vec_bits=T.act_vector_bits(layer.act_bits, layer.wgt_bits),
-             _wgt_vec_bits=T.wgt_vector_bits(layer.act_bits, layer.wgt_bits), _bus_bits=W, _latency=L, _depth=D)
+    avb, wvb = T.read_bits(layer.act_bits, layer.wgt_bits, T.uses_dw_mapping(accel.dataflow, layer.depthwise))
+    c.update(_act_vec_bits=avb, _wgt_vec_bits=wvb, _bus_bits=W, _latency=L, _depth=D)
     derive_counters(c)
     assert c["cycles"] == cyc, (c["cycles"], cyc)
     return c

@@ -33,8 +33,8 @@ def tile_candidates(dim: int) -> list[int]:
 
 
 def layer_dims(layer: Layer) -> tuple[int, int, int, int]:
-    """The four tiled dimensions (Cg, Mg, OH, OW) of a layer."""
-    return layer.in_ch_per_group, layer.out_ch_per_group, layer.out_h, layer.out_w
+    """The four tiled dimensions (IC, OC, OH, OW) of a layer: :attr:`~jaq.hw.records.Layer.tile_dims`."""
+    return tuple(layer.tile_dims.values())
 
 
 def layer_candidates(layer: Layer) -> tuple[tuple[int, ...], ...]:

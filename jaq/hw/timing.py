@@ -18,6 +18,7 @@ sums, which is exact because the loop nest visits the full Cartesian grid of til
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -151,9 +152,10 @@ def act_tile_beats(c: Num, h: Num, w: Num, kernel: Num, stride: Num, e_act: Num)
     return in_extent(h, kernel, stride) * in_extent(w, kernel, stride) * ceil_div(c, e_act)
 
 
-def wgt_tile_beats(c: Num, m: Num, kernel: Num, e_wgt: Num) -> Num:
-    """LOAD_WGT beats: m' * K^2 runs (one per (oc, kh, kw)) of c' elements each."""
-    return m * kernel * kernel * ceil_div(c, e_wgt)
+def wgt_tile_beats(c: Num, m: Num, kernel: Num, e_wgt: Num, depthwise: Num = False) -> Num:
+    """LOAD_WGT beats: m' * K^2 runs (one per (oc, kh, kw)) of c' elements each; a depthwise layer's tile is
+    K^2 runs (one per kernel position) of m' elements (section 8)."""
+    return where(depthwise, kernel * kernel * ceil_div(m, e_wgt), m * kernel * kernel * ceil_div(c, e_wgt))
 
 
 def out_tile_beats(m: Num, h: Num, w: Num, e_out: Num) -> Num:
@@ -268,6 +270,7 @@ class ComputeParams:
     pe_x: Num  # X columns
     pe_y: Num  # rows Y
     pf: Num
+    act_bits: Num = 8  # a: the depthwise mapping's word reads depend on it (section 8)
 
 
 def _cv(pf: Num) -> Factor:
@@ -348,14 +351,78 @@ def rs_terms(p: ComputeParams) -> dict[str, list[Term]]:
     }
 
 
+def _gcd32(n: Num) -> Num:
+    """gcd(32, n) for a positive integer n (int or integer-valued tensor, no gradient)."""
+    if is_tensor(n):
+        return torch.gcd(n.detach().round().long(), torch.tensor(32, device=n.device)).to(n.dtype)
+    return math.gcd(32, int(n))
+
+
+def dw_row_words(m: Num, pe_x: Num, act_bits: Num) -> Num:
+    """Depthwise mapping: 32-bit words one row reads per stream step, summed over the ``ceil(m'/X)`` channel
+    blocks of a tile of m' channels. Block b covers channels [bX, bX + cols) at ``a`` bits, i.e.
+    ``ceil(((bXa mod 32) + cols*a)/32)`` words; the sum telescopes to
+    ``ceil(m'a/32) - 1 + nb - floor((nb-1)/per)`` with ``nb = ceil(m'/X)``, ``per = 32/gcd(32, X*a)`` (section 8)."""
+    nb = ceil_div(m, pe_x)
+    per = 32 / _gcd32(pe_x * act_bits) if is_tensor(pe_x, act_bits) else 32 // _gcd32(pe_x * act_bits)
+    return ceil_div(m * act_bits, 32) - 1 + nb - floor_div(nb - 1, per)
+
+
+def dw_window_words(pe_x: int) -> int:
+    """Read ports per array row of the depthwise mapping: the most words X consecutive 8-bit channels can span
+    from an offset of up to 24 bits into a word."""
+    return -(-(24 + 8 * pe_x) // 32)
+
+
+def dw_passes(kernel: Num, pe_y: Num) -> Num:
+    """Depthwise mapping: passes of up to Y kernel positions over the K*K window (section 8)."""
+    return ceil_div(kernel * kernel, pe_y)
+
+
+def ws_dw_terms(p: ComputeParams) -> dict[str, list[Term]]:
+    """Depthwise mapping on a WS array: rows <- kernel positions, columns <- channels (docs section 8).
+    ``steps = ceil(m'/X) * (K^2 + ceil(K^2/Y) * h' * w')``; c' is 1 and unused."""
+    k2 = p.kernel * p.kernel
+    passes = dw_passes(p.kernel, p.pe_y)
+    mx = lambda m: ceil_div(m, p.pe_x)  # noqa: E731
+    span = lambda m: dw_row_words(m, p.pe_x, p.act_bits)  # noqa: E731
+    return {
+        "steps": [Term(k2, None, mx), Term(passes, None, mx, _ident, _ident)],
+        "act_vectors": [Term(k2, None, span, _ident, _ident)],   # 32-bit word reads
+        "wgt_vectors": [Term(k2, None, _ident)],                 # 32-bit word reads
+        "out_words": [Term(passes, None, _ident, _ident, _ident)],
+        "fu_active": [Term(k2, None, _ident, _ident, _ident)],
+        "macs": [Term(k2, None, _ident, _ident, _ident)],
+    }
+
+
 DATAFLOW_TERMS = {"WS": ws_terms, "OS": os_terms, "RS": rs_terms}
+#: Dataflows with a depthwise mapping (section 8); the others run a depthwise layer one channel per tile.
+DW_MAPPED = ("WS",)
 
 
-def compute_terms(dataflow: str | int, p: ComputeParams) -> dict[str, list[Term]]:
-    """The separable terms of every counter in :data:`COMPUTE_COUNTERS` for one dataflow."""
+def uses_dw_mapping(dataflow: str | int, depthwise: bool) -> bool:
+    """Whether a (depthwise) layer's COMPUTE follows :func:`ws_dw_terms` on this dataflow."""
     if isinstance(dataflow, int):
         dataflow = DATAFLOWS[dataflow]
+    return bool(depthwise) and dataflow in DW_MAPPED
+
+
+def compute_terms(dataflow: str | int, p: ComputeParams, depthwise: bool = False) -> dict[str, list[Term]]:
+    """The separable terms of every counter in :data:`COMPUTE_COUNTERS` for one dataflow (``depthwise``: the
+    layer is depthwise, section 8)."""
+    if isinstance(dataflow, int):
+        dataflow = DATAFLOWS[dataflow]
+    if uses_dw_mapping(dataflow, depthwise):
+        return ws_dw_terms(p)
     return DATAFLOW_TERMS[dataflow](p)
+
+
+def read_bits(act_bits: Num, wgt_bits: Num, dw_mapped: Num = False) -> tuple[Num, Num]:
+    """Bits of one array read of the act and of the wgt buffer: a vector (section 1), or a 32-bit word under the
+    depthwise mapping (section 8)."""
+    return where(dw_mapped, 32, act_vector_bits(act_bits, wgt_bits)), \
+        where(dw_mapped, 32, wgt_vector_bits(act_bits, wgt_bits))
 
 
 def compute_counts(dataflow: str | int, p: ComputeParams, c: Num, m: Num, h: Num, w: Num) -> dict[str, Num]:
@@ -381,9 +448,10 @@ def buffer_lines(capacity_kb: Num, bus_bits: Num) -> Num:
 
 
 def footprints(t_ic: Num, t_oc: Num, t_oh: Num, t_ow: Num, kernel: Num, stride: Num,
-               e_act: Num, e_wgt: Num, e_out: Num) -> tuple[Num, Num, Num]:
-    """Buffer lines the full tiles need: (act, wgt, out) (docs section 3)."""
-    act = act_tile_beats(t_ic, t_oh, t_ow, kernel, stride, e_act)
-    wgt = wgt_tile_beats(t_ic, t_oc, kernel, e_wgt)
+               e_act: Num, e_wgt: Num, e_out: Num, depthwise: Num = False) -> tuple[Num, Num, Num]:
+    """Buffer lines the full tiles need: (act, wgt, out) (docs sections 3 and 8: a depthwise layer's act runs
+    hold its t_oc channels)."""
+    act = act_tile_beats(where(depthwise, t_oc, t_ic), t_oh, t_ow, kernel, stride, e_act)
+    wgt = wgt_tile_beats(t_ic, t_oc, kernel, e_wgt, depthwise)
     out = out_tile_beats(t_oc, t_oh, t_ow, e_out)
     return act, wgt, out
