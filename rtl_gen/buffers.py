@@ -11,7 +11,7 @@ hardware's actual accesses: ``cnt_rd`` vector (or word) reads, ``cnt_line_wr`` l
 ``cnt_wr`` word writes and ``cnt_line_rd`` line reads.
 """
 
-from amaranth import ClockSignal, Const, Instance, Module, Mux, Signal
+from amaranth import Array, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -140,6 +140,25 @@ def select_vector(word, sub, vpw_log2):
     half = Mux(sub[0], word[16:32], word[0:16])
     byte = Mux(sub[1], Mux(sub[0], word[24:32], word[16:24]), Mux(sub[0], word[8:16], word[0:8]))
     return Mux(vpw_log2 == 0, word, Mux(vpw_log2 == 1, half, byte))
+
+
+def select_element(word, idx, mode):
+    """Element ``idx`` of a 32-bit ``word`` of ``b = 2 << mode``-bit elements, LSB first, zero-extended to 8 bits
+    (constant slices under multiplexers, as :func:`select_vector`)."""
+    opts = [Array([word[j * b:(j + 1) * b] for j in range(32 // b)])[idx[:4 - md]] for md, b in enumerate((2, 4, 8))]
+    return Mux(mode == 0, opts[0], Mux(mode == 1, opts[1], opts[2]))
+
+
+def window_element(window, off, x, mode):
+    """Element ``off/b + x`` of a window of consecutive 32-bit words holding ``b = 2 << mode``-bit elements
+    (``off``: the bit offset of element 0 in the first word, a multiple of ``b``), zero-extended to 8 bits: the
+    depthwise mapping's per-FU activation (docs/execution-model.md section 8)."""
+    n = len(window)
+    opts = []
+    for md, b in enumerate((2, 4, 8)):
+        sl = [window[(x + k) * b:(x + k + 1) * b] if (x + k + 1) * b <= n else Const(0, b) for k in range(32 // b)]
+        opts.append(Array(sl)[off[md + 1:5]])
+    return Mux(mode == 0, opts[0], Mux(mode == 1, opts[1], opts[2]))
 
 
 class VectorBuffer(wiring.Component):

@@ -7,7 +7,8 @@ Unused high bits are zero. Field meanings:
 ``SET_LAYER``: ``k`` kernel side, ``s`` stride, ``a_mode``/``w_mode`` precision codes (0: 2, 1: 4, 2: 8 bits),
 ``act_signed``, RS constants ``rs_r = min(K, Y)`` kernel rows per pass and ``rs_q = max(1, Y // K)`` output
 channels side by side; the output unit's layer constants ``shift``, ``relu``, ``o_mode`` (0/1/2/3: 2/4/8/32
-output bits) and ``o_signed`` (docs/execution-model.md section 7).
+output bits) and ``o_signed`` (docs/execution-model.md section 7); ``dw``: COMPUTEs follow the depthwise mapping
+(section 8).
 
 ``LOAD_ACT`` / ``LOAD_WGT`` / ``LOAD_PSUM`` / ``LOAD_SCALE`` / ``STORE_OUT`` (DMA descriptor in **bits** of the
 flat off-chip memory, jaq.hw.placement; ``STORE_OUT`` adds ``final``: through the output unit to the out tensor,
@@ -20,7 +21,8 @@ lines are consecutive from line 0 (one beat = one line).
 ``COMPUTE``: tile extents ``c, m, h, w`` (input channels, output channels, output rows, output columns), ``cv =
 ceil(c/pf)`` channel vectors, ``acc`` (accumulate onto the OBUF; clear: the first contribution overwrites), and
 buffer geometry in 32-bit words: ``iw = (w-1)*S + K`` input tile columns, ``pa`` words per activation pixel
-(``ceil(c/E_a) * W/32``), ``pw`` words per weight run (``ceil(c/E_w) * W/32``), ``po`` words per output pixel
+(``ceil(c/E_a) * W/32``), ``pw`` words per weight run (``ceil(c/E_w) * W/32``; a depthwise layer's runs hold
+``m`` channels instead of ``c``, section 8), ``po`` words per output pixel
 (``ceil(m/E_o) * W/32``), ``wm`` = ``K*K*pw`` words per output channel of weights, ``arow = iw*pa`` words per
 input row.
 
@@ -53,7 +55,7 @@ _DMA = (("base", ADDR_BITS), ("n_outer", 16), ("ostride", 32), ("n_inner", 16), 
 FIELDS: dict[str, tuple[tuple[str, int], ...]] = {
     "SET_LAYER": (("k", 5), ("s", 5), ("a_mode", 2), ("w_mode", 2), ("act_signed", 1), ("rs_r", 7),
                   ("rs_q", 7), ("shift", 6), ("relu", 1), ("o_mode", 2), ("o_signed", 1), ("res", 1), ("r_mode", 2),
-                  ("r_signed", 1), ("res_mult", 32)),
+                  ("r_signed", 1), ("res_mult", 32), ("dw", 1)),
     "SET_RES": (("base", ADDR_BITS), ("ostride", 32), ("istride", 32)),
     "LOAD_ACT": _DMA,
     "LOAD_WGT": _DMA,
@@ -157,7 +159,7 @@ OUT_MODE_OF_BITS: dict[int, int] = {**MODE_OF_BITS, 32: 3}
 def set_layer_fields(kernel: int, stride: int, act_bits: int, wgt_bits: int, act_signed: bool,
                      pe_y: int, out_bits: int = 32, out_signed: bool = True, shift: int = 0,
                      relu: bool = False, res_bits: int = 0, res_signed: bool = False,
-                     res_mult: int = 0) -> dict[str, int]:
+                     res_mult: int = 0, dw: bool = False) -> dict[str, int]:
     """SET_LAYER's fields: kernel, stride, precision codes (:data:`jaq.hw.packing.MODE_OF_BITS`), the RS
     geometry ``rs_r = min(K, Y)`` kernel rows per pass, ``rs_q`` replicas (:func:`jaq.hw.timing.rs_geometry`), and
     the output unit's layer constants (:class:`jaq.hw.requant.Requant`; ``res_mult`` as 32-bit two's
@@ -167,17 +169,18 @@ def set_layer_fields(kernel: int, stride: int, act_bits: int, wgt_bits: int, act
                 act_signed=int(act_signed), rs_r=min(kernel, pe_y), rs_q=q, shift=shift, relu=int(relu),
                 o_mode=OUT_MODE_OF_BITS[out_bits], o_signed=int(out_signed), res=int(bool(res_bits)),
                 r_mode=MODE_OF_BITS[res_bits] if res_bits else 0, r_signed=int(res_signed),
-                res_mult=int(res_mult) & 0xFFFFFFFF)
+                res_mult=int(res_mult) & 0xFFFFFFFF, dw=int(dw))
 
 
 def compute_fields(c: int, m: int, h: int, w: int, acc: bool, kernel: int, stride: int, act_bits: int,
-                   wgt_bits: int, bus_bits: int) -> dict[str, int]:
+                   wgt_bits: int, bus_bits: int, depthwise: bool = False) -> dict[str, int]:
     """COMPUTE's fields for tile extents (c', m', h', w'): the extents, ``cv`` channel vectors and the buffer
     geometry in 32-bit words (module docstring: ``iw``, ``pa``, ``pw``, ``po``, ``wm``, ``arow``)."""
     EW = bus_bits // 32
     iw = T.in_extent(w, kernel, stride)
-    pa = T.ceil_div(c, T.elems_per_beat(bus_bits, act_bits)) * EW
-    pw = T.ceil_div(c, T.elems_per_beat(bus_bits, wgt_bits)) * EW
+    run = m if depthwise else c  # channels per act pixel and per weight run (section 8)
+    pa = T.ceil_div(run, T.elems_per_beat(bus_bits, act_bits)) * EW
+    pw = T.ceil_div(run, T.elems_per_beat(bus_bits, wgt_bits)) * EW
     po = T.ceil_div(m, T.elems_per_beat(bus_bits, T.OUT_BITS)) * EW
     return dict(c=c, m=m, h=h, w=w, cv=T.ceil_div(c, T.fusion_factor(act_bits, wgt_bits)), acc=int(acc), iw=iw,
                 pa=pa, pw=pw, po=po, wm=kernel * kernel * pw, arow=iw * pa)
@@ -201,7 +204,8 @@ def encode_instruction(ins, layer, accel, requant=None, placement=None) -> int:
         shift, relu, rm = (requant.shift, requant.relu, requant.res_mult) if requant is not None else (0, False, 0)
         return encode("SET_LAYER", **set_layer_fields(K, S, layer.act_bits, layer.wgt_bits, layer.act_signed,
                                                       accel.pe_y, layer.out_bits, layer.out_signed, shift, relu,
-                                                      layer.res_bits, layer.res_signed, rm))
+                                                      layer.res_bits, layer.res_signed, rm,
+                                                      T.uses_dw_mapping(accel.dataflow, layer.depthwise)))
     if op == "SET_RES":
         b = layer.res_bits
         return encode(op, base=pl.res.base + ins.dram_base * b, ostride=ins.row_stride * b,
@@ -224,7 +228,7 @@ def encode_instruction(ins, layer, accel, requant=None, placement=None) -> int:
                     pool_px=0, px_lines=0)
     if op == "COMPUTE":
         f = compute_fields(ins.c, ins.m, ins.h, ins.w, ins.acc, K, S, layer.act_bits, layer.wgt_bits,
-                           accel.dram_bits_per_cycle)
+                           accel.dram_bits_per_cycle, layer.depthwise)
         assert f["cv"] == ins.cv, (f["cv"], ins.cv)
         return encode("COMPUTE", **f)
     if op == "END":

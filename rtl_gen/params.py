@@ -21,7 +21,7 @@ from typing import Iterable
 from jaq.errors import JaqError
 from jaq.hw.records import Accelerator, Layer
 from jaq.hw.constants import SCALE_MEMORY_WORDS
-from jaq.hw.timing import buffer_lines
+from jaq.hw.timing import buffer_lines, dw_window_words
 
 from rtl_gen.fusion_unit import SUM_BITS
 
@@ -122,8 +122,8 @@ def derive(accel: Accelerator, max_layer: MaxLayer | None = None) -> HWParams:
     acc_bits = min(32, SUM_BITS + clog2(n_red))
     rmax = min(max_layer.max_kernel, Y)
     df = accel.dataflow
-    if df == "WS":
-        ports = (Y, X, X)
+    if df == "WS":  # act: a window of dw_window_words(X) words per row (the depthwise mapping, section 8)
+        ports = (Y * dw_window_words(X), X, X)
     elif df == "OS":
         ports = (X, Y, X)
     else:  # RS: act ports = distinct input rows at most X*rmax; out ports = X columns x Y replica slots

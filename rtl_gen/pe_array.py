@@ -13,7 +13,8 @@ sequencer's: :mod:`rtl_gen.sequencer`). Stage timing for a step issued in cycle 
 Dataflows (X = pe_x columns, Y = pe_y rows, FU(i, j) at row i, column j):
 
 * **WS**: FU(i, j) holds a weight vector in a register (loaded by a column shift: ``col_wgt[j]`` enters row 0, row
-  i takes row i-1); ``row_act[i]`` is broadcast along row i; ``res[j]`` = sum over rows of column j.
+  i takes row i-1); ``row_act[i]`` is broadcast along row i; ``res[j]`` = sum over rows of column j. Under the
+  depthwise mapping (``dw``, docs section 8) FU(i, j) takes its own activation ``dw_act[i*X + j]`` instead.
 * **OS**: ``row_wgt[i]`` broadcast along row i, ``col_act[j]`` down column j; FU(i, j) accumulates; the drain
   reads row ``drain_row`` (``res[j] = acc[drain_row][j]``).
 * **RS**: rows are (replica, kernel row) pairs: row i = ``rep*R + kr`` with ``R = rs_r``; ``row_wgt[i]`` is broadcast
@@ -176,8 +177,9 @@ class PEArray(wiring.Component):
         self.p = p
         X, Y, df = p.X, p.Y, p.dataflow
         sig = {"a_mode": In(2), "w_mode": In(2), "act_signed": In(1), "row_lanes": In(5).array(Y)}
-        if df == "WS":
-            sig.update({"row_act": In(32).array(Y), "col_wgt": In(32).array(X), "wgt_shift": In(1)})
+        if df == "WS":  # dw_act: per-FU activations of the depthwise mapping (docs section 8), FU (i, j) at i*X + j
+            sig.update({"row_act": In(32).array(Y), "col_wgt": In(32).array(X), "wgt_shift": In(1),
+                        "dw": In(1), "dw_act": In(8).array(X * Y)})
             n_res = X
         elif df == "OS":
             sig.update({"row_wgt": In(32).array(Y), "col_act": In(32).array(X), "acc_en": In(1),
@@ -230,7 +232,8 @@ class PEArray(wiring.Component):
             m.d.comb += col.ctl.eq(ctl)
             m.d.comb += [col.row_lanes[i].eq(self.row_lanes[i]) for i in range(Y)]
             if df == "WS":
-                m.d.comb += [col.row_act[i].eq(self.row_act[i]) for i in range(Y)]
+                m.d.comb += [col.row_act[i].eq(Mux(self.dw, self.dw_act[i * X + j], self.row_act[i]))
+                             for i in range(Y)]
                 m.d.comb += [col.wgt_in.eq(self.col_wgt[j]), col.wgt_shift.eq(self.wgt_shift), self.res[j].eq(col.res)]
             elif df == "OS":
                 m.d.comb += [col.row_wgt[i].eq(self.row_wgt[i]) for i in range(Y)]

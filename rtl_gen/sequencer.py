@@ -23,12 +23,12 @@ from per-port address registers: in the 3 cycles after reset, while every OBUF p
 is its offset from the reset base 0 rather than 0.)
 """
 
-from amaranth import Const, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.buffers import CNT_BITS, select_vector
-from jaq.hw.timing import pipeline_depth
+from rtl_gen.buffers import CNT_BITS, select_element, select_vector, window_element
+from jaq.hw.timing import dw_window_words, pipeline_depth
 from rtl_gen.params import EXTENT_BITS, HWParams
 from rtl_gen.pe_array import PEArray
 
@@ -114,7 +114,7 @@ class ComputeEngine(wiring.Component):
         sig = {
             "start": In(1), "busy": Out(1), "last": Out(1),
             "k": In(p.kbits), "s": In(p.sbits), "a_mode": In(2), "w_mode": In(2), "act_signed": In(1),
-            "rs_r": In(7), "rs_q": In(7),
+            "rs_r": In(7), "rs_q": In(7), "dw": In(1),
             "c": In(EXTENT_BITS), "m": In(EXTENT_BITS), "h": In(EXTENT_BITS), "w": In(EXTENT_BITS),
             "cv": In(EXTENT_BITS), "acc": In(1), "iw": In(16), "pa": In(16), "pw": In(16), "po": In(16),
             "wm": In(20), "arow": In(20),
@@ -185,21 +185,27 @@ class ComputeEngine(wiring.Component):
         m.d.comb += [la_mask.eq((Const(1, 3) << la) - 1), lw_mask.eq((Const(1, 3) << lw) - 1)]
 
         if df == "WS":
-            kh = _Loop("kh", 1, K)
-            kw = _Loop("kw", 1, K)
+            # dense: kh, kw, mb, vb (dwp one iteration); depthwise mapping (docs section 8): dwp over passes of Y
+            # kernel positions, mb over channel blocks (kh, kw, vb one iteration each)
+            dw = self.dw
+            dwp = _Loop("dwp", Y, Mux(dw, K * K, 1))
+            kh = _Loop("kh", 1, Mux(dw, 1, K))
+            kw = _Loop("kw", 1, Mux(dw, 1, K))
             mb = _Loop("mbase", X, self.m)
-            vb = _Loop("vbase", Y, self.cv)
+            vb = _Loop("vbase", Y, Mux(dw, 1, self.cv))
             t = _Loop("t", 1, 0, 8)     # limit set below (r)
             oh = _Loop("oh", 1, self.h)
             ow = _Loop("ow", 1, self.w)
             phase_str = Signal()
             r = Signal(8)
             cols = Signal(8)
-            m.d.comb += [r.eq(_min(self.cv - vb.v, Y)), cols.eq(_min(self.m - mb.v, X))]
+            m.d.comb += [r.eq(Mux(dw, _min(K * K - dwp.v, Y), _min(self.cv - vb.v, Y))),
+                         cols.eq(_min(self.m - mb.v, X))]
             t.limit = r
             t.last = t.v + 1 >= r
+            nest = [dwp, kh, kw, mb, vb]
             with m.If(self.start):
-                m.d.sync += [lp.v.eq(0) for lp in (kh, kw, mb, vb, t, oh, ow)] + [phase_str.eq(0)]
+                m.d.sync += [lp.v.eq(0) for lp in nest + [t, oh, ow]] + [phase_str.eq(0)]
             with m.Elif(running):
                 with m.If(~phase_str):
                     with m.If(t.last):
@@ -210,42 +216,97 @@ class ComputeEngine(wiring.Component):
                     pix_last = _advance(m, [oh, ow])
                     with m.If(pix_last):
                         m.d.sync += phase_str.eq(0)
-                        _advance(m, [kh, kw, mb, vb])
-            m.d.comb += steps_done.eq(phase_str & oh.last & ow.last & kh.last & kw.last & mb.last & vb.last)
+                        _advance(m, nest)
+            inner_last = kh.last & kw.last & mb.last & vb.last
+            all_last = dwp.last & inner_last
+            m.d.comb += steps_done.eq(phase_str & oh.last & ow.last & all_last)
             # preload: column x reads the weight vector for row r-1-t: (mb + x)*wm + (kh*K + kw)*pw + (vpre >> lw)
             vpre = vb.v + r - 1 - t.v
             wbase = _ring(m, _mul(m, mb.v, self.wm, aW, "ws_mbwm") + _mul(m, kh.v * K + kw.v, self.pw, aW, "ws_kwoff")
                           + (vpre >> lw), aW, "ws_wbase")
             waddr = _series(m, wbase, _ring(m, self.wm, aW, "ws_wm"), X, aW, "ws_waddr")
+            # depthwise: column x reads weight (position dwp + r-1-t, channel mb + x) of the [K*K][m'] tile
+            dw_wpos = _mul(m, dwp.v + r - 1 - t.v, self.pw, aW, "dw_wpos")
+            dw_wsub1 = [Signal(4, name=f"dw_wsub1_{x}") for x in range(X)]
             for x in range(X):
-                set_wgt(x, waddr[x], ~phase_str & (x < cols), vpre & lw_mask)
+                ch = Signal(EXTENT_BITS + 1, name=f"dw_wch_{x}")
+                word = Signal(aW, name=f"dw_wword_{x}")
+                m.d.comb += ch.eq(mb.v + x)
+                with m.Switch(self.w_mode):  # 32/w weights per word
+                    for md in range(3):
+                        with m.Case(md):
+                            le = 4 - md
+                            m.d.comb += [word.eq(ch >> le), dw_wsub1[x].eq(ch & ((1 << le) - 1))]
+                en = ~phase_str & (x < cols)
+                set_wgt(x, Mux(dw, _ring(m, dw_wpos + word, aW, f"dw_waddr_{x}"), waddr[x]), en, vpre & lw_mask)
             # row i: pix + ((vb + i) >> la) = pix + (vb >> la) + ((vlo + i) >> la), vlo = vb mod 2^la
             pix = _ring(m, _mul(m, oh.v * S + kh.v, self.arow, aA, "ws_pixrow")
                         + _mul(m, ow.v * S + kw.v, self.pa, aA, "ws_pixcol") + (vb.v >> la), aA, "ws_pix")
             vlo = Signal(3, name="ws_vlo")
             m.d.comb += vlo.eq(vb.v & ((Const(1, 4) << la) - 1))
+            # depthwise: row i = kernel position dwp + i = (kh_i, kw_i) reads the words of channels
+            # [mb, mb + cols) of its input pixel; registers kh_i, kw_i follow the passes
+            NPW = dw_window_words(X)
+            kh_r = [Signal(12, name=f"dw_kh_{i}") for i in range(Y)]
+            kw_r = [Signal(p.kbits, name=f"dw_kw_{i}") for i in range(Y)]
+            pass_adv = running & phase_str & oh.last & ow.last & inner_last   # the next pass starts
+            kmax = p.max_layer.max_kernel
+            with m.If(self.start):
+                with m.Switch(K):
+                    for kv in range(1, kmax + 1):
+                        with m.Case(kv):
+                            m.d.sync += [s_ for i in range(Y) for s_ in (kh_r[i].eq(i // kv), kw_r[i].eq(i % kv))]
+            with m.Elif(pass_adv):
+                with m.Switch(K):
+                    for kv in range(1, kmax + 1):
+                        with m.Case(kv):
+                            q_, rm_ = divmod(Y, kv)
+                            for i in range(Y):
+                                nkw = kw_r[i] + rm_
+                                wrap = nkw >= kv
+                                m.d.sync += [kw_r[i].eq(Mux(wrap, nkw - kv, nkw)), kh_r[i].eq(kh_r[i] + q_ + wrap)]
+            chbits = Signal(EXTENT_BITS + 4, name="dw_chbits")     # mb * a: bit offset of the block in a pixel run
+            m.d.comb += chbits.eq(mb.v << (self.a_mode + 1))
+            off1 = Signal(5, name="dw_off")
+            nw = Signal(8, name="dw_nw")
+            m.d.comb += [off1.eq(chbits[:5]), nw.eq((off1 + (cols << (self.a_mode + 1)) + 31) >> 5)]
+            dw_pix = _ring(m, _mul(m, oh.v * S, self.arow, aA, "dw_pixrow") + _mul(m, ow.v * S, self.pa, aA, "dw_pixcol")
+                           + (chbits >> 5), aA, "dw_pix")
             for i in range(Y):
-                vi = vb.v + i
                 lo_i = vlo + i
                 act_i = phase_str & (i < r)
-                set_act(i, pix + (lo_i >> la), act_i, lo_i & la_mask)
-                m.d.comb += row_lanes1[i].eq(Mux(act_i, lanes_of(vi), 0))
+                base_i = _ring(m, dw_pix + _mul(m, kh_r[i], self.arow, aA, f"dw_rowoff{i}")
+                               + _mul(m, kw_r[i], self.pa, aA, f"dw_coloff{i}"), aA, f"dw_abase{i}")
+                for k in range(NPW):
+                    dw_en = act_i & (k < nw)
+                    if k == 0:
+                        set_act(i * NPW, Mux(dw, base_i, pix + (lo_i >> la)), Mux(dw, dw_en, act_i), lo_i & la_mask)
+                    else:
+                        set_act(i * NPW + k, _ring(m, base_i + k, aA, f"dw_aaddr{i}_{k}"), dw & dw_en, 0)
+                m.d.comb += row_lanes1[i].eq(Mux(act_i, Mux(dw, 1, lanes_of(vb.v + i)), 0))
             # OBUF word of column x: (oh*w + ow)*po + mb + x
             ob1 = {"base": _ring(m, _mul(m, oh.v * self.w + ow.v, self.po, aO, "ws_opix") + mb.v, aO, "ws_obase"),
                    "en": phase_str & step_valid, "cols": cols}
 
             def ob_ports(sh):
                 return ([sh["base"] + x for x in range(X)], [sh["en"] & (x < sh["cols"]) for x in range(X)])
-            m.d.comb += [overwrite1.eq(~self.acc & (kh.v == 0) & (kw.v == 0) & (vb.v == 0)),
+            m.d.comb += [overwrite1.eq(~self.acc & (dwp.v == 0) & (kh.v == 0) & (kw.v == 0) & (vb.v == 0)),
                          fu_inc.eq(Mux(phase_str & step_valid, r * cols, 0))]
             wshift2 = _delay(m, ~phase_str & step_valid, 1, "wshift")[0]
             m.d.comb += arr.wgt_shift.eq(wshift2)
             for x in range(X):
                 sub2 = _delay(m, wgt_sub1[x], 1, f"wsub{x}")[0]
-                m.d.comb += arr.col_wgt[x].eq(select_vector(self.wgt_data[x], sub2, lw))
+                dsub2 = _delay(m, dw_wsub1[x], 1, f"dw_wsub{x}")[0]
+                m.d.comb += arr.col_wgt[x].eq(Mux(dw, select_element(self.wgt_data[x], dsub2, self.w_mode),
+                                                  select_vector(self.wgt_data[x], sub2, lw)))
+            off2 = _delay(m, off1, 1, "dw_off")[0]
+            m.d.comb += arr.dw.eq(dw)
             for i in range(Y):
-                sub2 = _delay(m, act_sub1[i], 1, f"asub{i}")[0]
-                m.d.comb += arr.row_act[i].eq(select_vector(self.act_data[i], sub2, la))
+                sub2 = _delay(m, act_sub1[i * NPW], 1, f"asub{i}")[0]
+                m.d.comb += arr.row_act[i].eq(select_vector(self.act_data[i * NPW], sub2, la))
+                window = Cat(*(self.act_data[i * NPW + k] for k in range(NPW)))
+                for x in range(X):
+                    m.d.comb += arr.dw_act[i * X + x].eq(window_element(window, off2, x, self.a_mode))
             res_value = [arr.res[x] for x in range(X)]
 
         elif df == "OS":

@@ -18,31 +18,34 @@ from rtl_gen.params import MaxLayer, derive
 from rtl_gen.sequencer import ComputeEngine
 
 
-def run_compute(df, X, Y, K, S, a, w, act_signed, c, m, h, wo, acc, W=64, seed=0):
+def run_compute(df, X, Y, K, S, a, w, act_signed, c, m, h, wo, acc, W=64, seed=0, dw=False):
+    """One COMPUTE on resident tiles; ``dw``: the depthwise mapping (docs/execution-model.md section 8: act
+    ``[ih][iw][m']``, weights ``[K][K][m']``, c' = 1)."""
     rng = np.random.default_rng(seed)
     ih, iw = (h - 1) * S + K, (wo - 1) * S + K
     alo, ahi = value_range(a, act_signed)
     wlo, whi = value_range(w, True)
-    act = rng.integers(alo, ahi + 1, size=(ih, iw, c))
+    act = rng.integers(alo, ahi + 1, size=(ih, iw, m if dw else c))
     wgt = rng.integers(wlo, whi + 1, size=(m, K, K, c))
     old = rng.integers(-1000, 1000, size=(h, wo, m)) if acc else np.zeros((h, wo, m), np.int64)
     ref = np.zeros((h, wo, m), np.int64)
     for kh in range(K):
         for kw in range(K):
-            patch = act[kh:kh + (h - 1) * S + 1:S, kw:kw + (wo - 1) * S + 1:S, :]  # h, wo, c
-            ref += np.einsum("yxc,mc->yxm", patch, wgt[:, kh, kw, :])
+            patch = act[kh:kh + (h - 1) * S + 1:S, kw:kw + (wo - 1) * S + 1:S, :]  # h, wo, c (dw: m)
+            ref += patch * wgt[:, kh, kw, 0] if dw else np.einsum("yxc,mc->yxm", patch, wgt[:, kh, kw, :])
     ref += old
 
     accel = Accelerator(pe_x=X, pe_y=Y, dataflow=df, dram_bits_per_cycle=W)
     p = derive(accel, MaxLayer(max_kernel=max(K, 3), max_stride=max(S, 2), max_in_ch=64))
-    aw, ww, ow = act_tile_words(act, a, W), wgt_tile_words(wgt, w, W), out_tile_words(old, W)
+    wtile = wgt[:, :, :, 0].transpose(1, 2, 0)[None] if dw else wgt   # dw: one run of m' per kernel position
+    aw, ww, ow = act_tile_words(act, a, W), wgt_tile_words(wtile, w, W), out_tile_words(old, W)
     EW = W // 32
     p = replace(p, act_words=len(aw) + EW, wgt_words=len(ww) + EW, out_words=len(ow) + EW,
                 act_lines=len(aw) // EW + 1, wgt_lines=len(ww) // EW + 1, out_lines=len(ow) // EW + 1)
     # the output unit's and the residual's SET_LAYER fields are not the engine's
     unit = ("shift", "relu", "o_mode", "o_signed", "res", "r_mode", "r_signed", "res_mult")
-    fields = {**{k: v for k, v in set_layer_fields(K, S, a, w, act_signed, Y).items() if k not in unit},
-              **compute_fields(c, m, h, wo, acc, K, S, a, w, W)}
+    fields = {**{k: v for k, v in set_layer_fields(K, S, a, w, act_signed, Y, dw=dw).items() if k not in unit},
+              **compute_fields(c, m, h, wo, acc, K, S, a, w, W, depthwise=dw)}
 
     top = Module()
     top.submodules.eng = eng = ComputeEngine(p)
@@ -83,8 +86,8 @@ def run_compute(df, X, Y, K, S, a, w, act_signed, c, m, h, wo, acc, W=64, seed=0
     sim.add_testbench(bench)
     sim.run()
     got = out_tile_from_words(result["words"], h, wo, m, W)
-    cp = T.ComputeParams(K, S, X, Y, T.fusion_factor(a, w))
-    want = T.compute_counts(df, cp, c, m, h, wo)
+    cp = T.ComputeParams(K, S, X, Y, T.fusion_factor(a, w), a)
+    want = {k: T.sum_terms(ts, c, m, h, wo) for k, ts in T.compute_terms(df, cp, dw).items()}
     return got, ref, result, want
 
 
@@ -103,10 +106,21 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
-def test_compute_engine(case):
+#: the depthwise mapping on WS (section 8): channel blocks with edges, passes of Y kernel positions, word windows
+#: at every channel offset, every bit pair
+DW_CASES = [("WS", X, Y, K, S, a, w, (a + w + K) % 3 == 0, 1, m, h, wo, False)
+            for X, Y, K, S, a, w, m, h, wo in (
+                (4, 3, 3, 2, 8, 2, 7, 2, 3), (4, 3, 5, 1, 4, 4, 13, 2, 3), (3, 4, 7, 2, 2, 8, 11, 2, 2),
+                (5, 3, 3, 1, 2, 2, 18, 3, 2), (3, 5, 3, 1, 8, 8, 9, 2, 2), (6, 4, 5, 2, 2, 4, 14, 2, 1),
+                (4, 4, 3, 1, 4, 2, 10, 1, 3), (3, 3, 7, 1, 4, 8, 5, 1, 2), (7, 3, 3, 2, 8, 4, 15, 2, 2),
+                (3, 4, 1, 1, 2, 8, 4, 2, 2))]
+
+
+@pytest.mark.parametrize("case,dw", [(c, False) for c in CASES] + [(c, True) for c in DW_CASES],
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)] + [f"dw-{i}" for i in range(len(DW_CASES))])
+def test_compute_engine(case, dw):
     df, X, Y, K, S, a, w, sg, c, m, h, wo, acc = case
-    got, ref, res, want = run_compute(df, X, Y, K, S, a, w, sg, c, m, h, wo, acc)
+    got, ref, res, want = run_compute(df, X, Y, K, S, a, w, sg, c, m, h, wo, acc, dw=dw)
     assert (got == ref).all(), (got, ref)
     assert res["body"] == want["steps"] + T.pipeline_depth(df)
     assert res["act_rd"] == want["act_vectors"]

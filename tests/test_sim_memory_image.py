@@ -14,7 +14,7 @@ from sim.program_model import execute
 from sim.reference import random_layer_data
 
 ACC = Accelerator(pe_x=4, pe_y=3, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dram_bits_per_cycle=64,
-                  dram_latency_cycles=3)
+                  dram_latency_cycles=3, dataflow="WS")
 
 CASES = [
     (Layer("conv", 6, 5, 5, 4, kernel=3, act_bits=8, wgt_bits=4), Tiling(4, 2, 2, 3, "B IC OC OH OW")),
@@ -22,6 +22,9 @@ CASES = [
     (Layer("conv", 8, 6, 3, 3, kernel=5, stride=2, groups=2, act_bits=2, wgt_bits=8, act_signed=True),
      Tiling(2, 2, 2, 2, "B OC IC OW OH")),
     (Layer("depthwise", 5, 5, 4, 3, kernel=3, stride=2, groups=5, act_bits=4, wgt_bits=4), Tiling(1, 1, 2, 2)),
+    (Layer("depthwise", 13, 13, 3, 3, kernel=5, groups=13, act_bits=4, wgt_bits=4), Tiling(1, 8, 2, 3)),
+    (Layer("depthwise", 11, 11, 2, 3, kernel=7, stride=2, groups=11, act_bits=2, wgt_bits=8),
+     Tiling(1, 11, 2, 2, "B OW OH OC IC")),
     (Layer("pointwise", 13, 7, 3, 5, kernel=1, act_bits=2, wgt_bits=2), Tiling(8, 4, 2, 4, "B IC OW OH OC")),
     (Layer("fc", 30, 9, 1, 1, act_bits=8, wgt_bits=8), Tiling(16, 4, 1, 1, "B OC IC OH OW")),
 ]

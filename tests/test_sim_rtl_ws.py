@@ -35,6 +35,16 @@ SHAPES = [
               ("B", "IC", "OC", "OH", "OW")), name="conv5x5s2"),
     LayerCase(Layer("depthwise", 7, 7, 4, 3, kernel=3, stride=2, groups=7, act_bits=8, wgt_bits=2, **_out(0)),
               Tiling(1, 1, 2, 2, ("B", "OH", "OW", "OC", "IC")), name="dw3x3s2"),
+    # the depthwise mapping (docs/execution-model.md section 8): channel blocks of X with edges, passes of Y
+    # kernel positions, word windows at every channel offset
+    LayerCase(Layer("depthwise", 7, 7, 4, 3, kernel=3, stride=2, groups=7, act_bits=8, wgt_bits=2, **_out(3)),
+              Tiling(1, 4, 2, 3, ("B", "OC", "OH", "OW", "IC")), name="dwmap3x3s2"),
+    LayerCase(Layer("depthwise", 13, 13, 3, 3, kernel=5, groups=13, act_bits=4, wgt_bits=4, act_signed=True,
+                    **_out(2)), Tiling(1, 8, 2, 3, ("B", "OH", "OC", "OW", "IC")), name="dwmap5x5"),
+    LayerCase(Layer("depthwise", 11, 11, 2, 3, kernel=7, stride=2, groups=11, act_bits=2, wgt_bits=8, **_out(4)),
+              Tiling(1, 11, 2, 2, ("B", "OW", "OH", "OC", "IC")), name="dwmap7x7s2"),
+    LayerCase(Layer("depthwise", 18, 18, 3, 2, kernel=3, groups=18, act_bits=2, wgt_bits=2, **_out(6)),
+              Tiling(1, 16, 3, 2, ("B", "OC", "OH", "OW", "IC")), name="dwmap_a2w2"),
     LayerCase(Layer("pointwise", 13, 6, 3, 5, act_bits=2, wgt_bits=4, act_signed=True, **_out(1)),
               Tiling(8, 4, 2, 4, ("B", "IC", "OW", "OH", "OC")), name="pw1x1"),
     LayerCase(Layer("conv", 8, 6, 3, 3, kernel=3, groups=2, act_bits=4, wgt_bits=8, **_out(5)), Tiling(2, 2, 2, 2,
