@@ -73,7 +73,7 @@ def run(layers, accel):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataflow", default="RS", choices=("WS", "OS", "RS"))
+    ap.add_argument("--dataflow", default="WS", choices=("WS", "OS", "RS"))  # WS: the depthwise mapping
     ap.add_argument("--layers", action="store_true", help="print the per-layer table")
     args = ap.parse_args(argv)
     accel = Accelerator(pe_x=16, pe_y=16, act_buf_kb=256, wgt_buf_kb=256, out_buf_kb=256, dataflow=args.dataflow,

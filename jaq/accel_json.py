@@ -440,8 +440,9 @@ def _parse_layer(d: Any, i: int, acc: Accelerator | None, hand_off: bool = False
         if "loop_order" not in t and acc is not None:
             t["loop_order"] = list(acc.loop_order)
         tiling = Tiling.from_dict(t, f"{where}tiling.")
-        dims = {"t_ic": (layer.in_ch_per_group, "input channels per group"),
-                "t_oc": (layer.out_ch_per_group, "output channels per group"),
+        td = layer.tile_dims  # a depthwise layer tiles its channels as OC (docs/execution-model.md section 8)
+        dims = {"t_ic": (td["IC"], "input channels per group"),
+                "t_oc": (td["OC"], "channels" if layer.depthwise else "output channels per group"),
                 "t_oh": (layer.out_h, "output rows"), "t_ow": (layer.out_w, "output columns")}
         for k, (n, what) in dims.items():
             if getattr(tiling, k) > n:

@@ -44,7 +44,7 @@ def base():
 def test_base_structure(base):
     assert base["fu_grid"] == (4, 3)
     assert base["depths"] == (64 * 256, 80 * 256, 96 * 256)   # KB -> 32-bit words
-    assert base["port_counts"] == (4, 3, 3)                  # WS: act per row, wgt/out per column
+    assert base["port_counts"] == (4 * 2, 3, 3)  # WS: act a 2-word window per row (section 8), wgt/out per column
     assert base["resp_width"] == 64
 
 
@@ -64,7 +64,7 @@ def test_dataflows_are_different_datapaths():
     assert "wgt_shift" in ws["array_ports"] and "row_act" in ws["array_ports"]
     assert "drain_row" in os_["array_ports"] and "col_act" in os_["array_ports"]
     assert "port_act" in rs["array_ports"] and "rs_seff" in rs["array_ports"]
-    assert ws["port_counts"] == (4, 3, 3) and os_["port_counts"] == (3, 4, 3)
+    assert ws["port_counts"] == (4 * 2, 3, 3) and os_["port_counts"] == (3, 4, 3)
     p = derive(replace(BASE, dataflow="RS"))
     assert rs["port_counts"] == (3 * p.rmax, 4, 3 * 4)
 
