@@ -148,7 +148,7 @@ _LAYER_GRID_CACHE: dict = {}
 
 
 def _layer_grid(cs) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per layer's candidate tiles of (Cg, Mg, OH, OW) (:func:`jaq.hw.space.layer_candidates`), cached: the
+    """Per layer's candidate tiles of (IC, OC, OH, OW) (:func:`jaq.hw.space.layer_candidates`), cached: the
     (4, S) candidate tiles (padded with 1) and the (n, 4) long tensor of candidate indices of every size
     combination, lexicographic."""
     hit = _LAYER_GRID_CACHE.get(cs)

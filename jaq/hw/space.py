@@ -38,8 +38,8 @@ def layer_dims(layer: Layer) -> tuple[int, int, int, int]:
 
 
 def layer_candidates(layer: Layer) -> tuple[tuple[int, ...], ...]:
-    """Candidate tiles of (Cg, Mg, OH, OW): :func:`tile_candidates` of each dimension; a pooled layer's out tile
-    covers every pixel (t_oh = OH, t_ow = OW; docs/execution-model.md section 7.2)."""
+    """Candidate tiles of (IC, OC, OH, OW) (:func:`layer_dims`): :func:`tile_candidates` of each dimension; a
+    pooled layer's out tile covers every pixel (t_oh = OH, t_ow = OW; docs/execution-model.md section 7.2)."""
     dims = layer_dims(layer)
     c = [tuple(tile_candidates(d)) for d in dims]
     if layer.pool:
