@@ -110,11 +110,17 @@ def test_path_prior_favours_the_held_path(tmp_path):
     assert e.value.field == "search.path_prior"
 
 
-def test_budget_minutes_plans_epochs_and_resume_keeps_the_plan(tmp_path):
+def _budgeted_search(tmp_path):
+    """A searched run whose retrain has a time budget (retrain.budget_minutes) and at most 50 epochs."""
     raw = json.loads(json.dumps(TINY))
     raw["retrain"].update({"epochs": 50, "budget_minutes": 0.1, "warmup_epochs": 1})
     run = tmp_path / "r"
     run_cosearch(validate_config(raw), run, quiet=True)
+    return run
+
+
+def test_budget_minutes_plans_epochs_and_resume_keeps_the_plan(tmp_path):
+    run = _budgeted_search(tmp_path)
     res = run_retrain(run, quiet=True)
     log = [json.loads(x) for x in (run / "retrain_metrics.jsonl").read_text().splitlines()]
     plan = [r for r in log if r["kind"] == "retrain_plan"]
@@ -134,10 +140,7 @@ def test_budget_plan_is_reused_by_a_resumed_retrain(tmp_path):
     from jaq.nn.space import SpaceConfig
     from jaq.nn.subnet import SubnetChoice
     from jaq.search.rundir import read_config
-    raw = json.loads(json.dumps(TINY))
-    raw["retrain"].update({"epochs": 50, "budget_minutes": 0.1, "warmup_epochs": 1})
-    run = tmp_path / "r"
-    run_cosearch(validate_config(raw), run, quiet=True)
+    run = _budgeted_search(tmp_path)
     cfg = validate_config(read_config(run))
     sub = load_json(run / "subnet.json")
     choice = SubnetChoice.from_dict(sub["choice"], SpaceConfig.from_dict(sub["space"]))

@@ -352,7 +352,7 @@ def arrange_weights(weights: np.ndarray, layer: Layer, tiling: Tiling) -> tuple[
     of each tile's first element (what ``LoadWgt.dram_base`` holds)."""
     w = np.asarray(weights)
     K, G = layer.kernel, layer.tile_groups
-    Cg, Mg = layer.in_ch_per_group, layer.tile_dims["OC"]
+    Cg, Mg = layer.tile_dims["IC"], layer.tile_dims["OC"]
     if w.ndim == 2:
         w = w.reshape(w.shape[0], w.shape[1], 1, 1)
     if w.shape != (layer.out_ch, Cg, K, K):
