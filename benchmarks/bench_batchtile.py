@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from jaq.hw.batchtile import (MAX_ROWS_PER_CALL, batch_tile, clear_cache, evaluate_tilings,  # noqa: E402
-                              exhaustive_reference)
+from jaq.hw.batchtile import MAX_ROWS_PER_CALL, batch_tile, clear_cache, evaluate_tilings  # noqa: E402
+from jaq.hw.oracle import exhaustive_reference  # noqa: E402
 from jaq.hw.records import Accelerator, Layer, Tiling  # noqa: E402
 from jaq.hw import space  # noqa: E402
 

@@ -58,11 +58,11 @@ from typing import Any, Mapping, Sequence
 
 from jaq import __version__
 from jaq.errors import JaqError
-from jaq.hw.records import LAYER_KINDS, Accelerator, BitFusionConfig, Cost, Layer, Tiling
+from jaq.hw.records import COST_MODES, LAYER_KINDS, Accelerator, BitFusionConfig, Cost, Layer, Tiling
 from jaq.io import atomic_write_text, check_plain, load_structured
 
 SCHEMA_VERSION = "jaq.accel/1"
-MODES = ("native", "bitfusion")
+MODES = COST_MODES
 
 _TOP_KEYS = ("schema_version", "provenance", "mode", "network", "layers", "accelerator", "bitfusion",
              "objective_weights", "totals", "accuracy")

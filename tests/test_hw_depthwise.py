@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from jaq.errors import JaqError
 from jaq.hw import timing as T
-from jaq.hw.batchtile import batch_tile, exhaustive_reference
+from jaq.hw.batchtile import batch_tile
+from jaq.hw.oracle import exhaustive_reference
 from jaq.hw.model import estimate_one
 from jaq.hw.records import Accelerator, Layer, Tiling
 from jaq.hw.schedule import compile_layer, walk

@@ -22,3 +22,25 @@ def test_bitfusion_config_importable_from_both_homes():
 
     assert bitfusion.BitFusionConfig is records.BitFusionConfig
     assert bitfusion.BF_E_CONF is records.BF_E_CONF
+
+
+def test_cost_models_are_a_registry_keyed_by_the_accel_json_modes():
+    from jaq import accel_json
+    from jaq.hw import model, records
+
+    assert tuple(model.COST_MODELS) == records.COST_MODES == accel_json.MODES == model.MODES
+    with __import__("pytest").raises(ValueError, match="unknown cost-model mode"):
+        model.estimate(None, None, None, mode="eyeriss")
+
+
+def test_no_import_loop_between_search_model_and_bitfusion():
+    # bitfusion needs only the objective (jaq.hw.objective), not the search that uses the model
+    _run("import jaq.hw.bitfusion, sys; assert 'jaq.hw.batchtile' not in sys.modules, 'batchtile imported'")
+    _run("import jaq.hw.batchtile, sys; assert 'jaq.hw.oracle' not in sys.modules, 'oracle imported by the search'")
+
+
+def test_one_home_for_the_objective():
+    from jaq.hw import batchtile, bitfusion, objective, oracle
+
+    assert batchtile.objective_value is objective.objective_value is bitfusion.objective_value
+    assert oracle.DEFAULT_WEIGHTS is objective.DEFAULT_WEIGHTS

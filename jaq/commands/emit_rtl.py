@@ -67,7 +67,8 @@ def _load(path: str):
 
 def _pin_tilings(spec) -> list:
     """Every layer's tiling: the pinned ones, BatchTile's best for the others (the spec is updated in place)."""
-    from jaq.hw.batchtile import DEFAULT_WEIGHTS, batch_tile
+    from jaq.hw.batchtile import batch_tile
+    from jaq.hw.objective import DEFAULT_WEIGHTS
     from jaq.hw.schedule import check_tiling
 
     layers, accel = spec.layers, spec.accelerator

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from jaq.cli_types import check_output_file
 from jaq.accel_json import MODES, AccelSpec, LayerEntry, Predicted, Provenance, Totals, load_spec, save
 from jaq.errors import JaqError
+from jaq.hw.objective import DEFAULT_WEIGHTS
 from jaq.hw.records import Cost, Layer, Tiling
 
 NAME = "estimate"
@@ -38,7 +39,6 @@ examples:
   jaq estimate runs/demo/accel.json --explain
 """
 
-DEFAULT_WEIGHTS = (0.33, 0.33, 0.33)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -50,6 +50,7 @@ import torch
 
 from jaq.errors import JaqError
 from jaq.hw.batch import DTYPE, AccelBatch, CostBatch, LayerBatch, TileBatch
+from jaq.hw.objective import objective_value
 from jaq.hw.records import (BF_E_CONF, LOOP_DIMS, LOOP_ORDERS, Accelerator, BitFusionConfig, Cost, Layer, Tiling,
                              parse_loop_order)
 
@@ -807,8 +808,6 @@ def _search_chunk(layers: list[Layer], flags: list[bool], combos: list[BitFusion
         win = (k2 == m2[seg]) & torch.isfinite(k2)
         objective = cb.cycles
     else:
-        from jaq.hw.batchtile import objective_value  # BatchTile's objective, same operation order
-
         objective = objective_value(energy, cb.cycles, cb.clock_mhz, cb.area_mm2, tuple(float(x) for x in weights))
         k1 = torch.where(cb.legal, objective, inf)
         m1 = _segment_min(k1, seg, len(layers))

@@ -25,7 +25,7 @@ soft choices. The legality mask (docs/execution-model.md section 3) has no gradi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -33,10 +33,12 @@ from jaq.hw import constants as C
 from jaq.hw import timing as T
 from jaq.errors import JaqError
 from jaq.hw.batch import DTYPE, LAYER_FIELDS as _LAYER_FIELDS, AccelBatch, CostBatch, LayerBatch, TileBatch
-from jaq.hw.records import DATAFLOWS, LOOP_DIMS, LOOP_ORDERS, Accelerator, Cost, Layer, Tiling, is_depthwise
+from jaq.hw.bitfusion import estimate_bitfusion
+from jaq.hw.records import (COST_MODES, DATAFLOWS, LOOP_DIMS, LOOP_ORDERS, Accelerator, Cost, Layer, Tiling,
+                             is_depthwise)
 from jaq.hw.schedule import COUNTERS, derive_counters
 
-MODES = ("native", "bitfusion")
+MODES = COST_MODES
 #: Energy components (pJ) of CostBatch.energy_pj, in this order.
 ENERGY_COMPONENTS = ("mac", "act_buf_rd", "act_buf_wr", "wgt_buf_rd", "wgt_buf_wr", "out_buf_rd", "out_buf_wr",
                      "scale_buf", "out_unit", "dram")
@@ -378,17 +380,21 @@ def energy_area(c: dict, accels: AccelBatch, dt=None) -> tuple[dict[str, torch.T
 
 def estimate(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, mode: str = "native",
              grid: TileGrid | None = None) -> CostBatch:
-    """Cost of N (layer, accelerator, tiling) rows; batches of length 1 broadcast. ``mode``: "native" (this
-    module, the execution model the RTL implements) or "bitfusion" (jaq.hw.bitfusion.estimate_bitfusion).
-    ``grid``: optional factored description of the rows (BatchTile's fast path; native mode only)."""
-    if mode == "bitfusion":
-        try:
-            from jaq.hw.bitfusion import estimate_bitfusion
-        except ImportError as e:  # pragma: no cover - depends on the other module being present
-            raise NotImplementedError("the bitfusion mode needs jaq/hw/bitfusion.py") from e
-        return estimate_bitfusion(layers, accels, tiles)
-    if mode != "native":
+    """Cost of N (layer, accelerator, tiling) rows; batches of length 1 broadcast. ``mode``: a key of
+    :data:`COST_MODELS` ("native": this module, the execution model the RTL implements; "bitfusion":
+    :func:`jaq.hw.bitfusion.estimate_bitfusion`). ``grid``: optional factored description of the rows (BatchTile's
+    fast path; native mode only)."""
+    model = COST_MODELS.get(mode)
+    if model is None:
         raise ValueError(f"unknown cost-model mode {mode!r}; use one of {', '.join(MODES)}")
+    if grid is not None and mode != "native":
+        raise ValueError(f"the factored grid is the native model's fast path, not the {mode} model's")
+    return model(layers, accels, tiles) if grid is None else model(layers, accels, tiles, grid)
+
+
+def estimate_native(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch,
+                    grid: TileGrid | None = None) -> CostBatch:
+    """The native model's :class:`CostBatch` (:func:`native_counts`, energy and area)."""
     c, legal = native_counts(layers, accels, tiles, grid)
     dt = c["cycles"].dtype
     energy, area = energy_area(c, accels, dt)
@@ -402,6 +408,12 @@ def estimate(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, mode: str
     return CostBatch(cycles=full(c["cycles"]), energy_pj={k: full(v) for k, v in energy.items()},
                      area_mm2=full(area), accesses=acc, legal=full(legal),
                      clock_mhz=full(accels.clock_mhz.to(dt)))
+
+
+#: The cost models, by mode: each takes (LayerBatch, AccelBatch, TileBatch) and returns a CostBatch. The keys are
+#: :data:`jaq.hw.records.COST_MODES` (what an accel.json may name).
+COST_MODELS: dict[str, Callable[..., CostBatch]] = {"native": estimate_native, "bitfusion": estimate_bitfusion}
+assert tuple(COST_MODELS) == COST_MODES
 
 
 def cost_row(cb: CostBatch, i: int) -> Cost:

@@ -25,6 +25,10 @@ from typing import Any, Mapping
 from jaq.errors import JaqError
 
 
+#: The cost-model modes (jaq.hw.model.COST_MODELS): the machine the RTL implements, and BitFusion's simulator.
+COST_MODES: tuple[str, ...] = ("native", "bitfusion")
+
+
 def is_depthwise(in_ch, out_ch, groups):
     """Whether a layer takes the depthwise mapping (docs/execution-model.md section 8): ``groups == in_ch ==
     out_ch > 1``. Works on ints and on tensors (elementwise)."""

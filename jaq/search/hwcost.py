@@ -220,7 +220,7 @@ class HWCost:
     def _bt_weights(self) -> tuple[float, float, float]:
         """BatchTile's objective weights: the Eq. 9 weights divided by the references (same trade-off).
 
-        BatchTile's objective is ``wE * E[mJ] + wL * L[ms] + wA * A[mm²]`` (jaq.hw.batchtile.objective_value);
+        BatchTile's objective is ``wE * E[mJ] + wL * L[ms] + wA * A[mm²]`` (jaq.hw.objective.objective_value);
         before calibration the raw lambdas are used (the paper's weighting in those units)."""
         if self.bt_weights is not None:
             return self.bt_weights
