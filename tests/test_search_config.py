@@ -137,3 +137,42 @@ def test_lambda_lists_refuse_nan_and_infinity():
         parse_lambda_list("0.1,nan")
     with pytest.raises(JaqError, match="--sweep-lambda"):
         parse_lambda_list("inf")
+
+
+# --set KEY=VALUE and the named flags: one override path (jaq.search.config.apply_overrides)
+@pytest.mark.parametrize("text, field", [
+    ("search.epochs", "--set"), ("=3", "--set"), ("search..lr=1", "--set"), ("search.lr=[1, 2]", "search.lr"),
+    ("search.nope=1", "search.nope"), ("nope.lr=1", "nope"), ("search=3", "search"),
+    ("search.lr=fast", "search.lr"), ("search.epochs=0", "search.epochs"), ("data.augment=3", "data.augment"),
+])
+def test_set_errors_name_the_key(text, field):
+    from jaq.search.config import apply_overrides, parse_set
+    with pytest.raises(JaqError) as e:
+        apply_overrides(validate_config({}), dict([parse_set(text)]))
+    assert e.value.field == field and "\n" not in str(e.value)
+
+
+def test_set_values_are_typed_like_the_yaml():
+    from jaq.search.config import apply_overrides, parse_set
+    cfg = apply_overrides(validate_config({}), dict(parse_set(t) for t in (
+        "search.lr=0.05", "search.sampling=hard", "data.root=/tmp/x", "retrain.budget_minutes=null", "seed=7")))
+    assert cfg["search"]["lr"] == 0.05 and cfg["search"]["sampling"] == "hard" and cfg["seed"] == 7
+    assert cfg["data"]["root"] == "/tmp/x" and cfg["retrain"]["budget_minutes"] is None
+
+
+def test_epochs_override_lowers_the_warmup_in_every_command():
+    from jaq.search.config import apply_overrides
+    base = validate_config({"search": {"epochs": 10, "warmup_epochs": 4}})
+    assert apply_overrides(base, {"search.epochs": 3})["search"]["warmup_epochs"] == 2
+    with pytest.raises(JaqError) as e:  # an explicit warm-up is checked, not lowered
+        apply_overrides(base, {"search.epochs": 3, "search.warmup_epochs": 4})
+    assert e.value.field == "search.warmup_epochs"
+
+
+@pytest.mark.parametrize("cmd", ["co-search", "flow"])
+def test_cli_set_is_a_one_line_error(cmd, tmp_path, capsys):
+    from jaq import cli
+    rc = cli.main([cmd, "--config", "configs/tiny.yaml", "--out", str(tmp_path / "r"), "--set", "search.lr=fast"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "search.lr" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from jaq.cli_types import SEED_MAX, bounded_int, finite_float, finite_float_list
@@ -46,22 +45,39 @@ def add_arguments(p) -> None:
     p.add_argument("--retrain", action="store_true", help="retrain each derived subnet after the search "
                                                           "(implied for sweeps' accuracy when set)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_set_argument(p)
+
+
+def add_set_argument(p) -> None:
+    """``--set KEY=VALUE`` (repeatable): any config field, typed and range-checked like the YAML file."""
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, dotted and repeatable (e.g. --set search.lr=0.05 --set "
+                        "retrain.epochs=10); checked like the YAML; applied after the named flags")
+
+
+def named_overrides(args, flags: dict[str, str | tuple[str, ...]]) -> dict:
+    """{dotted key: value} of the named flags given (``flags``: attribute -> key or keys) and then of every
+    ``--set``: the named flags are shorthands for ``--set``, with the same rule
+    (:func:`jaq.search.config.apply_overrides`)."""
+    from jaq.search.config import parse_set
+    out = {}
+    for attr, keys in flags.items():
+        if getattr(args, attr, None) is not None:
+            out.update({k: getattr(args, attr) for k in ((keys,) if isinstance(keys, str) else keys)})
+    for text in getattr(args, "sets", None) or []:
+        key, value = parse_set(text)
+        out[key] = value
+    return out
+
+
+#: Named flags of this command -> the config key each one sets.
+FLAGS = {"data_root": "data.root", "epochs": "search.epochs", "lam": "search.lambda", "seed": "seed",
+         "threads": "threads"}
 
 
 def _overrides(args, cfg: dict) -> dict:
-    from jaq.search.config import validate_config
-    raw = json.loads(json.dumps(cfg))
-    if args.data_root:
-        raw["data"]["root"] = args.data_root
-    if args.epochs is not None:
-        raw["search"]["epochs"] = args.epochs
-    if args.lam is not None:
-        raw["search"]["lambda"] = args.lam
-    if args.seed is not None:
-        raw["seed"] = args.seed
-    if args.threads is not None:
-        raw["threads"] = args.threads
-    return validate_config(raw, "command line")
+    from jaq.search.config import apply_overrides
+    return apply_overrides(cfg, named_overrides(args, FLAGS))
 
 
 def preflight(cfg: dict, device: str | None) -> None:

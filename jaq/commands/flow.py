@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import multiprocessing as mp
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from jaq.cli_types import bounded_int, finite_float
+from jaq.commands.co_search import add_set_argument, named_overrides
 from jaq.errors import JaqError
 
 NAME = "flow"
@@ -78,6 +78,12 @@ def add_arguments(p) -> None:
                    help="override search/retrain max_steps_per_epoch (quick runs)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto (search and retrain)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_set_argument(p)
+
+
+#: Named flags of this command -> the config key(s) each one sets (shorthands for --set).
+FLAGS = {"epochs": "search.epochs", "retrain_epochs": "retrain.epochs",
+         "max_steps": ("search.max_steps_per_epoch", "retrain.max_steps_per_epoch")}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -164,19 +170,9 @@ def _cmd_args(module, argv: list[str]) -> argparse.Namespace:
 # Config
 # ---------------------------------------------------------------------------------------------------------------
 def _resolve_config(args) -> tuple[dict, Path, str | None]:
-    from jaq.search.config import resolve_run_config, validate_config
+    from jaq.search.config import apply_overrides, resolve_run_config
 
-    cfg = resolve_run_config(args.config, args.out, args.resume)
-    raw = json.loads(json.dumps(cfg))
-    if args.epochs is not None:
-        raw["search"]["epochs"] = args.epochs
-        raw["search"]["warmup_epochs"] = min(raw["search"]["warmup_epochs"], max(0, args.epochs - 1))
-    if args.retrain_epochs is not None:
-        raw["retrain"]["epochs"] = args.retrain_epochs
-    if args.max_steps is not None:
-        raw["search"]["max_steps_per_epoch"] = args.max_steps
-        raw["retrain"]["max_steps_per_epoch"] = args.max_steps
-    cfg = validate_config(raw, "command line")
+    cfg = apply_overrides(resolve_run_config(args.config, args.out, args.resume), named_overrides(args, FLAGS))
     if cfg.get("sweep_lambda"):
         raise JaqError("jaq flow runs one search; run the sweep with `jaq co-search --sweep-lambda ...` and pass "
                        "one of its runs to the later steps (or set sweep_lambda: null)", "sweep_lambda")
@@ -225,23 +221,14 @@ def _step_cosearch(cfg: dict, run: Path, args) -> tuple[str, str]:
         f"mm^2, EDAP {t.edap:.4g} J*s*mm^2")
 
 
-def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [prefix.rstrip(".")]
-
-
 def _check_same_config(cfg: dict, run: Path) -> None:
     """--resume reuses a finished search only for the same (resolved) config."""
-    from jaq.search.config import validate_config
+    from jaq.search.config import config_diff, validate_config
     from jaq.search.rundir import read_config
     if not (run / "config.yaml").is_file():
         return
     saved = validate_config(read_config(run), str(run / "config.yaml"))
-    diff = _diff(saved, cfg)
+    diff = config_diff(saved, cfg)
     if diff:
         raise JaqError(f"differs from {run / 'config.yaml'} ({', '.join(diff[:4])}); resume with the run's own "
                        f"config (omit --config and the overrides) or start again with --force", diff[0])

@@ -314,6 +314,60 @@ def resolve_run_config(config: str | Path | None, out: str | Path | None, resume
     return validate_config(read_config(Path(out)), str(cfg_p))
 
 
+def parse_set(text: str) -> tuple[str, Any]:
+    """``--set KEY=VALUE`` -> (dotted key, value); VALUE is read as a YAML scalar (``3``, ``0.5``, ``true``,
+    ``null``, ``hard``), its type and range are checked by :func:`validate_config` like the file's."""
+    import yaml
+
+    key, sep, val = text.partition("=")
+    key = key.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
+        raise JaqError(f"{_show(text)}: use KEY=VALUE with a dotted config key, e.g. search.epochs=3", "--set")
+    try:
+        value = yaml.safe_load(val) if val.strip() else None
+    except yaml.YAMLError:
+        raise JaqError(f"{_show(val)} is not a YAML scalar (number, true/false, null or text)", key) from None
+    if isinstance(value, (dict, list)):
+        raise JaqError(f"{_show(val)}: --set takes one scalar; give mappings and lists in the config file", key)
+    return key, value
+
+
+def apply_overrides(cfg: Mapping, overrides: Mapping[str, Any], source: str = "command line") -> dict[str, Any]:
+    """``cfg`` with dotted ``overrides`` set (``{"search.epochs": 3}``; the named flags of ``jaq co-search`` and
+    ``jaq flow`` and ``--set KEY=VALUE`` all come here), validated again. One rule for every command: overriding
+    ``search.epochs`` (and not ``search.warmup_epochs``) lowers the warm-up to at most ``epochs - 1``."""
+    raw = copy.deepcopy(dict(cfg))
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node, base = raw, DEFAULTS
+        for i, part in enumerate(parts):
+            if not isinstance(base, dict) or part not in base or (i < len(parts) - 1 and part == "space"):
+                raise JaqError(f"unknown config key; known here: {', '.join(sorted(base)) if isinstance(base, dict) else '-'}",
+                               ".".join(parts[:i + 1]))
+            if i == len(parts) - 1:
+                if isinstance(base[part], dict) and part != "space":
+                    raise JaqError("a section, not a value: set one of its keys (e.g. search.epochs=3)", key)
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+                base = base[part]
+    if "search.epochs" in overrides and "search.warmup_epochs" not in overrides:
+        ep, wu = raw["search"].get("epochs"), raw["search"].get("warmup_epochs", 0)
+        if isinstance(ep, int) and not isinstance(ep, bool) and isinstance(wu, int) and ep >= 1:
+            raw["search"]["warmup_epochs"] = min(wu, ep - 1)
+    return validate_config(raw, source)
+
+
+def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two resolved configs (sorted)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += config_diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
 def parse_lambda_list(text: str) -> list[float]:
     """``"0.0005,0.001"`` -> [0.0005, 0.001]; errors name ``--sweep-lambda``."""
     try:

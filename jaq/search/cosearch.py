@@ -541,9 +541,9 @@ def _run_cosearch(cfg, out, world, rank, *, resume, force, device, quiet, stop_a
         run = prepare_run_dir(out, resume=resume, force=force)
     if resume:
         saved = read_config(run)
-        from jaq.search.config import validate_config
+        from jaq.search.config import config_diff, validate_config
         saved = validate_config(saved, str(run / "config.yaml"))
-        diff = _config_diff(saved, cfg)
+        diff = config_diff(saved, cfg)
         if diff:
             raise JaqError(f"differs from the run's config.yaml ({', '.join(diff)}); resume with the run's own "
                            f"config (omit --config and overrides)", diff[0])
@@ -563,14 +563,3 @@ def _run_cosearch(cfg, out, world, rank, *, resume, force, device, quiet, stop_a
     if cs.dist.enabled:
         torch.distributed.destroy_process_group()
     return res
-
-
-def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _config_diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}")
-    return out
