@@ -23,7 +23,7 @@ from per-port address registers: in the 3 cycles after reset, while every OBUF p
 is its offset from the reset base 0 rather than 0.)
 """
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

@@ -13,7 +13,7 @@ from jaq.hw.packing import value_range
 from jaq.hw.records import Accelerator
 from rtl_gen.buffers import OutBuffer, VectorBuffer
 from rtl_gen.isa import compute_fields, set_layer_fields
-from rtl_gen.layout import act_tile_words, out_tile_from_words, out_tile_words, wgt_tile_words
+from sim.layout import act_tile_words, out_tile_from_words, out_tile_words, wgt_tile_words
 from rtl_gen.params import MaxLayer, derive
 from rtl_gen.sequencer import ComputeEngine
 

@@ -18,7 +18,6 @@ Conventions
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
@@ -414,8 +413,8 @@ class Tiling:
     def counts(self, layer: Layer) -> dict[str, int]:
         """Number of tiles along each loop dimension of :attr:`Layer.tile_dims` (ceil division; B is 1)."""
         d = layer.tile_dims
-        return {"B": 1, "IC": math.ceil(d["IC"] / self.t_ic), "OC": math.ceil(d["OC"] / self.t_oc),
-                "OH": math.ceil(d["OH"] / self.t_oh), "OW": math.ceil(d["OW"] / self.t_ow)}
+        return {"B": 1, "IC": -(-d["IC"] // self.t_ic), "OC": -(-d["OC"] // self.t_oc),
+                "OH": -(-d["OH"] // self.t_oh), "OW": -(-d["OW"] // self.t_ow)}
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

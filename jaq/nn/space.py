@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from jaq.errors import JaqError
+from jaq.hw.records import BITS
 
 #: FBNet candidate ops (Wu et al., CVPR 2019, Table 2): kernel, expansion, groups of the 1x1 convs; plus skip.
 OP_SPECS: dict[str, tuple[int, int, int]] = {
@@ -33,7 +34,7 @@ OP_SPECS: dict[str, tuple[int, int, int]] = {
 }
 SKIP = "skip"
 ALL_OPS: tuple[str, ...] = tuple(OP_SPECS) + (SKIP,)
-ALLOWED_BITS: tuple[int, ...] = (2, 4, 8)
+ALLOWED_BITS: tuple[int, ...] = BITS  # the one definition: jaq.hw.records.BITS
 CSQ_MODES: tuple[str, ...] = ("csq", "full", "channel0", "hetero", "none")
 
 
