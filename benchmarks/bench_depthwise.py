@@ -11,6 +11,8 @@ best one is named):
   unit busy, pf = (8/a)(8/w) products per cycle), traffic = every operand moved once (padded input at a bits,
   weights at w bits, outputs at out_bits) / W cycles;
 * FBNet-CIFAR subnet total cycles at 8x8, 16x16, 32x32 and 64x64 PEs (256 KB buffers, W = 128);
+* every layer finished on chip (part 1): final outputs at the consumer's bits, the FBNet subnet's residual adds
+  and pooled head as ``bench_output_unit.py`` builds them;
 * MobileNetV2-CIFAR (53 layers, 8/8 bits, 128 KB buffers, W = 64) at 16x16: depthwise share of all cycles.
 """
 
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_batchtile import cifar_fbnet_subnet  # noqa: E402
+from bench_output_unit import on_chip, residual_projects, with_out_bits  # noqa: E402
 
 from jaq.hw.records import Accelerator, Layer  # noqa: E402
 
@@ -101,10 +104,11 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", action="store_true", help="print every depthwise layer")
     args = ap.parse_args(argv)
     fb = cifar_fbnet_subnet()
+    fb = on_chip(fb, residual_projects(fb))  # machine v2 part 1: outputs at the consumer's bits, residuals, pooling
     a16 = Accelerator(pe_x=16, pe_y=16, act_buf_kb=256, wgt_buf_kb=256, out_buf_kb=256, dram_bits_per_cycle=128)
     print("[per-layer bounds at 16x16 PEs, BatchTile's tiling and loop order per layer, best dataflow]")
     depthwise_table("FBNet-CIFAR subnet (256 KB, W=128)", fb, a16, args.layers)
-    mb = mobilenet_v2_cifar()
+    mb = with_out_bits(mobilenet_v2_cifar(), set())  # outputs at the consumer's bits
     a_mb = Accelerator(pe_x=16, pe_y=16, act_buf_kb=128, wgt_buf_kb=128, out_buf_kb=128, dram_bits_per_cycle=64)
     depthwise_table("MobileNetV2-CIFAR 8/8 bits (128 KB, W=64)", mb, a_mb, args.layers)
     print("[FBNet-CIFAR subnet: array scaling, 256 KB buffers, W=128; target: 8x8 -> 32x32 at least 3x fewer]")
