@@ -83,17 +83,18 @@ def test_bad_config_value(tmp_path, capsys):
 
 def test_each_step_names_its_missing_input(tmp_path):
     from jaq.commands import flow
+    from jaq.flow import record, steps
 
-    args = flow._cmd_args(flow, ["--config", "x.yaml", "--resume"])
+    args = steps.cmd_args(flow, ["--config", "x.yaml", "--resume"])
     run = tmp_path / "run"
     run.mkdir()
     with pytest.raises(JaqError, match=r"retrain needs .*accel\.json: the co-search step has not finished"):
-        flow._step_retrain(run, args)
+        steps.step_retrain(run, args)
     with pytest.raises(JaqError, match=r"emit-rtl needs .*accel\.json"):
-        flow._step_emit(run, run / "build", args)
-    f = flow.Flow(run=run, config=None, steps=[flow.Step(n) for n in flow.STEPS], started="", t0=0.0)
+        steps.step_emit(run, run / "build", args)
+    f = record.Flow(run=run, config=None, steps=[record.Step(n) for n in record.STEPS], started="", t0=0.0)
     with pytest.raises(JaqError, match=r"simulate needs the RTL build .*build .*jaq emit-rtl"):
-        flow._step_simulate(run, run / "build", args, f)
+        steps.step_simulate(run, run / "build", args, f)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -269,7 +270,7 @@ def test_background_job_budget():
     """A child over its budget is ended when the budget runs out (by the timer, not when the flow next looks) and
     reports a timeout at the budget; a quick one under its budget reports its message. Clock and timer are fakes
     advanced by hand: nothing here depends on how fast the machine is."""
-    from jaq.commands.flow import Background
+    from jaq.flow.background import Background
 
     clock = _Clock()
     make, timers = _Timer.factory(clock)
@@ -293,7 +294,7 @@ def test_synthesis_grace_after_the_other_steps():
     """--synth auto: a synthesis still running when the other steps are done gets --synth-timeout more seconds
     (from then, not from its start), then is dropped with a line saying so; one that answers within the grace
     reports its result. Fake clock and timer (see test_background_job_budget)."""
-    from jaq.commands.flow import Synth
+    from jaq.flow.background import Synth
 
     clock = _Clock()
     make, timers = _Timer.factory(clock, fire_on_start=True)

@@ -342,8 +342,8 @@ def apply_overrides(cfg: Mapping, overrides: Mapping[str, Any], source: str = "c
         node, base = raw, DEFAULTS
         for i, part in enumerate(parts):
             if not isinstance(base, dict) or part not in base or (i < len(parts) - 1 and part == "space"):
-                raise JaqError(f"unknown config key; known here: {', '.join(sorted(base)) if isinstance(base, dict) else '-'}",
-                               ".".join(parts[:i + 1]))
+                known = ", ".join(sorted(base)) if isinstance(base, dict) else "-"
+                raise JaqError(f"unknown config key; known here: {known}", ".".join(parts[:i + 1]))
             if i == len(parts) - 1:
                 if isinstance(base[part], dict) and part != "space":
                     raise JaqError("a section, not a value: set one of its keys (e.g. search.epochs=3)", key)
