@@ -270,8 +270,8 @@ class ComputeEngine(wiring.Component):
             off1 = Signal(5, name="dw_off")
             nw = Signal(8, name="dw_nw")
             m.d.comb += [off1.eq(chbits[:5]), nw.eq((off1 + (cols << (self.a_mode + 1)) + 31) >> 5)]
-            dw_pix = _ring(m, _mul(m, oh.v * S, self.arow, aA, "dw_pixrow") + _mul(m, ow.v * S, self.pa, aA, "dw_pixcol")
-                           + (chbits >> 5), aA, "dw_pix")
+            dw_pix = _ring(m, _mul(m, oh.v * S, self.arow, aA, "dw_pixrow")
+                           + _mul(m, ow.v * S, self.pa, aA, "dw_pixcol") + (chbits >> 5), aA, "dw_pix")
             for i in range(Y):
                 lo_i = vlo + i
                 act_i = phase_str & (i < r)
