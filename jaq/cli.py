@@ -36,14 +36,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _load_commands():
-    mods = []
-    for name in COMMANDS:
-        try:
-            mods.append(importlib.import_module(f"jaq.commands.{name}"))
-        except ModuleNotFoundError as e:  # a command whose module does not exist yet is simply not offered
-            if e.name != f"jaq.commands.{name}":
-                raise
-    return mods
+    return [importlib.import_module(f"jaq.commands.{name}") for name in COMMANDS]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Operand packing: the ONE definition shared by the cost model, the RTL generator and the testbench.
+"""Operand packing: the ONE definition shared by the compiler's encoder, the RTL generator and the testbench.
 
 A fusion unit (16 2-bit BitBricks, BitFusion, Sharma et al. ISCA 2018) multiplies ``pf(a, w) = (8/a)*(8/w)``
 activation/weight pairs per cycle and sums the products (docs/execution-model.md section 1).
