@@ -1,6 +1,6 @@
 """Depthwise layers on the native machine: cycles against their per-layer bound, array scaling, depthwise share.
 
-    python benchmarks/bench_depthwise.py [--layers]
+    python benchmarks/bench_depthwise.py [--layers] [--unit-lines N] [--sweep-unit-lines]
 
 The figures issue "machine v2, part 2" targets (docs/execution-model.md section 8), measured with the cost model
 at each layer's BatchTile-optimal tiling over all loop orders, per dataflow (one dataflow per accelerator; the
@@ -13,7 +13,9 @@ best one is named):
 * FBNet-CIFAR subnet total cycles at 8x8, 16x16, 32x32 and 64x64 PEs (256 KB buffers, W = 128);
 * every layer finished on chip (part 1): final outputs at the consumer's bits, the FBNet subnet's residual adds
   and pooled head as ``bench_output_unit.py`` builds them;
-* MobileNetV2-CIFAR (53 layers, 8/8 bits, 128 KB buffers, W = 64) at 16x16: depthwise share of all cycles.
+* MobileNetV2-CIFAR (53 layers, 8/8 bits, 128 KB buffers, W = 64) at 16x16: depthwise share of all cycles;
+* every accelerator with an output unit of ``--unit-lines`` OBUF lines per cycle (section 7.4; default the
+  accelerator default); ``--sweep-unit-lines`` also prints the FBNet subnet at 16x16 for 1, 2, 4, 8, 16.
 """
 
 from __future__ import annotations
@@ -102,14 +104,22 @@ def depthwise_table(name: str, layers, accel, show: bool) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", action="store_true", help="print every depthwise layer")
+    ap.add_argument("--unit-lines", type=int, default=Accelerator().out_unit_lines,
+                    help="OBUF lines the output unit finishes per cycle (1, 2, 4, 8, 16; default %(default)s)")
+    ap.add_argument("--sweep-unit-lines", action="store_true",
+                    help="also print the FBNet subnet at 16x16 for every output-unit width")
     args = ap.parse_args(argv)
+    u = args.unit_lines
     fb = cifar_fbnet_subnet()
     fb = on_chip(fb, residual_projects(fb))  # machine v2 part 1: outputs at the consumer's bits, residuals, pooling
-    a16 = Accelerator(pe_x=16, pe_y=16, act_buf_kb=256, wgt_buf_kb=256, out_buf_kb=256, dram_bits_per_cycle=128)
-    print("[per-layer bounds at 16x16 PEs, BatchTile's tiling and loop order per layer, best dataflow]")
+    a16 = Accelerator(pe_x=16, pe_y=16, act_buf_kb=256, wgt_buf_kb=256, out_buf_kb=256, dram_bits_per_cycle=128,
+                      out_unit_lines=u)
+    print(f"[per-layer bounds at 16x16 PEs, BatchTile's tiling and loop order per layer, best dataflow; output unit "
+          f"{u} line(s) per cycle]")
     depthwise_table("FBNet-CIFAR subnet (256 KB, W=128)", fb, a16, args.layers)
     mb = with_out_bits(mobilenet_v2_cifar(), set())  # outputs at the consumer's bits
-    a_mb = Accelerator(pe_x=16, pe_y=16, act_buf_kb=128, wgt_buf_kb=128, out_buf_kb=128, dram_bits_per_cycle=64)
+    a_mb = Accelerator(pe_x=16, pe_y=16, act_buf_kb=128, wgt_buf_kb=128, out_buf_kb=128, dram_bits_per_cycle=64,
+                       out_unit_lines=u)
     depthwise_table("MobileNetV2-CIFAR 8/8 bits (128 KB, W=64)", mb, a_mb, args.layers)
     print("[FBNet-CIFAR subnet: array scaling, 256 KB buffers, W=128; target: 8x8 -> 32x32 at least 3x fewer]")
     cyc = {}
@@ -117,6 +127,13 @@ def main(argv=None) -> int:
         df, choices, _ = best(fb, replace(a16, pe_x=n, pe_y=n))
         cyc[n] = sum(c.cost.cycles for c in choices)
         print(f"  {n}x{n}: {cyc[n]:>12,.0f} cycles, {df} ({cyc[8] / cyc[n]:.2f}x fewer than 8x8)")
+    if args.sweep_unit_lines:
+        print("[FBNet-CIFAR subnet at 16x16 per output-unit width: cycles, area]")
+        for n in (1, 2, 4, 8, 16):
+            acc = replace(a16, out_unit_lines=n)
+            df, choices, _ = best(fb, acc)
+            print(f"  {n:>2} line(s)/cycle: {sum(c.cost.cycles for c in choices):>12,.0f} cycles, {df}, "
+                  f"area {choices[0].cost.area_mm2:.3f} mm^2")
     return 0
 
 

@@ -16,6 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from jaq.errors import JaqError
 from rtl_gen.params import clog2
 
 CNT_BITS = 48
@@ -202,7 +203,8 @@ class OutBuffer(wiring.Component):
     """Output/partial-sum buffer of 32-bit words.
 
     DMA side: ``wr_line``/``wr_data``/``wr_en`` (``LOAD_PSUM`` line write) and ``lr_line``/``lr_en``/``lr_data``
-    (``STORE_OUT`` line read, data the cycle after ``lr_en``; held while ``lr_en`` is low).
+    (``STORE_OUT`` read of ``read_lines`` consecutive lines: bit ``r`` of ``lr_en`` reads line ``lr_line + r`` into
+    bits ``[r*W, (r+1)*W)`` of ``lr_data``, the cycle after; held while its enable is low; section 7.4).
     Array side: ``n_rmw`` read-modify-write word ports: ``rmw_raddr[i]``/``rmw_ren[i]`` read (data
     ``rmw_rdata[i]`` next cycle, transparent to the same port's write), ``rmw_waddr[i]``/``rmw_wdata[i]``/
     ``rmw_wen[i]`` write. Counters: ``cnt_rd``/``cnt_wr`` (array word reads/writes), ``cnt_line_wr``,
@@ -210,8 +212,10 @@ class OutBuffer(wiring.Component):
     """
 
     def __init__(self, lines: int, W: int, n_rmw: int, init=None, blackbox: bool = False,
-                 module_name: str = "jaq_sram"):
-        self.lines, self.W, self.n_rmw = lines, W, n_rmw
+                 module_name: str = "jaq_sram", read_lines: int = 1):
+        if isinstance(read_lines, bool) or not isinstance(read_lines, int) or not 1 <= read_lines <= 16:
+            raise JaqError(f"{read_lines!r} lines per read; need an integer 1..16", "out_buffer.read_lines")
+        self.lines, self.W, self.n_rmw, self.read_lines = lines, W, n_rmw, read_lines
         self.EW = W // 32
         self.depth = lines * self.EW
         self.abits = clog2(self.depth)
@@ -220,7 +224,7 @@ class OutBuffer(wiring.Component):
         lb = clog2(lines)
         super().__init__({
             "wr_line": In(lb), "wr_data": In(W), "wr_en": In(1),
-            "lr_line": In(lb), "lr_en": In(1), "lr_data": Out(W),
+            "lr_line": In(lb), "lr_en": In(read_lines), "lr_data": Out(W * read_lines),
             "rmw_raddr": In(self.abits).array(n_rmw), "rmw_ren": In(1).array(n_rmw),
             "rmw_rdata": Out(32).array(n_rmw),
             "rmw_waddr": In(self.abits).array(n_rmw), "rmw_wdata": In(32).array(n_rmw),
@@ -236,9 +240,11 @@ class OutBuffer(wiring.Component):
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(self.wr_line * self.EW + k), wp.data.eq(self.wr_data.word_select(k, 32)),
                          wp.en.eq(self.wr_en)]
-            rp = mem.read_port()
-            m.d.comb += [rp.addr.eq(self.lr_line * self.EW + k), rp.en.eq(self.lr_en),
-                         self.lr_data.word_select(k, 32).eq(rp.data)]
+        for r in range(self.read_lines):
+            for k in range(self.EW):
+                rp = mem.read_port()
+                m.d.comb += [rp.addr.eq((self.lr_line + r) * self.EW + k), rp.en.eq(self.lr_en[r]),
+                             self.lr_data.word_select(r * self.EW + k, 32).eq(rp.data)]
         for i in range(self.n_rmw):
             wp = mem.write_port()
             rp = mem.read_port(transparent_for=wp)
@@ -250,6 +256,6 @@ class OutBuffer(wiring.Component):
             self.cnt_rd.eq(self.cnt_rd + popcount(self.rmw_ren[i] for i in range(self.n_rmw))),
             self.cnt_wr.eq(self.cnt_wr + popcount(self.rmw_wen[i] for i in range(self.n_rmw))),
             self.cnt_line_wr.eq(self.cnt_line_wr + self.wr_en),
-            self.cnt_line_rd.eq(self.cnt_line_rd + self.lr_en),
+            self.cnt_line_rd.eq(self.cnt_line_rd + popcount(self.lr_en[r] for r in range(self.read_lines))),
         ]
         return m

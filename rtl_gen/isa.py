@@ -8,12 +8,12 @@ Unused high bits are zero. Field meanings:
 ``act_signed``, RS constants ``rs_r = min(K, Y)`` kernel rows per pass and ``rs_q = max(1, Y // K)`` output
 channels side by side; the output unit's layer constants ``shift``, ``relu``, ``o_mode`` (0/1/2/3: 2/4/8/32
 output bits) and ``o_signed`` (docs/execution-model.md section 7); ``dw``: COMPUTEs follow the depthwise mapping
-(section 8).
+(section 8); ``st_rlog``: log2 of the OBUF lines per output-unit step of the final stores (section 7.4).
 
 ``LOAD_ACT`` / ``LOAD_WGT`` / ``LOAD_PSUM`` / ``LOAD_SCALE`` / ``STORE_OUT`` (DMA descriptor in **bits** of the
 flat off-chip memory, jaq.hw.placement; ``STORE_OUT`` adds ``final``: through the output unit to the out tensor,
-and for a pooled layer's final store ``pool_px`` pixels summed per output and ``px_lines`` OBUF lines per pixel,
-0 otherwise: docs/execution-model.md section 7.2):
+``px_lines`` the OBUF lines of one pixel run (``ceil(m'/E_o)``, 0 for partial stores), and for a pooled layer's
+final store ``pool_px`` pixels summed per output, 0 otherwise: docs/execution-model.md sections 7.2 and 7.4):
 runs start at bit ``run(o, i) = base + o*ostride + i*istride`` for ``o < n_outer``, ``i < n_inner`` (outer
 first), each ``run_len`` elements of ``b`` bits long, cut into beats of at most ``E_b = W/b`` elements; buffer
 lines are consecutive from line 0 (one beat = one line).
@@ -55,7 +55,7 @@ _DMA = (("base", ADDR_BITS), ("n_outer", 16), ("ostride", 32), ("n_inner", 16), 
 FIELDS: dict[str, tuple[tuple[str, int], ...]] = {
     "SET_LAYER": (("k", 5), ("s", 5), ("a_mode", 2), ("w_mode", 2), ("act_signed", 1), ("rs_r", 7),
                   ("rs_q", 7), ("shift", 6), ("relu", 1), ("o_mode", 2), ("o_signed", 1), ("res", 1), ("r_mode", 2),
-                  ("r_signed", 1), ("res_mult", 32), ("dw", 1)),
+                  ("r_signed", 1), ("res_mult", 32), ("dw", 1), ("st_rlog", 3)),
     "SET_RES": (("base", ADDR_BITS), ("ostride", 32), ("istride", 32)),
     "LOAD_ACT": _DMA,
     "LOAD_WGT": _DMA,
@@ -159,17 +159,20 @@ OUT_MODE_OF_BITS: dict[int, int] = {**MODE_OF_BITS, 32: 3}
 def set_layer_fields(kernel: int, stride: int, act_bits: int, wgt_bits: int, act_signed: bool,
                      pe_y: int, out_bits: int = 32, out_signed: bool = True, shift: int = 0,
                      relu: bool = False, res_bits: int = 0, res_signed: bool = False,
-                     res_mult: int = 0, dw: bool = False) -> dict[str, int]:
+                     res_mult: int = 0, dw: bool = False, store_lines: int = 1) -> dict[str, int]:
     """SET_LAYER's fields: kernel, stride, precision codes (:data:`jaq.hw.packing.MODE_OF_BITS`), the RS
     geometry ``rs_r = min(K, Y)`` kernel rows per pass, ``rs_q`` replicas (:func:`jaq.hw.timing.rs_geometry`), and
     the output unit's layer constants (:class:`jaq.hw.requant.Requant`; ``res_mult`` as 32-bit two's
-    complement) and the residual operand's precision (``res``: the layer has one)."""
+    complement), the residual operand's precision (``res``: the layer has one) and ``st_rlog = log2(store_lines)``
+    (``n_u``, :func:`jaq.hw.timing.store_lines_per_step`)."""
+    if store_lines not in (1, 2, 4, 8, 16):
+        raise JaqError(f"{store_lines!r} lines per output-unit step; use 1, 2, 4, 8 or 16", "store_lines")
     _, q, _ = T.rs_geometry(kernel, stride, pe_y)
     return dict(k=kernel, s=stride, a_mode=MODE_OF_BITS[act_bits], w_mode=MODE_OF_BITS[wgt_bits],
                 act_signed=int(act_signed), rs_r=min(kernel, pe_y), rs_q=q, shift=shift, relu=int(relu),
                 o_mode=OUT_MODE_OF_BITS[out_bits], o_signed=int(out_signed), res=int(bool(res_bits)),
                 r_mode=MODE_OF_BITS[res_bits] if res_bits else 0, r_signed=int(res_signed),
-                res_mult=int(res_mult) & 0xFFFFFFFF, dw=int(dw))
+                res_mult=int(res_mult) & 0xFFFFFFFF, dw=int(dw), st_rlog=store_lines.bit_length() - 1)
 
 
 def compute_fields(c: int, m: int, h: int, w: int, acc: bool, kernel: int, stride: int, act_bits: int,
@@ -205,7 +208,8 @@ def encode_instruction(ins, layer, accel, requant=None, placement=None) -> int:
         return encode("SET_LAYER", **set_layer_fields(K, S, layer.act_bits, layer.wgt_bits, layer.act_signed,
                                                       accel.pe_y, layer.out_bits, layer.out_signed, shift, relu,
                                                       layer.res_bits, layer.res_signed, rm,
-                                                      T.uses_dw_mapping(accel.dataflow, layer.depthwise)))
+                                                      T.uses_dw_mapping(accel.dataflow, layer.depthwise),
+                                                      ins.store_lines))
     if op == "SET_RES":
         b = layer.res_bits
         return encode(op, base=pl.res.base + ins.dram_base * b, ostride=ins.row_stride * b,
@@ -224,8 +228,9 @@ def encode_instruction(ins, layer, accel, requant=None, placement=None) -> int:
             e_o = T.elems_per_beat(accel.dram_bits_per_cycle, T.OUT_BITS)
             return _dma(op, view.base, bits, ins, 1, 0, 1, 0, final=1, pool_px=ins.h * ins.w,
                         px_lines=T.ceil_div(ins.m, e_o))
+        e_o = T.elems_per_beat(accel.dram_bits_per_cycle, T.OUT_BITS)
         return _dma(op, view.base, bits, ins, ins.h, ins.row_stride, ins.w, ins.col_stride, final=int(ins.final),
-                    pool_px=0, px_lines=0)
+                    pool_px=0, px_lines=T.ceil_div(ins.m, e_o) if ins.final else 0)
     if op == "COMPUTE":
         f = compute_fields(ins.c, ins.m, ins.h, ins.w, ins.acc, K, S, layer.act_bits, layer.wgt_bits,
                            accel.dram_bits_per_cycle, layer.depthwise)

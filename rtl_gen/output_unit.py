@@ -33,8 +33,8 @@ from jaq.hw.requant import BIAS_BITS, MULT_BITS, Requant
 # execution model's constant (the cost model counts it).
 from jaq.hw.timing import OUTPUT_UNIT_LATENCY
 
-#: Largest lane count (a 4096-bit bus of 32-bit words, the accelerator's widest off-chip port).
-MAX_LANES = 128
+#: Largest lane count: 16 lines per cycle (``Accelerator.out_unit_lines``) of a 4096-bit bus of 32-bit words.
+MAX_LANES = 2048
 #: Signed bits of an accumulator, a residual operand, an output; unsigned bits of the shift.
 ACC_BITS, RES_BITS, OUT_BITS, SHIFT_BITS = 32, 9, 32, 6
 #: Signed bits of the internal sum (products, pooled sum, rounding).

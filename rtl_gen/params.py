@@ -85,6 +85,7 @@ class HWParams:
     n_act_ports: int            # act vector read ports of the array
     n_wgt_ports: int            # wgt vector read ports
     n_out_ports: int            # OBUF read-modify-write word ports
+    store_lines: int = 1        # N_u: OBUF (and scale) lines the output unit reads per cycle (section 7.4)
     kbits: int = 5
     sbits: int = 5
     extra: dict = field(default_factory=dict)
@@ -133,4 +134,5 @@ def derive(accel: Accelerator, max_layer: MaxLayer | None = None) -> HWParams:
                     act_words=act_lines * EW, wgt_words=wgt_lines * EW, out_words=out_lines * EW,
                     act_lines=act_lines, wgt_lines=wgt_lines, out_lines=out_lines, acc_bits=acc_bits,
                     rmax=rmax, n_act_ports=ports[0], n_wgt_ports=ports[1], n_out_ports=ports[2],
+                    store_lines=accel.out_unit_lines,
                     kbits=clog2(max_layer.max_kernel + 1), sbits=clog2(max_layer.max_stride + 1))

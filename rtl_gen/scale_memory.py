@@ -2,8 +2,9 @@
 words), one line per chunk of ``W/32`` output channels (docs/execution-model.md section 7.1).
 
 ``LOAD_SCALE`` writes its beats in order: beat ``i`` goes to memory ``i mod 3``, line ``i div 3`` (``start``
-restarts the count). A final ``STORE_OUT`` reads line ``rd_line`` of all three at once (``rd_en``); the data is on
-``mult``/``bias_lo``/``bias_hi`` the cycle after and held while ``rd_en`` is low.
+restarts the count). A final ``STORE_OUT`` reads ``read_lines`` consecutive lines of all three at once: bit ``r``
+of ``rd_en`` reads line ``rd_line + r`` into bits ``[r*W, (r+1)*W)`` of ``mult``/``bias_lo``/``bias_hi``, the cycle
+after, held while its enable is low (section 7.4).
 """
 
 from amaranth import Module, Signal
@@ -21,19 +22,19 @@ SCALE_MACRO = "jaq_sram_scale"
 
 class ScaleMemory(wiring.Component):
     """``lines`` lines of ``W`` bits in each of the three memories. Ports: ``start``, ``wr_data`` (W), ``wr_en``;
-    ``rd_line``, ``rd_en``, ``mult``, ``bias_lo``, ``bias_hi`` (W each)."""
+    ``rd_line``, ``rd_en`` (``read_lines`` bits), ``mult``, ``bias_lo``, ``bias_hi`` (``read_lines * W`` each)."""
 
-    def __init__(self, lines: int, W: int, blackbox: bool = False):
+    def __init__(self, lines: int, W: int, blackbox: bool = False, read_lines: int = 1):
         if isinstance(lines, bool) or not isinstance(lines, int) or lines < 1:
             raise JaqError(f"{lines!r} scale-memory lines; need a positive integer", "scale_memory.lines")
         if isinstance(W, bool) or not isinstance(W, int) or W < 32 or W % 32:
             raise JaqError(f"{W!r} bits per line; need a multiple of 32", "scale_memory.W")
         self._lines, self._W = lines, W
-        self.mems = tuple(OutBuffer(lines, W, 0, blackbox=blackbox, module_name=SCALE_MACRO)
+        self.mems = tuple(OutBuffer(lines, W, 0, blackbox=blackbox, module_name=SCALE_MACRO, read_lines=read_lines)
                           for _ in range(SCALE_BEATS_PER_CHUNK))
-        lb = clog2(lines)
-        super().__init__({"start": In(1), "wr_data": In(W), "wr_en": In(1), "rd_line": In(lb), "rd_en": In(1),
-                          "mult": Out(W), "bias_lo": Out(W), "bias_hi": Out(W)})
+        lb, R = clog2(lines), read_lines
+        super().__init__({"start": In(1), "wr_data": In(W), "wr_en": In(1), "rd_line": In(lb), "rd_en": In(R),
+                          "mult": Out(R * W), "bias_lo": Out(R * W), "bias_hi": Out(R * W)})
 
     @property
     def lines(self) -> int:
@@ -42,6 +43,10 @@ class ScaleMemory(wiring.Component):
     @property
     def W(self) -> int:
         return self._W
+
+    @property
+    def read_lines(self) -> int:
+        return self.mems[0].read_lines
 
     def elaborate(self, platform):
         m = Module()

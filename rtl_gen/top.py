@@ -71,14 +71,16 @@ class JaqAccelerator(wiring.Component):
         m.submodules.ctl = ctl = Controller(p)
         m.submodules.dma = dma = DMA(W, clog2(max(p.act_lines, p.wgt_lines, p.out_lines)), count_bits(W),
                                      clog2(p.scale_lines),
-                                     res_depth=residual_fifo_depth(self.accel.dram_latency_cycles))
+                                     res_depth=residual_fifo_depth(self.accel.dram_latency_cycles),
+                                     store_lines=p.store_lines)
         m.submodules.eng = eng = ComputeEngine(p)
         self.engine = eng
         bb = p.extra.get("blackbox", False)
         m.submodules.abuf = ab = VectorBuffer(p.act_lines, W, p.n_act_ports, blackbox=bb, module_name="jaq_sram_act")
         m.submodules.wbuf = wb = VectorBuffer(p.wgt_lines, W, p.n_wgt_ports, blackbox=bb, module_name="jaq_sram_wgt")
-        m.submodules.obuf = ob = OutBuffer(p.out_lines, W, p.n_out_ports, blackbox=bb, module_name="jaq_sram_out")
-        m.submodules.sbuf = sb = ScaleMemory(p.scale_lines, W, blackbox=bb)
+        m.submodules.obuf = ob = OutBuffer(p.out_lines, W, p.n_out_ports, blackbox=bb, module_name="jaq_sram_out",
+                                           read_lines=p.store_lines)
+        m.submodules.sbuf = sb = ScaleMemory(p.scale_lines, W, blackbox=bb, read_lines=p.store_lines)
         self.buffers = (ab, wb, ob)
         self.macros = (ab.ram, wb.ram, ob.ram, sb.mems[0].ram)  # one per macro module (the scale memories share one)
         ir = ctl.ir
@@ -100,9 +102,11 @@ class JaqAccelerator(wiring.Component):
             with m.Case(OPC["LOAD_WGT"]):
                 m.d.comb += [elems.eq(Mux(ctl.w_mode == 0, W // 2, Mux(ctl.w_mode == 1, W // 4, W // 8))),
                              elog.eq(ctl.w_mode + 1)]
+            with m.Case(OPC["STORE_OUT"]):  # a final store's beats are steps of n_u lines (section 7.4)
+                m.d.comb += [elems.eq(Mux(final, Const(W // 32, elems.shape()) << ctl.st_rlog, W // 32)),
+                             elog.eq(Mux(final & (ctl.o_mode != 3), ctl.o_mode + 1, 5))]
             with m.Default():
-                m.d.comb += [elems.eq(W // 32),
-                             elog.eq(Mux((op == OPC["STORE_OUT"]) & final & (ctl.o_mode != 3), ctl.o_mode + 1, 5))]
+                m.d.comb += [elems.eq(W // 32), elog.eq(5)]
         m.d.comb += [dma.start.eq(ctl.dma_start), dma.is_store.eq(op_in == OPC["STORE_OUT"]),
                      dma.final.eq(ir_field(self.instr_data, "STORE_OUT", "final")),
                      dma.pool.eq(ir_field(self.instr_data, "STORE_OUT", "pool_px") != 0),
@@ -165,6 +169,7 @@ class JaqAccelerator(wiring.Component):
                      sb.rd_line.eq(dma.sc_line), sb.rd_en.eq(dma.sc_en),
                      dma.sc_mult.eq(sb.mult), dma.sc_bias_lo.eq(sb.bias_lo), dma.sc_bias_hi.eq(sb.bias_hi),
                      dma.o_mode.eq(ctl.o_mode), dma.shift.eq(ctl.shift), dma.relu.eq(ctl.relu),
+                     dma.st_rlog.eq(ctl.st_rlog),
                      dma.lo.eq(lo), dma.hi.eq(hi)]
 
 

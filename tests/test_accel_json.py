@@ -29,7 +29,7 @@ BASE = {  # a hand-off document (schema_version): every hardware field given
     ]},
     "accelerator": {"pe_x": 8, "pe_y": 8, "act_buf_kb": 64, "wgt_buf_kb": 64, "out_buf_kb": 64, "dataflow": "WS",
                     "loop_order": ["B", "OC", "OH", "OW", "IC"], "clock_mhz": 500.0, "dram_bits_per_cycle": 128,
-                    "dram_latency_cycles": 20},
+                    "dram_latency_cycles": 20, "out_unit_lines": 4},
 }
 
 
@@ -223,7 +223,7 @@ _TOT = {"mode": "native", "cycles": 10, "latency_ms": 0.1, "energy_mj": 1e-9, "a
 #: every numeric field of the file: (path for _with, dotted field in the message, document sections to add)
 _NUMERIC = [(f"accelerator.{k}", f"accelerator.{k}", {}) for k in
             ("pe_x", "pe_y", "act_buf_kb", "wgt_buf_kb", "out_buf_kb", "clock_mhz", "dram_bits_per_cycle",
-             "dram_latency_cycles")] + \
+             "dram_latency_cycles", "out_unit_lines")] + \
     [(f"network.layers.0.{k}", f"layers[0].{k}", {}) for k in
      ("in_ch", "out_ch", "out_h", "out_w", "kernel", "stride", "groups", "act_bits", "wgt_bits", "in_h", "in_w",
       "padding", "block")] + \
@@ -276,7 +276,7 @@ def test_hostile_numbers_name_the_field_and_range(path, field, sections, value):
     if free_form:  # plain data: finite numbers, 64-bit integers
         assert "finite" in msg or "64 bits" in msg, msg
     else:  # the schema states the valid range
-        assert re.search(r"\d\.\.\d|\(0, 10000\]|one of 2, 4, 8", msg), msg
+        assert re.search(r"\d\.\.\d|\(0, 10000\]|one of (1, )?2, 4, 8", msg), msg
     assert len(msg) < 300, msg
 
 

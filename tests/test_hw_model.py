@@ -42,7 +42,7 @@ def _random_case(rng: random.Random, pow2: bool):
     accel = Accelerator(pe_x=rng.randint(3, 12), pe_y=rng.randint(3, 12), dataflow=rng.choice(DATAFLOWS),
                         act_buf_kb=528, wgt_buf_kb=528, out_buf_kb=528,
                         dram_bits_per_cycle=rng.choice([32, 64, 96, 128, 256]),
-                        dram_latency_cycles=rng.randint(1, 40))
+                        dram_latency_cycles=rng.randint(1, 40), out_unit_lines=rng.choice([1, 2, 4, 8, 16]))
     u = rng.random()
     if kind in ("conv", "pointwise") and u < 0.2:  # a pooled head: its out tile covers every pixel
         layer = replace(layer, pool=True)
@@ -251,20 +251,22 @@ def test_constants_table_names_sources():
 
 # ---------------------------------------------------------------------------------------------------------------
 # Regression: pinned outputs of three reference configurations (machine v2 part 1: final stores through the
-# output unit; cycles agree with the walker)
+# output unit, one OBUF line per cycle; cycles agree with the walker)
 # ---------------------------------------------------------------------------------------------------------------
 REFERENCE = [
     (Layer("conv", 64, 64, 32, 32, kernel=3, act_bits=8, wgt_bits=8),
-     Accelerator(pe_x=32, pe_y=16, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dataflow="WS"),
+     Accelerator(pe_x=32, pe_y=16, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dataflow="WS",
+                 out_unit_lines=1),
      Tiling(64, 32, 4, 4, ("B", "OC", "OH", "IC", "OW")),
      (194476, 110425313.11615999, 2.9085737099999998, 3047424, 2097152)),
     (Layer("depthwise", 96, 96, 16, 16, kernel=5, stride=2, groups=96, act_bits=4, wgt_bits=2),
      Accelerator(pe_x=8, pe_y=12, act_buf_kb=128, wgt_buf_kb=96, out_buf_kb=80, dataflow="RS",
-                 dram_bits_per_cycle=64, dram_latency_cycles=30),
+                 dram_bits_per_cycle=64, dram_latency_cycles=30, out_unit_lines=1),
      Tiling(1, 1, 8, 16, ("B", "IC", "OC", "OH", "OW")),
      (187586, 154698367.09706295, 2.7260301468062123, 8361984, 1572864)),
     (Layer("pointwise", 120, 40, 8, 8, act_bits=2, wgt_bits=4),
-     Accelerator(pe_x=5, pe_y=7, act_buf_kb=528, wgt_buf_kb=256, out_buf_kb=64, dataflow="OS"),
+     Accelerator(pe_x=5, pe_y=7, act_buf_kb=528, wgt_buf_kb=256, out_buf_kb=64, dataflow="OS",
+                 out_unit_lines=1),
      Tiling(32, 16, 8, 2, ("OW", "B", "IC", "OH", "OC")),
      (17194, 11091447.010901699, 6.390571241086588, 375808, 327680)),
 ]
@@ -280,3 +282,18 @@ def test_regression_reference_configurations(layer, accel, tiling, want):
     assert c.area_mm2 == pytest.approx(area, rel=1e-12)
     assert (c.accesses["dram_rd_bits"], c.accesses["dram_wr_bits"]) == (rd, wr)
     assert math.isfinite(c.edap)
+
+
+def test_wider_output_unit_costs_its_lanes_and_saves_store_cycles():
+    """Section 7.4: N_u lines per cycle cost N_u * W/32 lanes of area and cut the final-store steps by n_u."""
+    layer = Layer("conv", 64, 64, 16, 16, kernel=3, act_bits=4, wgt_bits=4, out_bits=4)
+    tiling = Tiling(64, 64, 16, 16, ("B", "OC", "OH", "OW", "IC"))
+    one = estimate_one(layer, Accelerator(out_unit_lines=1), tiling)
+    eight = estimate_one(layer, Accelerator(out_unit_lines=8), tiling)
+    lanes = 7 * 128 / 32
+    assert eight.area_mm2 - one.area_mm2 == pytest.approx(
+        lanes * C.OUTPUT_UNIT_LANE_UM2.value * 1e-6 * (1 + C.AREA_OVERHEAD_FRAC.value), rel=1e-9)
+    lines = 16 * 16 * 64 // 4  # one 64-channel run of 16 lines per pixel
+    assert one.accesses["final_store_steps"] == lines
+    assert eight.accesses["final_store_steps"] == lines // 8
+    assert one.cycles - eight.cycles == lines - lines // 8

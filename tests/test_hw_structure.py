@@ -6,6 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from jaq.errors import JaqError
+from jaq.hw.records import Accelerator
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,3 +49,18 @@ def test_one_home_for_the_objective():
 
     assert batchtile.objective_value is objective.objective_value is bitfusion.objective_value
     assert oracle.DEFAULT_WEIGHTS is objective.DEFAULT_WEIGHTS
+
+
+@pytest.mark.parametrize("bad", [0, 3, 32, True, 4.0, "4"])
+def test_out_unit_lines_is_checked_by_every_constructor(bad):
+    """Section 7.4's N_u: the accelerator record, the DMA and the OBUF refuse a value they cannot build."""
+    from rtl_gen.buffers import OutBuffer
+    from rtl_gen.dma import DMA
+    with pytest.raises(JaqError) as e:
+        Accelerator(out_unit_lines=bad)
+    assert str(e.value).startswith("accelerator.out_unit_lines:") and "\n" not in str(e.value)
+    with pytest.raises(JaqError, match="dma.store_lines"):
+        DMA(64, 8, store_lines=bad)
+    if bad != 3:  # 3 read ports is a buildable OBUF
+        with pytest.raises(JaqError, match="out_buffer.read_lines"):
+            OutBuffer(16, 64, 1, read_lines=bad)

@@ -43,7 +43,7 @@ def run_compute(df, X, Y, K, S, a, w, act_signed, c, m, h, wo, acc, W=64, seed=0
     p = replace(p, act_words=len(aw) + EW, wgt_words=len(ww) + EW, out_words=len(ow) + EW,
                 act_lines=len(aw) // EW + 1, wgt_lines=len(ww) // EW + 1, out_lines=len(ow) // EW + 1)
     # the output unit's and the residual's SET_LAYER fields are not the engine's
-    unit = ("shift", "relu", "o_mode", "o_signed", "res", "r_mode", "r_signed", "res_mult")
+    unit = ("shift", "relu", "o_mode", "o_signed", "res", "r_mode", "r_signed", "res_mult", "st_rlog")
     fields = {**{k: v for k, v in set_layer_fields(K, S, a, w, act_signed, Y, dw=dw).items() if k not in unit},
               **compute_fields(c, m, h, wo, acc, K, S, a, w, W, depthwise=dw)}
 

@@ -443,7 +443,7 @@ def test_signature_connects_to_a_flipped_host():
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize("lanes", [1, 4, MAX_LANES])
+@pytest.mark.parametrize("lanes", [1, 4, 64])  # 64: 16 lines of a 128-bit bus
 def test_verilator_lint(lanes, tmp_path):
     from test_rtl_lint import lint
 

@@ -150,3 +150,22 @@ def test_backpressure_keeps_results_exact():
     for port, name in COUNTER_WALK_NAMES.items():
         if port != "cnt_cycles":
             assert cnt[port] == golden[name], (port, cnt[port], golden[name])
+
+
+# Output units of N_u lines per cycle (section 7.4): each case's n_u = min(N_u, 32/out_bits, 32/res_bits)
+UNIT_CASES = [(1, 0), (2, 4), (8, 3), (16, 3), (8, 6), (2, 8), (16, 5), (8, 7)]
+
+
+@pytest.mark.parametrize("unit_lines,case", UNIT_CASES, ids=[f"N{u}-case{c}" for u, c in UNIT_CASES])
+def test_output_unit_lines_per_cycle(unit_lines, case):
+    df, layer, tiling = CASES[case]
+    accel = Accelerator(pe_x=3, pe_y=3, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dataflow=df,
+                        dram_bits_per_cycle=64, dram_latency_cycles=3, out_unit_lines=unit_lines)
+    got, ref, cnt, golden = run_layer(layer, accel, tiling, seed=case)
+    assert (got == ref).all()
+    for port, name in COUNTER_WALK_NAMES.items():
+        assert cnt[port] == golden[name], (port, cnt[port], golden[name])
+    n_u = min(unit_lines, 32 // layer.out_bits, 32 // layer.res_bits if layer.res_bits else 32)
+    assert golden["final_store_steps"] <= golden["final_store_lines"] <= n_u * golden["final_store_steps"]
+    if case in (3, 4, 7):  # tiles of more than one line per pixel: the steps are fewer than the lines
+        assert golden["final_store_steps"] < golden["final_store_lines"]

@@ -108,6 +108,8 @@ def test_every_number_has_a_finite_range(dotted, value):
     ({"name": "x" * 200}, "name", "at most 128"),
     ({"data": {"root": "a\nb"}}, "data.root", "one-line path"),
     ({"hardware": {"dram_latency_cycles": 0}}, "hardware.dram_latency_cycles", "1..100000"),
+    ({"hardware": {"out_unit_lines": 3}}, "hardware.out_unit_lines", "1, 2, 4, 8, 16"),
+    ({"hardware": {"out_unit_lines": 32}}, "hardware.out_unit_lines", "1..16"),
     ({"space": "tinyy"}, "space", "unknown preset"),
     ({"space": {"preset": "tinyy"}}, "space.preset", "unknown preset"),
     ({"space": {"preset": "tiny", "stem": {"channels": 0}}}, "space.stem.channels", "out of range"),

@@ -86,6 +86,7 @@ class AccelBatch(_Batch):
     clock_mhz: torch.Tensor
     dram_bits_per_cycle: torch.Tensor
     dram_latency_cycles: torch.Tensor
+    out_unit_lines: torch.Tensor
 
     @classmethod
     def from_accels(cls, accels: Sequence[Accelerator], device=None) -> "AccelBatch":
@@ -104,7 +105,7 @@ class AccelBatch(_Batch):
         return cls(pe_x=t(cfg.cols), pe_y=t(cfg.rows), act_buf_kb=t(cfg.ibuf_bytes / 1024),
                    wgt_buf_kb=t(cfg.wbuf_bytes / 1024), out_buf_kb=t(cfg.obuf_bytes / 1024),
                    dataflow=torch.zeros(1, dtype=torch.long, device=device), clock_mhz=t(cfg.clock_mhz),
-                   dram_bits_per_cycle=t(cfg.if_width), dram_latency_cycles=t(0))
+                   dram_bits_per_cycle=t(cfg.if_width), dram_latency_cycles=t(0), out_unit_lines=t(1))
 
 
 @dataclass

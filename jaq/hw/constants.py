@@ -58,7 +58,7 @@ OUTPUT_UNIT_PJ = Constant("out_unit_energy", 3.9, "pJ per output-unit lane per a
 #: Area of one output-unit lane (multipliers, 64-bit datapath, pipeline registers), calibrated on Yosys: the
 #: OutputUnit synthesized to the project's 45 nm cell library (rtl_gen/synth.py, docs/rtl.md "Output unit"):
 #: 59,084 um^2 at 4 lanes (14,949 at 1 lane), measured 2026-12-01.
-OUTPUT_UNIT_LANE_UM2 = Constant("out_unit_area", 14771.0, "um^2 per output-unit lane (W/32 lanes)",
+OUTPUT_UNIT_LANE_UM2 = Constant("out_unit_area", 14771.0, "um^2 per output-unit lane (out_unit_lines * W/32 lanes)",
                                 "JAQ Yosys synthesis of rtl_gen.output_unit.OutputUnit, 45 nm cells")
 #: Words (channels) each of the three scale memories holds: one tile of up to 2^10 output channels.
 SCALE_MEMORY_WORDS = 1024
@@ -150,9 +150,9 @@ def scale_memory_costs() -> dict[str, float]:
             "area_mm2": 3 * float(sram_bank_area_mm2(bank)), "bank_bytes": bank, "banks": 3}
 
 
-def output_unit_area_mm2(bus_bits: Any) -> Any:
-    """Area of the output unit: ``W/32`` lanes."""
-    return bus_bits / 32 * OUTPUT_UNIT_LANE_UM2.value * 1e-6
+def output_unit_area_mm2(bus_bits: Any, unit_lines: Any = 1) -> Any:
+    """Area of the output unit (mm²): ``unit_lines * W/32`` lanes (docs/execution-model.md section 7.4)."""
+    return unit_lines * bus_bits / 32 * OUTPUT_UNIT_LANE_UM2.value * 1e-6
 
 
 def all_constants() -> list[Constant]:

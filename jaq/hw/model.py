@@ -151,7 +151,7 @@ def _as_float(x: torch.Tensor, dtype) -> torch.Tensor:
 class _Params:
     """Layer/accelerator quantities the per-dimension factors need, aligned to one domain (rows or a table)."""
 
-    def __init__(self, layers, X, Y, W, f):
+    def __init__(self, layers, X, Y, W, NU, f):
         g = f(layers.groups)
         self.dw = is_depthwise(f(layers.in_ch), f(layers.out_ch), g).detach()  # section 8: channels tiled as OC
         one = torch.ones_like(g)
@@ -168,6 +168,7 @@ class _Params:
         self.pool = f(layers.pool)
         self.res = f(layers.res_bits)
         self.e_r = T.elems_per_beat(W, torch.where(self.res > 0, self.res, torch.full_like(self.res, 8.0)))
+        self.n_u = T.store_lines_per_step(NU, f(layers.out_bits), self.res)  # section 7.4
         self.compute = T.ComputeParams(self.K, self.S, X, Y, self.pf, self.a)
 
 
@@ -229,15 +230,16 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
     f = lambda x: _as_float(x, dt)  # noqa: E731
     X, Y = f(accels.pe_x), f(accels.pe_y)
     W, Lat = f(accels.dram_bits_per_cycle), f(accels.dram_latency_cycles)
+    NU = f(accels.out_unit_lines)
     t = {"IC": f(tiles.t_ic), "OC": f(tiles.t_oc), "OH": f(tiles.t_oh), "OW": f(tiles.t_ow)}
     if grid is None:
-        P = _Params(layers, X, Y, W, f)  # row-aligned
+        P = _Params(layers, X, Y, W, NU, f)  # row-aligned
         dom = _RowDomain(P, t)
         Pd = P
     else:  # size rows as (N_s, 1, 1): loop orders broadcast along dim 1, dataflows along dim 2
-        P = _Params(LayerBatch(**{k: getattr(layers, k).reshape(-1, 1, 1) for k in _LAYER_FIELDS}), X, Y, W, f)
+        P = _Params(LayerBatch(**{k: getattr(layers, k).reshape(-1, 1, 1) for k in _LAYER_FIELDS}), X, Y, W, NU, f)
         t = {d: v.reshape(-1, 1, 1) for d, v in t.items()}
-        Pd = _Params(grid.layers_col, X, Y, W, f)  # (L, 1) columns, broadcast against (L, S) tables
+        Pd = _Params(grid.layers_col, X, Y, W, NU, f)  # (L, 1) columns, broadcast against (L, S) tables
         dom = _GridDomain(Pd, {d: f(grid.cand[d]) for d in grid.cand}, grid.idx)
     G, K, S = P.G, P.K, P.S
     n = dom.n
@@ -305,6 +307,7 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
     # one final store per distinct out tile (through the output unit, preceded by LOAD_SCALE), R_out - 1 partial
     sum_hw = dom.dsum("OH", T._ident) * dom.dsum("OW", T._ident)
     c["final_store_lines"] = G * out_vol
+    c["final_store_steps"] = G * dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_o * Pd.n_u)) * sum_hw
     # a pooled layer writes one pixel per out tile (its tile covers every pixel)
     c["final_store_beats"] = G * dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_f)) * T.where(P.pool > 0, 1.0, sum_hw)
     c["store_beats"] = G * (R["R_out"] - 1) * out_vol + c["final_store_beats"]
@@ -362,7 +365,8 @@ def energy_terms(accels: AccelBatch, dt=None) -> tuple[dict[str, list[tuple[str,
     terms["out_unit"] = [("out_unit_lanes", C.OUTPUT_UNIT_PJ.value)]
     terms["dram"] = [("dram_rd_bits", C.DRAM_PJ_PER_BIT.value), ("dram_wr_bits", C.DRAM_PJ_PER_BIT.value)]
     area = (C.fu_array_area_mm2(X, Y) + bufs["act"]["area_mm2"] + bufs["wgt"]["area_mm2"] + bufs["out"]["area_mm2"]
-            + sc["area_mm2"] + C.output_unit_area_mm2(W)) * (1.0 + C.AREA_OVERHEAD_FRAC.value)
+            + sc["area_mm2"] + C.output_unit_area_mm2(W, accels.out_unit_lines.to(X.dtype))) \
+        * (1.0 + C.AREA_OVERHEAD_FRAC.value)
     return terms, area
 
 

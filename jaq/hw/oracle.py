@@ -41,6 +41,7 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
     pf = T.fusion_factor(layer.act_bits, layer.wgt_bits)
     e_a, e_w, e_o = (T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS))
     e_f = T.elems_per_beat(W, layer.out_bits)
+    n_u = T.store_lines_per_step(accel.out_unit_lines, layer.out_bits, layer.res_bits)
     ds = lambda d, fn: _dim_sum(dims[d], tile[d], fn)  # noqa: E731
     terms = T.compute_terms(df, T.ComputeParams(K, S, accel.pe_x, accel.pe_y, pf, layer.act_bits), dw)
     comp = {}
@@ -79,7 +80,9 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
         "wgt_load_beats": G * r_wgt * K * K * (ds("OC", lambda m: T.ceil_div(m, e_w)) if dw else
                                                ds("IC", lambda x: T.ceil_div(x, e_w)) * ds("OC", lambda x: x)),
         "store_beats": G * (r_out - 1) * out_vol + final_beats, "final_store_beats": final_beats,
-        "final_store_lines": G * out_vol, "psum_load_beats": G * r_psum * (n["IC"] - 1) * out_vol,
+        "final_store_lines": G * out_vol,
+        "final_store_steps": G * ds("OC", lambda m: T.ceil_div(m, e_o * n_u)) * ds("OH", lambda x: x)
+        * ds("OW", lambda x: x), "psum_load_beats": G * r_psum * (n["IC"] - 1) * out_vol,
         "scale_load_beats": G * ds("OC", lambda m: T.scale_tile_beats(m, e_o)) * n["OH"] * n["OW"],
         "n_store_final": G * n_out, "n_load_scale": G * n_out,
         "n_set_res": G * n_out if layer.res_bits else 0, "n_store_res": G * n_out if layer.res_bits else 0,

@@ -42,6 +42,9 @@ LOOP_ORDER_INDEX: dict[tuple[str, ...], int] = {o: i for i, o in enumerate(LOOP_
 LAYER_KINDS: tuple[str, ...] = ("conv", "depthwise", "pointwise", "fc")
 DATAFLOWS: tuple[str, ...] = ("WS", "OS", "RS")
 BITS: tuple[int, ...] = (2, 4, 8)
+#: OBUF lines per cycle an output unit may be built for (``Accelerator.out_unit_lines``; docs/execution-model.md
+#: section 7.4).
+OUT_UNIT_LINES: tuple[int, ...] = (1, 2, 4, 8, 16)
 #: Widths of a layer's final outputs: the consumer's activation bits, or 32 (accumulators / logits).
 OUT_BITS: tuple[int, ...] = (2, 4, 8, 32)
 
@@ -265,6 +268,7 @@ class Accelerator:
     clock_mhz: float = 500.0
     dram_bits_per_cycle: int = 128
     dram_latency_cycles: int = 20
+    out_unit_lines: int = 4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loop_order", parse_loop_order(self.loop_order, "accelerator.loop_order"))
@@ -296,6 +300,9 @@ class Accelerator:
             raise JaqError(f"{self.dram_bits_per_cycle} must be a multiple of 32", f"{where}dram_bits_per_cycle")
         # >= 1: the RTL and the memory model cannot answer a read in the request's own cycle (docs/rtl.md)
         _check_int("dram_latency_cycles", self.dram_latency_cycles, 1, 100_000, where)
+        if type(self.out_unit_lines) is not int or self.out_unit_lines not in OUT_UNIT_LINES:
+            raise JaqError(f"{self.out_unit_lines!r} must be one of {', '.join(map(str, OUT_UNIT_LINES))}",
+                           f"{where}out_unit_lines")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -99,6 +99,7 @@ class SetLayer:
     out_bits: int = 32
     out_signed: bool = True
     e_fin: int = 0  # final outputs per beat, W / out_bits
+    store_lines: int = 1  # n_u: OBUF lines per output-unit step of the final stores (section 7.4)
     op: str = "SET_LAYER"
 
 
@@ -183,6 +184,7 @@ class StoreOut(_OutTileTransfer):
 
     final: bool = True
     lines: int = 0
+    steps: int = 0  #: output-unit steps of a final store (h' * w' * ceil(m'/(n_u E_o)); section 7.4)
     res_beats: int = 0  #: residual beats read beside a final store (h' * w' * ceil(m'/E_r); section 7.3)
     op: str = "STORE_OUT"
 
@@ -442,6 +444,7 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
     IW, OW = layer.in_w, layer.out_w
     prog = Program(layer, accel, tiling, placement=placement)
     ins = prog.instructions
+    n_u = T.store_lines_per_step(accel.out_unit_lines, layer.out_bits, layer.res_bits)
     ins.append(SetLayer(
         kind=layer.kind, in_ch=layer.in_ch, out_ch=layer.out_ch, groups=layer.groups, cg=layer.in_ch_per_group,
         mg=layer.out_ch_per_group, in_h=layer.in_h,
@@ -451,7 +454,8 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
         dram_latency=accel.dram_latency_cycles, pipeline_depth=T.pipeline_depth(accel.dataflow),
         rs_passes=passes, rs_q=q, rs_last_rows=last_rows, t_ic=tiling.t_ic, t_oc=tiling.t_oc,
         t_oh=tiling.t_oh, t_ow=tiling.t_ow, n_ic=n["IC"], n_oc=n["OC"], n_oh=n["OH"], n_ow=n["OW"],
-        loop_order=tiling.loop_order, out_bits=layer.out_bits, out_signed=layer.out_signed, e_fin=e_f))
+        loop_order=tiling.loop_order, out_bits=layer.out_bits, out_signed=layer.out_signed, e_fin=e_f,
+        store_lines=n_u))
     wbases = weight_tile_bases(layer, tiling)
     sbases = scale_tile_bases(layer, tiling, W)
     order = tiling.loop_order
@@ -466,6 +470,7 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
         base = oh * tiling.t_oh * row + ow * tiling.t_ow * layer.out_ch + g * Mg + oc * tiling.t_oc
         if final:
             extra["lines"] = T.out_tile_beats(m, h, w, e_o)
+            extra["steps"] = T.final_store_steps(m, h, w, e_o, n_u)
             if layer.res_bits:
                 extra["res_beats"] = T.out_tile_beats(m, h, w, T.elems_per_beat(W, layer.res_bits))
         if final and layer.pool:  # the unit sums the tile's h' x w' pixels into one output pixel (section 7.2)
@@ -542,7 +547,7 @@ COUNTERS: tuple[str, ...] = (
     "out_buf_wr_bits",
     "dram_rd_beats", "dram_wr_beats", "dram_rd_bits", "dram_wr_bits",
     "act_load_beats", "wgt_load_beats", "psum_load_beats", "scale_load_beats", "store_beats",
-    "final_store_beats", "final_store_lines", "scale_buf_wr_lines", "scale_buf_rd_lines", "out_unit_lanes",
+    "final_store_beats", "final_store_lines", "final_store_steps", "scale_buf_wr_lines", "scale_buf_rd_lines", "out_unit_lanes",
     "res_load_beats",
     "n_set_layer", "n_load_act", "n_load_wgt", "n_load_psum", "n_load_scale", "n_store_out", "n_store_final",
     "n_set_res", "n_store_res", "n_compute", "n_end",
@@ -586,7 +591,7 @@ def derive_counters(c: dict) -> dict:
     c["cycles_load_scale"] = c["n_load_scale"] * T.load_cycles(0, L) + c["scale_load_beats"]
     c["cycles_set_res"] = c["n_set_res"] * T.ISSUE_CYCLES
     c["cycles_store_out"] = ((c["n_store_out"] - c["n_store_final"]) * T.store_cycles(0) + partial_beats
-                             + c["n_store_final"] * T.final_store_cycles(0) + c["final_store_lines"]
+                             + c["n_store_final"] * T.final_store_cycles(0) + c["final_store_steps"]
                              + c["n_store_res"] * T.residual_wait_cycles(L))
     c["cycles_compute"] = c["n_compute"] * T.compute_cycles(0, D) + c["compute_steps"]
     c["cycles"] = (c["cycles_set_layer"] + c["cycles_load_act"] + c["cycles_load_wgt"] + c["cycles_load_psum"]
@@ -641,7 +646,8 @@ def walk(program: Program, layer: Layer | None = None, accel: Accelerator | None
                 c["n_store_final"] += 1
                 c["final_store_beats"] += ins.beats
                 c["final_store_lines"] += ins.lines
-                cyc += T.final_store_cycles(ins.lines)
+                c["final_store_steps"] += ins.steps
+                cyc += T.final_store_cycles(ins.steps)
                 if ins.res_beats:
                     c["n_store_res"] += 1
                     c["res_load_beats"] += ins.res_beats

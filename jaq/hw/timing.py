@@ -192,10 +192,25 @@ def store_cycles(beats: Num) -> Num:
     return ISSUE_CYCLES + STORE_READ_LATENCY + beats
 
 
-def final_store_cycles(lines: Num) -> Num:
-    """Final STORE_OUT: issue + buffer read latency + output unit + beat register + one OBUF line per cycle
-    (``lines`` = h' * w' * ceil(m'/E_o); the packed writes never outpace the reads)."""
-    return ISSUE_CYCLES + STORE_READ_LATENCY + OUTPUT_UNIT_LATENCY + STORE_PACK_LATENCY + lines
+def final_store_cycles(steps: Num) -> Num:
+    """Final STORE_OUT: issue + buffer read latency + output unit + beat register + one step of up to ``n_u``
+    OBUF lines per cycle (``steps`` = :func:`final_store_steps`; the packed writes never outpace the reads)."""
+    return ISSUE_CYCLES + STORE_READ_LATENCY + OUTPUT_UNIT_LATENCY + STORE_PACK_LATENCY + steps
+
+
+def store_lines_per_step(unit_lines: Num, out_bits: Num, res_bits: Num = 0) -> Num:
+    """``n_u``: OBUF lines a layer's final stores finish per cycle on a unit built for ``unit_lines``:
+    ``min(N_u, 32/out_bits, 32/res_bits)``, the last term only with a residual (``res_bits`` > 0; section 7.4)."""
+    n = minimum(unit_lines, floor_div(OUT_BITS, out_bits))
+    if is_tensor(res_bits):
+        safe = where(res_bits > 0, res_bits, 1.0)
+        return where(res_bits > 0, minimum(n, floor_div(OUT_BITS, safe)), n)
+    return min(n, OUT_BITS // res_bits) if res_bits else n
+
+
+def final_store_steps(m: Num, h: Num, w: Num, e_o: Num, lines_per_step: Num) -> Num:
+    """Steps of a final STORE_OUT: h' * w' pixel runs of ``ceil(m'/(n_u E_o))`` steps each (section 7.4)."""
+    return h * w * ceil_div(m, e_o * lines_per_step)
 
 
 def residual_wait_cycles(latency: Num) -> Num:

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 from jaq.errors import JaqError
 from jaq.io import check_plain, load_yaml
+from jaq.hw.records import OUT_UNIT_LINES
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 
@@ -76,6 +77,7 @@ DEFAULTS: dict[str, Any] = {
         "clock_mhz": 500.0,
         "dram_bits_per_cycle": 128,
         "dram_latency_cycles": 20,
+        "out_unit_lines": 4,        # OBUF lines the output unit finishes per cycle: 1, 2, 4, 8 or 16
         "generator_hidden": 64,     # width of the generator's residual blocks
         "generator_blocks": 5,      # residual blocks (paper: 5)
         "loop_order_candidates": 8,  # loop orders evaluated per step for the loop-order head's gradient
@@ -117,7 +119,7 @@ _TYPES: dict[str, tuple] = {
     "search.lambda_l": (float, int), "search.lambda_a": (float, int),    "search.warmup_epochs": (int,), "search.max_steps_per_epoch": (int, type(None)),
     "search.grad_clip": (float, int, type(None)), "search.log_every_steps": (int,),
     "hardware.clock_mhz": (float, int), "hardware.dram_bits_per_cycle": (int,),
-    "hardware.dram_latency_cycles": (int,), "hardware.generator_hidden": (int,),
+    "hardware.dram_latency_cycles": (int,), "hardware.out_unit_lines": (int,), "hardware.generator_hidden": (int,),
     "hardware.generator_blocks": (int,), "hardware.loop_order_candidates": (int,),
     "hardware.candidate_tiling": (str,),
     "retrain.epochs": (int,), "retrain.batch_size": (int,), "retrain.lr": (float, int),
@@ -140,7 +142,8 @@ _RANGES = [
     ("search.max_steps_per_epoch", 1, _BIG), ("search.grad_clip", 0, _WEIGHT), ("search.log_every_steps", 0, _BIG),
     ("hardware.clock_mhz", 1e-3, 10000), ("hardware.dram_bits_per_cycle", 32, 4096),
     # >= 1: the generated RTL and its memory model cannot answer a read in the request's own cycle (docs/rtl.md)
-    ("hardware.dram_latency_cycles", 1, 100000), ("hardware.generator_hidden", 4, 4096),
+    ("hardware.dram_latency_cycles", 1, 100000), ("hardware.out_unit_lines", 1, 16),
+    ("hardware.generator_hidden", 4, 4096),
     ("hardware.generator_blocks", 1, 64), ("hardware.loop_order_candidates", 1, 120),
     ("retrain.epochs", 0, _EPOCHS), ("retrain.batch_size", 1, 65536), ("retrain.lr", 0, 10),
     ("retrain.momentum", 0, 1), ("retrain.weight_decay", 0, 1), ("retrain.max_steps_per_epoch", 1, _BIG),
@@ -261,6 +264,9 @@ def validate_config(raw: Any, source: str = "config") -> dict[str, Any]:
     if cfg["search"]["warmup_epochs"] >= cfg["search"]["epochs"]:
         raise JaqError(f"{cfg['search']['warmup_epochs']} must be smaller than search.epochs "
                        f"({cfg['search']['epochs']})", "search.warmup_epochs")
+    if cfg["hardware"]["out_unit_lines"] not in OUT_UNIT_LINES:
+        raise JaqError(f"{cfg['hardware']['out_unit_lines']}; use one of {', '.join(map(str, OUT_UNIT_LINES))}",
+                       "hardware.out_unit_lines")
     if cfg["precision"] not in ("auto", "fp32", "bf16"):
         raise JaqError(f"{cfg['precision']!r}; use auto, fp32 or bf16", "precision")
     if cfg["compile"] not in ("off", "inductor", "eager"):

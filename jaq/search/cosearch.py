@@ -45,7 +45,7 @@ import jaq
 from jaq.errors import JaqError
 from jaq.search import model_api as api
 from jaq.search.hwcost import HWCost
-from jaq.search.hwgen import HWGenerator, draw_noise, encode_layers, sample_heads
+from jaq.search.hwgen import FIXED_FIELDS, HWGenerator, draw_noise, encode_layers, sample_heads
 from jaq.search.rundir import (ACCEL, load_checkpoint, prepare_run_dir, read_config, save_checkpoint,
                                write_config, write_metrics)
 
@@ -184,7 +184,7 @@ class CoSearch:
         self._hw_noise = None
         self.gen = HWGenerator(cfg["hardware"]["generator_hidden"], cfg["hardware"]["generator_blocks"]).to(
             self.device)
-        self.fixed = {k: cfg["hardware"][k] for k in ("clock_mhz", "dram_bits_per_cycle", "dram_latency_cycles")}
+        self.fixed = {k: cfg["hardware"][k] for k in FIXED_FIELDS}
         self.fixed["clock_mhz"] = float(self.fixed["clock_mhz"])
         self.hw = HWCost((s["lambda_e"], s["lambda_l"], s["lambda_a"]), self.fixed,
                          cfg["hardware"]["loop_order_candidates"],

@@ -38,6 +38,8 @@ HEADS: tuple[tuple[str, int], ...] = (
     ("loop_order", len(LOOP_ORDERS)),
 )
 NUMERIC_HEADS = ("pe_x", "pe_y", "act_buf_kb", "wgt_buf_kb", "out_buf_kb")
+#: Accelerator fields the search holds fixed (config section ``hardware``).
+FIXED_FIELDS = ("clock_mhz", "dram_bits_per_cycle", "dram_latency_cycles", "out_unit_lines")
 N_FEATURES = 8
 
 
@@ -80,7 +82,7 @@ class HWSample:
     values: dict[str, torch.Tensor]
 
     def accelerator(self, fixed: dict) -> Accelerator:
-        """The discrete accelerator (``fixed``: clock_mhz, dram_bits_per_cycle, dram_latency_cycles)."""
+        """The discrete accelerator (``fixed``: the :data:`FIXED_FIELDS`)."""
         v = {n: int(round(float(self.values[n].detach()))) for n in NUMERIC_HEADS}
         return Accelerator(dataflow=DATAFLOWS[self.index["dataflow"]],
                            loop_order=LOOP_ORDERS[self.index["loop_order"]], **v, **fixed)
@@ -90,7 +92,7 @@ class HWSample:
         default the CPU, where the cost model runs; ``.to`` keeps the gradient path to a CUDA generator)."""
         f = {n: self.values[n].reshape(1).to(device="cpu" if device is None else device, dtype=DTYPE)
              for n in NUMERIC_HEADS}
-        for k in ("clock_mhz", "dram_bits_per_cycle", "dram_latency_cycles"):
+        for k in FIXED_FIELDS:
             f[k] = torch.tensor([float(fixed[k])], dtype=DTYPE, device=device)
         f["dataflow"] = torch.tensor([self.index["dataflow"]], dtype=torch.long, device=device)
         return AccelBatch(**f)
