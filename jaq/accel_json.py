@@ -560,11 +560,6 @@ def load_spec(path: str | os.PathLike, *, hand_off: bool | None = None) -> Accel
     return parse_spec(load_structured(path), path, hand_off=hand_off)
 
 
-def load_accel_json(path: str | os.PathLike) -> AccelSpec:
-    """Load and validate an ``accel.json`` file (JSON; YAML is read by :func:`load_spec`)."""
-    return load_spec(path)
-
-
 def build_spec(layers: Sequence[Layer], accelerator: Accelerator | None = None, *,
                tilings: Sequence[Tiling | None] | None = None, costs: Sequence[Cost] | None = None,
                mode: str = "native", labels: Sequence[Mapping[str, Any]] | None = None,
@@ -641,10 +636,5 @@ def save(spec: AccelSpec, path: str | os.PathLike) -> Path:
     return path
 
 
-def save_accel_json(spec: AccelSpec, path: str | os.PathLike) -> Path:
-    return save(spec, path)
-
-
 __all__ = ["SCHEMA_VERSION", "MODES", "AccelSpec", "Network", "LayerEntry", "Predicted", "Provenance", "Totals",
-           "build_spec", "is_hand_off", "load_accel_json", "load_spec", "parse_spec", "dump", "dumps", "save",
-           "save_accel_json"]
+           "build_spec", "is_hand_off", "load_spec", "parse_spec", "dump", "dumps", "save"]

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from jaq.accel_json import (SCHEMA_VERSION, AccelSpec, Predicted, Provenance, Totals, build_spec, dump,
-                            load_accel_json, load_spec, parse_spec, save)
+                            load_spec, parse_spec, save)
 from jaq.errors import JaqError
 from jaq.hw.bitfusion import BF_E_CONF
 from jaq.hw.records import Accelerator, Cost, Layer, Tiling
@@ -65,7 +65,7 @@ def test_examples_load_and_round_trip(name, tmp_path):
     assert again.layers == spec.layers and again.tilings == spec.tilings
     assert again.accelerator == spec.accelerator and again.bitfusion == spec.bitfusion
     out = save(again, tmp_path / "sub" / "accel.json")
-    assert load_accel_json(out).layers == spec.layers
+    assert load_spec(out).layers == spec.layers
     assert not list((tmp_path / "sub").glob("*.tmp"))
 
 
@@ -162,7 +162,7 @@ def test_malformed_files(tmp_path):
     p = tmp_path / "bad.json"
     p.write_text('{"layers": [')
     with pytest.raises(JaqError, match="malformed JSON"):
-        load_accel_json(p)
+        load_spec(p)
     y = tmp_path / "bad.yaml"
     y.write_text("layers: [a, b\naccelerator: {")
     with pytest.raises(JaqError, match="malformed YAML"):
@@ -188,7 +188,7 @@ def test_predictions_totals_provenance_round_trip(tmp_path):
     assert len(spec.provenance.config_sha256) == 64 and spec.provenance.code_version.startswith("jaq ")
     assert spec.resolve("weights/layer.npz") == tmp_path / "weights" / "layer.npz"
     out = save(spec, tmp_path / "accel.json")
-    back = load_accel_json(out)
+    back = load_spec(out)
     assert back.network.layers[1].predicted.cost.cycles == 2000
     assert back.network.layers[1].predicted.cost.energy_pj == {"mac": 10.0, "dram": 5.0}
     assert back.totals == spec.totals and back.accuracy == spec.accuracy
@@ -207,7 +207,7 @@ def test_build_spec_from_results(tmp_path):
                       labels=[{"op": "stem"}, {"op": "head", "weights": "w/fc.npz"}], objective_weights=(1, 1, 0),
                       accuracy={"top1": 0.5})
     assert spec.totals.cycles == sum(c.cycles for c in costs)
-    back = load_accel_json(save(spec, tmp_path / "a.json"))
+    back = load_spec(save(spec, tmp_path / "a.json"))
     assert back.layers == layers and back.tilings == tilings
     assert [e.predicted.cost.cycles for e in back.network.layers] == [c.cycles for c in costs]
     assert back.network.layers[1].op == "head" and back.provenance.code_version.startswith("jaq ")
@@ -337,7 +337,7 @@ def test_free_form_fields_round_trip_as_plain_copies(tmp_path):
     obj["provenance"] = {"extra": {"resolved_config": {"search": {"lr": 0.01}}, "refs": [1, 2]}}
     spec = parse_spec(obj)
     assert spec.network.layers[0].scales == scales and spec.network.layers[0].scales is not scales
-    back = load_accel_json(save(spec, tmp_path / "a.json"))
+    back = load_spec(save(spec, tmp_path / "a.json"))
     assert back.provenance.extra == obj["provenance"]["extra"]
 
 

@@ -55,8 +55,8 @@ def test_cosearch_then_retrain(tmp_path, cfg_file, capsys):
     assert "lambda: 1.0" in cfg
     assert main(["retrain", str(out), "--quiet"]) == 0
     assert "test accuracy" in capsys.readouterr().out
-    from jaq.accel_json import load_accel_json
-    spec = load_accel_json(out / "accel.json")
+    from jaq.accel_json import load_spec
+    spec = load_spec(out / "accel.json")
     assert 0.0 <= spec.accuracy["top1"] <= 1.0 and spec.accuracy["split"] == "test"
     # integer weights for the simulator, one file per layer, referenced from accel.json
     for e in spec.network.layers:
@@ -83,8 +83,8 @@ def test_ddp_two_gloo_processes(tmp_path):
                        timeout=HANG_S)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("co-search done") == 1  # rank 0 reports and writes
-    from jaq.accel_json import load_accel_json
-    spec = load_accel_json(out / "accel.json")
+    from jaq.accel_json import load_spec
+    spec = load_spec(out / "accel.json")
     assert spec.totals.edap > 0
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()
      if json.loads(x)["kind"] == "epoch"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jaq.accel_json import load_accel_json
+from jaq.accel_json import load_spec
 from jaq.cli import main
 
 #: Seconds after which a subprocess counts as hung (not slow: a loaded CI machine never decides a test).
@@ -117,7 +117,7 @@ def test_output_writes_accel_json(capsys, tmp_path):
     out_path = tmp_path / "accel.json"
     rc, _, _ = _run(capsys, EXAMPLES / "bitfusion_reference.yaml", "-o", out_path)
     assert rc == 0
-    spec = load_accel_json(out_path)
+    spec = load_spec(out_path)
     assert spec.mode == "bitfusion" and all(t is not None for t in spec.tilings)
     assert spec.network.layers[0].predicted.cost.cycles == 74_764
     assert spec.totals.cycles == 74_764 + 23_425

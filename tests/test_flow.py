@@ -106,7 +106,7 @@ def _small_accelerator(run: Path) -> None:
     from jaq.hw.batchtile import batch_tile
     from jaq.hw.records import Accelerator
 
-    spec = aj.load_accel_json(run / "accel.json")
+    spec = aj.load_spec(run / "accel.json")
     acc = Accelerator(pe_x=4, pe_y=4, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dataflow="WS",
                       loop_order=("B", "OC", "OH", "OW", "IC"), clock_mhz=spec.accelerator.clock_mhz,
                       dram_bits_per_cycle=spec.accelerator.dram_bits_per_cycle,

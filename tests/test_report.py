@@ -38,11 +38,11 @@ retrain: {epochs: 2, batch_size: 32, lr: 0.05, max_steps_per_epoch: 2}
 def _sim_report(run: Path, *, break_layer: int | None = None) -> dict:
     """A sim.harness.SimReport of every layer: counters from the golden program walk (what a passing RTL run
     reports); ``break_layer`` gets two wrong outputs and a wrong cycle counter."""
-    from jaq.accel_json import load_accel_json
+    from jaq.accel_json import load_spec
     from jaq.hw.schedule import compile_layer, walk
     from sim.harness import COUNTER_MAP, LayerReport, SimReport
 
-    spec = load_accel_json(run / "accel.json")
+    spec = load_spec(run / "accel.json")
     reps = []
     for i, (L, T) in enumerate(zip(spec.layers, spec.tilings)):
         w = walk(compile_layer(L, spec.accelerator, T))
@@ -81,8 +81,8 @@ def _add_rtl_side(run: Path) -> None:
 
 
 def _add_sweep(run: Path) -> None:
-    from jaq.accel_json import load_accel_json
-    spec = load_accel_json(run / "accel.json")
+    from jaq.accel_json import load_spec
+    spec = load_spec(run / "accel.json")
     t = spec.totals
     pts = []
     for lam, s, acc in ((0.01, 3.0, 0.93), (0.1, 1.0, 0.91), (1.0, 0.4, 0.85), (2.0, 0.5, 0.80)):

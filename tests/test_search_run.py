@@ -82,8 +82,8 @@ def test_resume_is_exact(tmp_path):
     for f in ("config.yaml", "metrics.jsonl", "checkpoint.pt", "subnet.json", "accel.json", "plots/alpha_beta.png",
               "plots/bits.png", "plots/layer_cost.png", "plots/cost.png"):
         assert (a / f).is_file(), f
-    from jaq.accel_json import load_accel_json
-    spec = load_accel_json(a / "accel.json")
+    from jaq.accel_json import load_spec
+    spec = load_spec(a / "accel.json")
     assert spec.accelerator is not None and spec.totals.edap > 0
     assert all(e.tiling is not None and e.predicted is not None for e in spec.network.layers)
     assert spec.provenance.seed == 3

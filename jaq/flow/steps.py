@@ -61,10 +61,10 @@ def _check_same_config(cfg: dict, run: Path) -> None:
 
 
 def _retrained(run: Path) -> bool:
-    from jaq.accel_json import load_accel_json
+    from jaq.accel_json import load_spec
     if not ((run / "retrained.pt").is_file() and (run / "weights" / "network.json").is_file()):
         return False
-    spec = load_accel_json(run / "accel.json")
+    spec = load_spec(run / "accel.json")
     return "top1" in (spec.accuracy or {})
 
 
@@ -75,8 +75,8 @@ def step_retrain(run: Path, args) -> tuple[str, str]:
         raise JaqError(f"retrain needs {run / 'accel.json'}: the co-search step has not finished "
                        f"(jaq flow --config CONFIG --out {run} --resume)", "retrain")
     if args.resume and _retrained(run):
-        from jaq.accel_json import load_accel_json
-        acc = load_accel_json(run / "accel.json").accuracy or {}
+        from jaq.accel_json import load_spec
+        acc = load_spec(run / "accel.json").accuracy or {}
         return "reused", f"test accuracy {100 * acc['top1']:.2f}% (retrained.pt, weights/ exist)"
     r = run_retrain(run, device=args.device, quiet=args.quiet)
     s = f"{r['epochs']} epochs: test accuracy {100 * r['test_acc']:.2f}%"
@@ -87,11 +87,11 @@ def step_retrain(run: Path, args) -> tuple[str, str]:
 
 def _build_matches(run: Path, build: Path) -> bool:
     """The build in ``build`` was emitted for the accelerator, layers and tilings of ``run/accel.json``."""
-    from jaq.accel_json import load_accel_json
+    from jaq.accel_json import load_spec
     if not (build / "manifest.json").is_file() or not (build / "accel.json").is_file():
         return False
     try:
-        a, b = load_accel_json(run / "accel.json"), load_accel_json(build / "accel.json")
+        a, b = load_spec(run / "accel.json"), load_spec(build / "accel.json")
     except JaqError:
         return False
     if a.accelerator is None or b.accelerator is None or a.accelerator.to_dict() != b.accelerator.to_dict():

@@ -321,14 +321,14 @@ def collect(run_dir: str | Path, *, build_dir: str | Path | None = None, sim_dir
     if not is_run_dir(run):
         raise JaqError(f"{run} is not a run directory (no config.yaml, metrics.jsonl, accel.json or sweep.json); "
                        f"pass the --out folder of `jaq co-search` or `jaq flow`", "RUN_DIR")
-    from jaq.accel_json import load_accel_json
+    from jaq.accel_json import load_spec
 
     data: dict[str, Any] = {"run": str(run), "name": run.name}
     cfg = load_yaml(run / "config.yaml") if (run / "config.yaml").is_file() else None
     data["config"] = cfg if isinstance(cfg, dict) else None
     if data["config"]:
         data["name"] = data["config"].get("name", run.name)
-    spec = load_accel_json(run / "accel.json") if (run / "accel.json").is_file() else None
+    spec = load_spec(run / "accel.json") if (run / "accel.json").is_file() else None
     data["has_accel"] = spec is not None
     subnet = load_json(run / "subnet.json") if (run / "subnet.json").is_file() else None
     metrics = _read_jsonl(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else []

@@ -1,7 +1,7 @@
 """Build and write ``accel.json`` (DESIGN.md contract 2) from a finished search, and update it after retraining.
 
 The document is an :class:`jaq.accel_json.AccelSpec`, validated (dumped and re-parsed) before it is written
-atomically, so a file this module writes always loads back with ``jaq.accel_json.load_accel_json``.
+atomically, so a file this module writes always loads back with ``jaq.accel_json.load_spec``.
 """
 
 from __future__ import annotations
@@ -55,4 +55,4 @@ def write_accel(path: str | Path, spec) -> None:
 
 def read_accel(path: str | Path):
     from jaq import accel_json as aj
-    return aj.load_accel_json(path)
+    return aj.load_spec(path)
