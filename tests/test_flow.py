@@ -316,3 +316,39 @@ def test_synthesis_grace_after_the_other_steps():
     clock.t += 3.0
     assert s.finish() == ("answered quick", 3.0) and timers[0].cancelled
     assert Synth(Path("x"), "no", 1.0).finish() == ("synthesis skipped (--synth no)", 0.0)
+
+
+def test_pipeline_is_the_step_list_and_records_skips(tmp_path):
+    """jaq flow is PIPELINE in STEPS order; run_pipeline runs prepare/run per step and records a skip's reason."""
+    from types import SimpleNamespace
+
+    from jaq.flow.pipeline import PIPELINE, Context, run_pipeline
+    from jaq.flow.record import STEPS, Flow, Step
+
+    assert tuple(s.name for s in PIPELINE) == STEPS
+    calls = []
+
+    class Fake:
+        def __init__(self, name, skip=None):
+            self.name, self._skip = name, skip
+
+        def skip(self, ctx):
+            return self._skip
+
+        def prepare(self, ctx):
+            calls.append(("prepare", self.name))
+
+        def run(self, ctx):
+            calls.append(("run", self.name))
+            return "done", f"{self.name} ok"
+
+    flow = Flow(run=tmp_path, config=None, steps=[Step(n) for n in STEPS], started="t", t0=0.0,
+                log=lambda s: None)
+    steps = tuple(Fake(n, "--skip-sim" if n == "simulate" else None) for n in STEPS)
+    run_pipeline(Context(cfg={}, run=tmp_path, build=tmp_path / "build", args=SimpleNamespace(), flow=flow,
+                         log=lambda s: None), steps)
+    ran = [n for n in STEPS if n != "simulate"]
+    assert calls == [c for n in ran for c in (("prepare", n), ("run", n))]
+    assert flow.step("simulate").status == "skipped" and flow.step("simulate").summary == "--skip-sim"
+    assert [flow.step(n).status for n in ran] == ["done"] * len(ran)
+    assert json.loads((tmp_path / "flow.json").read_text())["steps"][0]["summary"] == "co-search ok"

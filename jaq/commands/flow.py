@@ -29,9 +29,8 @@ from typing import Callable
 from jaq.cli_types import bounded_int, finite_float
 from jaq.commands.co_search import add_set_argument, named_overrides
 from jaq.errors import JaqError
-from jaq.flow.background import Background, Synth, prebuild_child
-from jaq.flow.record import OUTPUTS, STEPS, Flow, Step, fmt_s, now, run_step
-from jaq.flow.steps import step_cosearch, step_emit, step_retrain, step_simulate
+from jaq.flow.pipeline import Context, run_pipeline
+from jaq.flow.record import STEPS, Flow, Step, fmt_s, now
 
 NAME = "flow"
 HELP = "config -> co-search -> emit-rtl -> retrain -> simulate -> report, in one command"
@@ -130,56 +129,9 @@ def _report_after_failure(flow: Flow, run: Path, log) -> None:
 
 
 def _steps(flow: Flow, cfg: dict, run: Path, build: Path, args, log) -> int:
-    t0 = flow.t0
-    run_step(flow, "co-search", lambda: step_cosearch(cfg, run, args))
-    synth = Synth(build, args.synth, args.synth_timeout)
-    prebuild = Background(prebuild_child, build)
-
-    def emit():
-        status, s = step_emit(run, build, args)
-        if status == "reused" and (build / "synth" / "report.json").is_file():
-            synth.reused = True
-        else:
-            synth.start()
-        if not args.skip_sim:
-            prebuild.start()  # the Verilator model builds while retrain trains
-        return status, s
-
-    run_step(flow, "emit-rtl", emit)
-    run_step(flow, "retrain", lambda: step_retrain(run, args))
-    if args.skip_sim:
-        st = flow.step("simulate")
-        st.status, st.summary, st.seconds = "skipped", "--skip-sim", 0.0
-        log(f"[{STEPS.index('simulate') + 1}/{len(STEPS)}] simulate: skipped (--skip-sim)")
-    else:
-        def simulate():
-            pstatus, pmsg, psecs = prebuild.finish()
-            status, summary = step_simulate(run, build, args, flow)
-            if pstatus == "ok":
-                summary += f"; {pmsg.split(' (')[0]} beside retrain in {fmt_s(psecs)}"
-            return status, summary
-        run_step(flow, "simulate", simulate)
-    msg, secs = synth.finish()
-    if synth.reused:
-        msg, secs = f"synthesis reused ({build / 'synth' / 'report.json'})", 0.0
-    emit_st = flow.step("emit-rtl")
-    emit_st.summary += f"; {msg}" + (f" ({fmt_s(secs)} in the background)" if secs and "dropped" not in msg
-                                     else "")
-    emit_st.outputs = [o for o in OUTPUTS["emit-rtl"] if (run / o).exists()]
-    flow.extra["synthesis"] = {"outcome": msg, "seconds": round(secs, 2)}
-    log(f"    yosys: {msg}")
-    flow.save()
-
-    def report():
-        from jaq.report import build_report
-        res = build_report(run)
-        missing = [m for m in res.missing if m != "flow"]
-        return "done", f"{res.html} ({len(res.figures)} figures)" + (
-            f"; not run: {', '.join(missing)}" if missing else "")
-
-    run_step(flow, "report", report)
+    run_pipeline(Context(cfg=cfg, run=run, build=build, args=args, flow=flow, log=log))
     flow.save(finished=True)
-    total = time.perf_counter() - t0
+    total = time.perf_counter() - flow.t0
     log(f"jaq flow: finished in {fmt_s(total)}: " + ", ".join(
         f"{s.name} {fmt_s(s.seconds or 0.0)}" for s in flow.steps))
     log(f"report: {run / 'report' / 'report.html'}")
