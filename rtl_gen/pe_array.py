@@ -65,7 +65,7 @@ def column_signature(p: HWParams) -> dict:
         sig.update({"row_wgt": In(32).array(Y), "act_in": In(32), "acc_en": In(1), "acc_clear": In(1),
                     "drain_row": In(clog2(Y)), "res": Out(signed(32))})
     else:
-        sig.update({"row_wgt": In(32).array(Y), "colv": In(32).array(p.rmax), "rs_r": In(7), "rs_r4": In(7),
+        sig.update({"row_wgt": In(32).array(Y), "colv": In(32).array(p.rmax), "rs_r": In(7),
                     "acc_en": In(1), "acc_clear": In(1), "res": Out(signed(32)).array(Y)})
     return sig
 
@@ -147,14 +147,14 @@ class PEColumn(wiring.Component):
                 m.d.comb += s.eq(acc[i])
             else:
                 nxt_start = Signal(name=f"start_{i + 1}")
-                with m.Switch(self.rs_r4):
+                with m.Switch(self.rs_r):
                     for r in range(1, R + 1):
                         with m.Case(r):
                             m.d.comb += nxt_start.eq(1 if (i + 1) % r == 0 else 0)
                 m.d.comb += s.eq(acc[i] + Mux(nxt_start, 0, seg[i + 1]))
             seg[i] = s
         for k in range(Y):
-            with m.Switch(self.rs_r4):
+            with m.Switch(self.rs_r):
                 for r in range(1, R + 1):
                     with m.Case(r):
                         m.d.comb += self.res[k].eq(seg[k * r] if k * r < Y else 0)
@@ -187,7 +187,7 @@ class PEArray(wiring.Component):
             n_res = X
         else:
             sig.update({"row_wgt": In(32).array(Y), "port_act": In(32).array(p.n_act_ports), "rs_r": In(7),
-                        "rs_seff": In(7), "acc_en": In(1), "acc_clear": In(1), "rs_r4": In(7)})
+                        "rs_seff": In(7), "acc_en": In(1), "acc_clear": In(1)})
             n_res = X * Y
         sig["res"] = Out(signed(32)).array(n_res)
         self.n_res = n_res
@@ -241,7 +241,7 @@ class PEArray(wiring.Component):
                              col.acc_clear.eq(self.acc_clear), col.drain_row.eq(self.drain_row), self.res[j].eq(col.res)]
             else:
                 m.d.comb += [col.row_wgt[i].eq(self.row_wgt[i]) for i in range(Y)]
-                m.d.comb += [col.rs_r.eq(self.rs_r), col.rs_r4.eq(self.rs_r4), col.acc_en.eq(self.acc_en),
+                m.d.comb += [col.rs_r.eq(self.rs_r), col.acc_en.eq(self.acc_en),
                              col.acc_clear.eq(self.acc_clear)]
                 m.d.comb += [self.res[j * Y + k].eq(col.res[k]) for k in range(Y)]
                 # diagonal delivery: column j's kernel row kr reads port j*seff + kr

@@ -456,7 +456,7 @@ class ComputeEngine(wiring.Component):
             acc_clear3 = _delay(m, (kw.v == 0) & (v.v == 0), 2, "acc_clear")[1]
             seff2 = _delay(m, seff, 1, "seff")[0]
             m.d.comb += [arr.acc_en.eq(acc_en3), arr.acc_clear.eq(acc_clear3), arr.rs_r.eq(R),
-                         arr.rs_seff.eq(seff2), arr.rs_r4.eq(R)]
+                         arr.rs_seff.eq(seff2)]
             for i in range(Y):
                 sub2 = _delay(m, wgt_sub1[i], 1, f"wsub{i}")[0]
                 m.d.comb += arr.row_wgt[i].eq(select_vector(self.wgt_data[i], sub2, lw))
