@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_batchtile import cifar_fbnet_subnet  # noqa: E402
 from bench_output_unit import on_chip, residual_projects, with_out_bits  # noqa: E402
 
-from jaq.hw.records import Accelerator, Layer  # noqa: E402
+from jaq.hw.records import OUT_UNIT_LINES, Accelerator, Layer  # noqa: E402
 
 #: MobileNetV2 inverted-residual settings (expansion t, channels c, repeats n, stride s), Sandler et al. CVPR 2018,
 #: Table 2; CIFAR variant: stem stride 1 and the second stage at stride 1 (32x32 input).
@@ -104,7 +104,7 @@ def depthwise_table(name: str, layers, accel, show: bool) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", action="store_true", help="print every depthwise layer")
-    ap.add_argument("--unit-lines", type=int, default=Accelerator().out_unit_lines,
+    ap.add_argument("--unit-lines", type=int, default=Accelerator().out_unit_lines, choices=OUT_UNIT_LINES,
                     help="OBUF lines the output unit finishes per cycle (1, 2, 4, 8, 16; default %(default)s)")
     ap.add_argument("--sweep-unit-lines", action="store_true",
                     help="also print the FBNet subnet at 16x16 for every output-unit width")

@@ -35,6 +35,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from jaq.errors import JaqError
+from jaq.hw.records import OUT_UNIT_LINES
 from jaq.hw.timing import OUTPUT_UNIT_LATENCY
 from rtl_gen.buffers import CNT_BITS
 from rtl_gen.output_unit import OutputUnit
@@ -64,8 +65,9 @@ off-chip ``rd_req_*``, ``rd_resp_*``,
 
     def __init__(self, W: int, line_bits: int, count_bits: int = 8, scale_line_bits: int = 1, res_depth: int = 4,
                  store_lines: int = 1):
-        if type(store_lines) is not int or store_lines not in (1, 2, 4, 8, 16):
-            raise JaqError(f"{store_lines!r} lines per output-unit step; use 1, 2, 4, 8 or 16", "dma.store_lines")
+        if type(store_lines) is not int or store_lines not in OUT_UNIT_LINES:
+            raise JaqError(f"{store_lines!r} lines per output-unit step; use one of "
+                           f"{', '.join(map(str, OUT_UNIT_LINES))}", "dma.store_lines")
         self.W = W
         self.lines_per_step = store_lines
         self.line_lanes = W // 32                # accumulators per OBUF line

@@ -41,6 +41,7 @@ from jaq.errors import JaqError
 from jaq.hw import timing as T
 from jaq.hw.packing import MODE_OF_BITS
 from jaq.hw.placement import ADDR_BITS
+from jaq.hw.records import OUT_UNIT_LINES
 from rtl_gen.protocol import OPCODE_BITS
 
 INSTR_BITS = 192
@@ -165,8 +166,9 @@ def set_layer_fields(kernel: int, stride: int, act_bits: int, wgt_bits: int, act
     the output unit's layer constants (:class:`jaq.hw.requant.Requant`; ``res_mult`` as 32-bit two's
     complement), the residual operand's precision (``res``: the layer has one) and ``st_rlog = log2(store_lines)``
     (``n_u``, :func:`jaq.hw.timing.store_lines_per_step`)."""
-    if store_lines not in (1, 2, 4, 8, 16):
-        raise JaqError(f"{store_lines!r} lines per output-unit step; use 1, 2, 4, 8 or 16", "store_lines")
+    if store_lines not in OUT_UNIT_LINES:
+        raise JaqError(f"{store_lines!r} lines per output-unit step; use one of "
+                       f"{', '.join(map(str, OUT_UNIT_LINES))}", "store_lines")
     _, q, _ = T.rs_geometry(kernel, stride, pe_y)
     return dict(k=kernel, s=stride, a_mode=MODE_OF_BITS[act_bits], w_mode=MODE_OF_BITS[wgt_bits],
                 act_signed=int(act_signed), rs_r=min(kernel, pe_y), rs_q=q, shift=shift, relu=int(relu),
@@ -224,13 +226,11 @@ def encode_instruction(ins, layer, accel, requant=None, placement=None) -> int:
         return _dma(op, pl.psum.base, 32, ins, ins.h, ins.row_stride, ins.w, ins.col_stride)
     if op == "STORE_OUT":
         view, bits = (pl.out, layer.out_bits) if ins.final else (pl.psum, 32)
+        px_lines = T.ceil_div(ins.m, T.elems_per_beat(accel.dram_bits_per_cycle, T.OUT_BITS)) if ins.final else 0
         if ins.final and layer.pool:  # one run: the pooled pixel; the unit sums pool_px pixels per chunk
-            e_o = T.elems_per_beat(accel.dram_bits_per_cycle, T.OUT_BITS)
-            return _dma(op, view.base, bits, ins, 1, 0, 1, 0, final=1, pool_px=ins.h * ins.w,
-                        px_lines=T.ceil_div(ins.m, e_o))
-        e_o = T.elems_per_beat(accel.dram_bits_per_cycle, T.OUT_BITS)
+            return _dma(op, view.base, bits, ins, 1, 0, 1, 0, final=1, pool_px=ins.h * ins.w, px_lines=px_lines)
         return _dma(op, view.base, bits, ins, ins.h, ins.row_stride, ins.w, ins.col_stride, final=int(ins.final),
-                    pool_px=0, px_lines=T.ceil_div(ins.m, e_o) if ins.final else 0)
+                    pool_px=0, px_lines=px_lines)
     if op == "COMPUTE":
         f = compute_fields(ins.c, ins.m, ins.h, ins.w, ins.acc, K, S, layer.act_bits, layer.wgt_bits,
                            accel.dram_bits_per_cycle, layer.depthwise)

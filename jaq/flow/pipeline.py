@@ -5,7 +5,7 @@ order through :func:`jaq.flow.record.run_step` (timing, flow.json)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -27,7 +27,6 @@ class Context:
     log: Callable[[str], None] = print
     synth: Synth | None = None
     prebuild: Background | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class FlowStep(Protocol):
