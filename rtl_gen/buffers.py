@@ -143,23 +143,13 @@ def select_vector(word, sub, vpw_log2):
     return Mux(vpw_log2 == 0, word, Mux(vpw_log2 == 1, half, byte))
 
 
-def select_element(word, idx, mode):
-    """Element ``idx`` of a 32-bit ``word`` of ``b = 2 << mode``-bit elements, LSB first, zero-extended to 8 bits
-    (constant slices under multiplexers, as :func:`select_vector`)."""
-    opts = [Array([word[j * b:(j + 1) * b] for j in range(32 // b)])[idx[:4 - md]] for md, b in enumerate((2, 4, 8))]
-    return Mux(mode == 0, opts[0], Mux(mode == 1, opts[1], opts[2]))
-
-
-def window_element(window, off, x, mode):
-    """Element ``off/b + x`` of a window of consecutive 32-bit words holding ``b = 2 << mode``-bit elements
-    (``off``: the bit offset of element 0 in the first word, a multiple of ``b``), zero-extended to 8 bits: the
-    depthwise mapping's per-FU activation (docs/execution-model.md section 8)."""
+def window_lane(window, off, x, b):
+    """Element ``off/b + x`` (``b`` bits) of a window of consecutive 32-bit words holding ``b``-bit elements, ``b``
+    fixed (``off``: the bit offset of element 0 in the first word, a multiple of ``b``; a multiplexer over constant
+    slices): one lane of the depthwise mapping's act vectors (docs/execution-model.md section 8)."""
     n = len(window)
-    opts = []
-    for md, b in enumerate((2, 4, 8)):
-        sl = [window[(x + k) * b:(x + k + 1) * b] if (x + k + 1) * b <= n else Const(0, b) for k in range(32 // b)]
-        opts.append(Array(sl)[off[md + 1:5]])
-    return Mux(mode == 0, opts[0], Mux(mode == 1, opts[1], opts[2]))
+    sl = [window[(x + k) * b:(x + k + 1) * b] if (x + k + 1) * b <= n else Const(0, b) for k in range(32 // b)]
+    return Array(sl)[off[b.bit_length() - 1:5]]
 
 
 class VectorBuffer(wiring.Component):

@@ -30,7 +30,7 @@ def ir_field(ir, op: str, name: str):
 class Controller(wiring.Component):
     """Instruction fetch/issue FSM. Ports: instruction stream, ``ir`` (the latched instruction), ``opcode``,
     layer registers (``k, s, a_mode, w_mode, act_signed, rs_r, rs_q`` and the output unit's ``shift, relu, o_mode,
-    o_signed``, ``res, r_mode, r_signed, res_mult``, ``dw``, ``st_rlog``), the residual view of SET_RES (``r_base, r_ostride,
+    o_signed``, ``res, r_mode, r_signed, res_mult``, ``dw``, ``dw_ng``, ``dw_q``, ``st_rlog``), the residual view of SET_RES (``r_base, r_ostride,
     r_istride``), unit handshakes (``dma_start``,
     ``dma_last``, ``eng_start``, ``eng_last``), ``busy``, ``done``, ``cnt_cycles``."""
 
@@ -42,6 +42,7 @@ class Controller(wiring.Component):
             "k": Out(p.kbits), "s": Out(p.sbits), "a_mode": Out(2), "w_mode": Out(2), "act_signed": Out(1),
             "rs_r": Out(7), "rs_q": Out(7), "shift": Out(6), "relu": Out(1), "o_mode": Out(2), "o_signed": Out(1),
             "res": Out(1), "r_mode": Out(2), "r_signed": Out(1), "res_mult": Out(32), "dw": Out(1),
+            "dw_ng": Out(10), "dw_q": Out(7),
             "st_rlog": Out(3),
             "r_base": Out(ADDR_BITS), "r_ostride": Out(32), "r_istride": Out(32),
             "dma_start": Out(1), "dma_last": In(1), "eng_start": Out(1), "eng_last": In(1),
@@ -80,6 +81,8 @@ class Controller(wiring.Component):
                                          self.r_signed.eq(ir_field(d, "SET_LAYER", "r_signed")),
                                          self.res_mult.eq(ir_field(d, "SET_LAYER", "res_mult")),
                                          self.dw.eq(ir_field(d, "SET_LAYER", "dw")),
+                                         self.dw_ng.eq(ir_field(d, "SET_LAYER", "dw_ng")),
+                                         self.dw_q.eq(ir_field(d, "SET_LAYER", "dw_q")),
                                          self.st_rlog.eq(ir_field(d, "SET_LAYER", "st_rlog"))]
                         with m.Case(isa.OPCODES["SET_RES"]):
                             m.d.sync += [self.r_base.eq(ir_field(d, "SET_RES", "base")),

@@ -56,7 +56,7 @@ _DMA = (("base", ADDR_BITS), ("n_outer", 16), ("ostride", 32), ("n_inner", 16), 
 FIELDS: dict[str, tuple[tuple[str, int], ...]] = {
     "SET_LAYER": (("k", 5), ("s", 5), ("a_mode", 2), ("w_mode", 2), ("act_signed", 1), ("rs_r", 7),
                   ("rs_q", 7), ("shift", 6), ("relu", 1), ("o_mode", 2), ("o_signed", 1), ("res", 1), ("r_mode", 2),
-                  ("r_signed", 1), ("res_mult", 32), ("dw", 1), ("st_rlog", 3)),
+                  ("r_signed", 1), ("res_mult", 32), ("dw", 1), ("st_rlog", 3), ("dw_ng", 10), ("dw_q", 7)),
     "SET_RES": (("base", ADDR_BITS), ("ostride", 32), ("istride", 32)),
     "LOAD_ACT": _DMA,
     "LOAD_WGT": _DMA,
@@ -164,30 +164,35 @@ def set_layer_fields(kernel: int, stride: int, act_bits: int, wgt_bits: int, act
     """SET_LAYER's fields: kernel, stride, precision codes (:data:`jaq.hw.packing.MODE_OF_BITS`), the RS
     geometry ``rs_r = min(K, Y)`` kernel rows per pass, ``rs_q`` replicas (:func:`jaq.hw.timing.rs_geometry`), and
     the output unit's layer constants (:class:`jaq.hw.requant.Requant`; ``res_mult`` as 32-bit two's
-    complement), the residual operand's precision (``res``: the layer has one) and ``st_rlog = log2(store_lines)``
-    (``n_u``, :func:`jaq.hw.timing.store_lines_per_step`)."""
+    complement), the residual operand's precision (``res``: the layer has one), ``st_rlog = log2(store_lines)``
+    (``n_u``, :func:`jaq.hw.timing.store_lines_per_step`) and, under the depthwise mapping (``dw``), its window
+    groups ``dw_ng`` and channel replicas ``dw_q`` (:func:`jaq.hw.timing.dw_geometry`; 0 otherwise)."""
     if store_lines not in OUT_UNIT_LINES:
         raise JaqError(f"{store_lines!r} lines per output-unit step; use one of "
                        f"{', '.join(map(str, OUT_UNIT_LINES))}", "store_lines")
     _, q, _ = T.rs_geometry(kernel, stride, pe_y)
+    ng, _, dq = T.dw_geometry(kernel, T.fusion_factor(act_bits, wgt_bits), pe_y) if dw else (0, 0, 0)
     return dict(k=kernel, s=stride, a_mode=MODE_OF_BITS[act_bits], w_mode=MODE_OF_BITS[wgt_bits],
                 act_signed=int(act_signed), rs_r=min(kernel, pe_y), rs_q=q, shift=shift, relu=int(relu),
                 o_mode=OUT_MODE_OF_BITS[out_bits], o_signed=int(out_signed), res=int(bool(res_bits)),
                 r_mode=MODE_OF_BITS[res_bits] if res_bits else 0, r_signed=int(res_signed),
-                res_mult=int(res_mult) & 0xFFFFFFFF, dw=int(dw), st_rlog=store_lines.bit_length() - 1)
+                res_mult=int(res_mult) & 0xFFFFFFFF, dw=int(dw), st_rlog=store_lines.bit_length() - 1,
+                dw_ng=ng, dw_q=dq)
 
 
 def compute_fields(c: int, m: int, h: int, w: int, acc: bool, kernel: int, stride: int, act_bits: int,
-                   wgt_bits: int, bus_bits: int, depthwise: bool = False) -> dict[str, int]:
+                   wgt_bits: int, bus_bits: int, dw_mapped: bool = False) -> dict[str, int]:
     """COMPUTE's fields for tile extents (c', m', h', w'): the extents, ``cv`` channel vectors and the buffer
-    geometry in 32-bit words (module docstring: ``iw``, ``pa``, ``pw``, ``po``, ``wm``, ``arow``)."""
+    geometry in 32-bit words (module docstring: ``iw``, ``pa``, ``pw``, ``po``, ``wm``, ``arow``); under the
+    depthwise mapping an act pixel holds the m' channels and ``pw`` is the pitch of one window group's run of
+    m' vectors (docs section 8)."""
     EW = bus_bits // 32
+    pf = T.fusion_factor(act_bits, wgt_bits)
     iw = T.in_extent(w, kernel, stride)
-    run = m if depthwise else c  # channels per act pixel and per weight run (section 8)
-    pa = T.ceil_div(run, T.elems_per_beat(bus_bits, act_bits)) * EW
-    pw = T.ceil_div(run, T.elems_per_beat(bus_bits, wgt_bits)) * EW
+    pa = T.ceil_div(m if dw_mapped else c, T.elems_per_beat(bus_bits, act_bits)) * EW
+    pw = T.ceil_div(m * pf if dw_mapped else c, T.elems_per_beat(bus_bits, wgt_bits)) * EW
     po = T.ceil_div(m, T.elems_per_beat(bus_bits, T.OUT_BITS)) * EW
-    return dict(c=c, m=m, h=h, w=w, cv=T.ceil_div(c, T.fusion_factor(act_bits, wgt_bits)), acc=int(acc), iw=iw,
+    return dict(c=c, m=m, h=h, w=w, cv=T.ceil_div(c, pf), acc=int(acc), iw=iw,
                 pa=pa, pw=pw, po=po, wm=kernel * kernel * pw, arow=iw * pa)
 
 
@@ -233,7 +238,7 @@ def encode_instruction(ins, layer, accel, requant=None, placement=None) -> int:
                     pool_px=0, px_lines=px_lines)
     if op == "COMPUTE":
         f = compute_fields(ins.c, ins.m, ins.h, ins.w, ins.acc, K, S, layer.act_bits, layer.wgt_bits,
-                           accel.dram_bits_per_cycle, layer.depthwise)
+                           accel.dram_bits_per_cycle, T.uses_dw_mapping(accel.dataflow, layer.depthwise))
         assert f["cv"] == ins.cv, (f["cv"], ins.cv)
         return encode("COMPUTE", **f)
     if op == "END":

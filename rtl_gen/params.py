@@ -21,7 +21,7 @@ from typing import Iterable
 from jaq.errors import JaqError
 from jaq.hw.records import Accelerator, Layer
 from jaq.hw.constants import SCALE_MEMORY_WORDS
-from jaq.hw.timing import buffer_lines, dw_window_words
+from jaq.hw.timing import buffer_lines, dw_groups, dw_row_ports
 
 from rtl_gen.fusion_unit import SUM_BITS
 
@@ -96,6 +96,13 @@ class HWParams:
         return -(-SCALE_MEMORY_WORDS // self.EW)
 
     @property
+    def ws_segments(self) -> tuple[int, ...]:
+        """WS column-sum segment lengths the array supports: Y (dense) and ``min(n_g, Y)`` of every depthwise
+        geometry up to the largest kernel (:func:`jaq.hw.timing.dw_groups`, docs section 8)."""
+        ks = range(1, self.max_layer.max_kernel + 1)
+        return tuple(sorted({self.Y} | {min(dw_groups(k, pf), self.Y) for k in ks for pf in (1, 2, 4, 8, 16)}))
+
+    @property
     def act_abits(self) -> int:
         return clog2(self.act_words)
 
@@ -123,8 +130,8 @@ def derive(accel: Accelerator, max_layer: MaxLayer | None = None) -> HWParams:
     acc_bits = min(32, SUM_BITS + clog2(n_red))
     rmax = min(max_layer.max_kernel, Y)
     df = accel.dataflow
-    if df == "WS":  # act: a window of dw_window_words(X) words per row (the depthwise mapping, section 8)
-        ports = (Y * dw_window_words(X), X, X)
+    if df == "WS":  # depthwise mapping (section 8): dw_row_ports(X) act words per row, X*Y (replica, column) words
+        ports = (Y * dw_row_ports(X), X, X * Y)
     elif df == "OS":
         ports = (X, Y, X)
     else:  # RS: act ports = distinct input rows at most X*rmax; out ports = X columns x Y replica slots

@@ -13,8 +13,9 @@ sequencer's: :mod:`rtl_gen.sequencer`). Stage timing for a step issued in cycle 
 Dataflows (X = pe_x columns, Y = pe_y rows, FU(i, j) at row i, column j):
 
 * **WS**: FU(i, j) holds a weight vector in a register (loaded by a column shift: ``col_wgt[j]`` enters row 0, row
-  i takes row i-1); ``row_act[i]`` is broadcast along row i; ``res[j]`` = sum over rows of column j. Under the
-  depthwise mapping (``dw``, docs section 8) FU(i, j) takes its own activation ``dw_act[i*X + j]`` instead.
+  i takes row i-1); ``row_act[i]`` is broadcast along row i; ``res[k*X + j]`` = sum of column j's rows
+  ``[k*seg, (k+1)*seg)`` (``seg = Y``: the whole column in ``res[j]``). Under the depthwise mapping (``dw``, docs
+  section 8) FU(i, j) takes its own activation vector ``dw_act[i*X + j]`` and ``seg`` is the rows per replica.
 * **OS**: ``row_wgt[i]`` broadcast along row i, ``col_act[j]`` down column j; FU(i, j) accumulates; the drain
   reads row ``drain_row`` (``res[j] = acc[drain_row][j]``).
 * **RS**: rows are (replica, kernel row) pairs: row i = ``rep*R + kr`` with ``R = rs_r``; ``row_wgt[i]`` is broadcast
@@ -60,7 +61,8 @@ def column_signature(p: HWParams) -> dict:
     Y, df = p.Y, p.dataflow
     sig = {"ctl": In(CTL_BITS), "row_lanes": In(5).array(Y)}
     if df == "WS":
-        sig.update({"row_act": In(32).array(Y), "wgt_in": In(32), "wgt_shift": In(1), "res": Out(signed(32))})
+        sig.update({"row_act": In(32).array(Y), "wgt_in": In(32), "wgt_shift": In(1), "seg": In(7),
+                    "res": Out(signed(32)).array(Y)})
     elif df == "OS":
         sig.update({"row_wgt": In(32).array(Y), "act_in": In(32), "acc_en": In(1), "acc_clear": In(1),
                     "drain_row": In(clog2(Y)), "res": Out(signed(32))})
@@ -107,15 +109,13 @@ class PEColumn(wiring.Component):
                 m.d.comb += [fus[i].act.eq(self.row_act[i]), fus[i].wgt.eq(wreg[i])]
                 with m.If(self.wgt_shift):
                     m.d.sync += wreg[i].eq(self.wgt_in if i == 0 else wreg[i - 1])
-            colsum = Signal(signed(min(32, SUM_BITS + clog2(Y) + 1)))
-            terms = list(prod)
-            while len(terms) > 1:
-                nxt = [terms[k] + terms[k + 1] for k in range(0, len(terms) - 1, 2)]
-                if len(terms) % 2:
-                    nxt.append(terms[-1])
-                terms = nxt
-            m.d.sync += colsum.eq(terms[0])
-            m.d.comb += self.res.eq(colsum)
+            # segmented column sum (stage 3): res[k] = rows [k*seg, (k+1)*seg), registered
+            segs = p.ws_segments
+            part = _segment_sums(m, prod, self.seg, segs, "ws")
+            for k in range(Y):
+                r = Signal(signed(min(32, SUM_BITS + clog2(Y) + 1)), name=f"colsum_{k}")
+                m.d.sync += r.eq(part[k])
+                m.d.comb += self.res[k].eq(r)
             return m
 
         acc = [Signal(signed(p.acc_bits), name=f"acc_{i}") for i in range(Y)]
@@ -139,26 +139,37 @@ class PEColumn(wiring.Component):
                     with m.Case(r):
                         m.d.comb += kr_i.eq(i % r)
             m.d.comb += [fus[i].act.eq(colv[kr_i]), fus[i].wgt.eq(self.row_wgt[i])]
-        # replica sums (stage 4, from the accumulators): seg(i) = acc(i) + seg(i+1) unless row i+1 starts a replica
-        seg = [None] * Y
-        for i in reversed(range(Y)):
-            s = Signal(signed(32), name=f"seg_{i}")
-            if i == Y - 1:
-                m.d.comb += s.eq(acc[i])
-            else:
-                nxt_start = Signal(name=f"start_{i + 1}")
-                with m.Switch(self.rs_r):
-                    for r in range(1, R + 1):
-                        with m.Case(r):
-                            m.d.comb += nxt_start.eq(1 if (i + 1) % r == 0 else 0)
-                m.d.comb += s.eq(acc[i] + Mux(nxt_start, 0, seg[i + 1]))
-            seg[i] = s
-        for k in range(Y):
-            with m.Switch(self.rs_r):
-                for r in range(1, R + 1):
-                    with m.Case(r):
-                        m.d.comb += self.res[k].eq(seg[k * r] if k * r < Y else 0)
+        # replica sums (stage 4, from the accumulators)
+        part = _segment_sums(m, acc, self.rs_r, tuple(range(1, R + 1)), "rs")
+        m.d.comb += [self.res[k].eq(part[k]) for k in range(Y)]
         return m
+
+
+def _segment_sums(m, terms, seg, lengths, name):
+    """``out[k]`` = the sum of ``terms[k*seg : (k+1)*seg]`` (0 when ``k*seg`` is past the end) for a run-time
+    segment length ``seg`` in ``lengths`` (a chain from the last row up: ``s(i) = t(i) + s(i+1)`` unless row i+1
+    starts a segment)."""
+    n = len(terms)
+    chain = [None] * n
+    for i in reversed(range(n)):
+        s = Signal(signed(32), name=f"{name}_seg_{i}")
+        if i == n - 1:
+            m.d.comb += s.eq(terms[i])
+        else:
+            nxt_start = Signal(name=f"{name}_start_{i + 1}")
+            with m.Switch(seg):
+                for r in lengths:
+                    with m.Case(r):
+                        m.d.comb += nxt_start.eq(1 if (i + 1) % r == 0 else 0)
+            m.d.comb += s.eq(terms[i] + Mux(nxt_start, 0, chain[i + 1]))
+        chain[i] = s
+    out = [Signal(signed(32), name=f"{name}_part_{k}") for k in range(n)]
+    for k in range(n):
+        with m.Switch(seg):
+            for r in lengths:
+                with m.Case(r):
+                    m.d.comb += out[k].eq(chain[k * r] if k * r < n else 0)
+    return out
 
 
 def _column_ports(sig: dict) -> list[tuple[str, str, int]]:
@@ -177,10 +188,10 @@ class PEArray(wiring.Component):
         self.p = p
         X, Y, df = p.X, p.Y, p.dataflow
         sig = {"a_mode": In(2), "w_mode": In(2), "act_signed": In(1), "row_lanes": In(5).array(Y)}
-        if df == "WS":  # dw_act: per-FU activations of the depthwise mapping (docs section 8), FU (i, j) at i*X + j
+        if df == "WS":  # dw_act: per-FU act vectors of the depthwise mapping (docs section 8), FU (i, j) at i*X + j
             sig.update({"row_act": In(32).array(Y), "col_wgt": In(32).array(X), "wgt_shift": In(1),
-                        "dw": In(1), "dw_act": In(8).array(X * Y)})
-            n_res = X
+                        "dw": In(1), "dw_act": In(32).array(X * Y), "seg": In(7)})
+            n_res = X * Y
         elif df == "OS":
             sig.update({"row_wgt": In(32).array(Y), "col_act": In(32).array(X), "acc_en": In(1),
                         "acc_clear": In(1), "drain_row": In(clog2(Y))})
@@ -234,7 +245,8 @@ class PEArray(wiring.Component):
             if df == "WS":
                 m.d.comb += [col.row_act[i].eq(Mux(self.dw, self.dw_act[i * X + j], self.row_act[i]))
                              for i in range(Y)]
-                m.d.comb += [col.wgt_in.eq(self.col_wgt[j]), col.wgt_shift.eq(self.wgt_shift), self.res[j].eq(col.res)]
+                m.d.comb += [col.wgt_in.eq(self.col_wgt[j]), col.wgt_shift.eq(self.wgt_shift), col.seg.eq(self.seg)]
+                m.d.comb += [self.res[k * X + j].eq(col.res[k]) for k in range(Y)]   # segment k of column j
             elif df == "OS":
                 m.d.comb += [col.row_wgt[i].eq(self.row_wgt[i]) for i in range(Y)]
                 m.d.comb += [col.act_in.eq(self.col_act[j]), col.acc_en.eq(self.acc_en),

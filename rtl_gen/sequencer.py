@@ -23,11 +23,11 @@ from per-port address registers: in the 3 cycles after reset, while every OBUF p
 is its offset from the reset base 0 rather than 0.)
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.buffers import CNT_BITS, select_element, select_vector, window_element
+from rtl_gen.buffers import CNT_BITS, select_vector, window_lane
 from jaq.hw.timing import dw_window_words, pipeline_depth
 from rtl_gen.params import EXTENT_BITS, HWParams
 from rtl_gen.pe_array import PEArray
@@ -98,11 +98,22 @@ def _delay(m, value, n, name, shape=None):
     return out
 
 
+class _DwPorts:
+    """What :meth:`ComputeEngine._dw_stream` returns: ``rows[i][k]`` = (address, enable) of row i's port k,
+    ``lanes[i]`` its active lanes, ``off[i]`` the bit offset of its window's first channel."""
+
+    def __init__(self):
+        self.rows, self.lanes, self.off = [], [], []
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
 class ComputeEngine(wiring.Component):
     """Sequencer + array + OBUF write-back of one dataflow.
 
     Inputs: ``start`` (issue cycle of a COMPUTE), layer fields (``k``, ``s``, ``a_mode``, ``w_mode``,
-    ``act_signed``, ``rs_r``, ``rs_q``) and COMPUTE fields (``c, m, h, w, cv, acc, iw, pa, pw, po, wm, arow``),
+    ``act_signed``, ``rs_r``, ``rs_q``, ``dw``, ``dw_ng``, ``dw_q``) and COMPUTE fields (``c, m, h, w, cv, acc, iw, pa, pw, po, wm, arow``),
     which must stay stable during the body. Outputs: ``busy``, ``last``; buffer ports (act/wgt read ports,
     OBUF read-modify-write ports; connect to :class:`rtl_gen.buffers.VectorBuffer` / ``OutBuffer``);
     ``cnt_fu_active`` (FU-active cycles: active rows x active columns per compute step).
@@ -114,7 +125,7 @@ class ComputeEngine(wiring.Component):
         sig = {
             "start": In(1), "busy": Out(1), "last": Out(1),
             "k": In(p.kbits), "s": In(p.sbits), "a_mode": In(2), "w_mode": In(2), "act_signed": In(1),
-            "rs_r": In(7), "rs_q": In(7), "dw": In(1),
+            "rs_r": In(7), "rs_q": In(7), "dw": In(1), "dw_ng": In(10), "dw_q": In(7),
             "c": In(EXTENT_BITS), "m": In(EXTENT_BITS), "h": In(EXTENT_BITS), "w": In(EXTENT_BITS),
             "cv": In(EXTENT_BITS), "acc": In(1), "iw": In(16), "pa": In(16), "pw": In(16), "po": In(16),
             "wm": In(20), "arow": In(20),
@@ -125,6 +136,91 @@ class ComputeEngine(wiring.Component):
             "cnt_fu_active": Out(CNT_BITS),
         }
         super().__init__(sig)
+
+    def _dw_stream(self, m, dwp, mb, gp, qb, rem, oh, ow, phase_str) -> "_DwPorts":
+        """Stage-1 act reads of a depthwise stream step (docs section 8): row i = (replica i div g_r, group
+        dwp + i mod g_r), lane l of it = kernel position (group*pf + l), reading the window of its replica's
+        channels at that position's input pixel. Returns per row the (address, enable) of its ports, the active
+        lanes and the bit offset of channel 0 of its window."""
+        p = self.p
+        X, Y, aA = p.X, p.Y, p.act_abits
+        K, S = self.k, self.s
+        NP = p.n_act_ports // Y
+        kmax = p.max_layer.max_kernel
+        log2pf = Signal(3, name="dw_log2pf")
+        kk = Signal(12, name="dw_kk")
+        seg = Signal(8, name="dw_seg")
+        m.d.comb += [log2pf.eq(4 - self.a_mode - self.w_mode), kk.eq(K * K), seg.eq(_min(self.dw_ng, Y))]
+        pfv = Const(1, 6) << log2pf
+        # position offsets in words: kh*arow + kw*pa of position p = kh*K + kw (p < K^2 <= kmax^2)
+        rowoff = _series(m, Const(0, aA), _ring(m, self.arow, aA, "dw_arow"), kmax, aA, "dw_rowoff")
+        coloff = _series(m, Const(0, aA), _ring(m, self.pa, aA, "dw_pa"), kmax, aA, "dw_coloff")
+        posoff = []
+        for q_ in range(kmax * kmax):
+            e = Signal(aA, name=f"dw_posoff{q_}")
+            with m.Switch(K):
+                for kv in range(1, kmax + 1):
+                    if q_ < kv * kv:
+                        with m.Case(kv):
+                            m.d.comb += e.eq(rowoff[q_ // kv] + coloff[q_ % kv])
+            posoff.append(e)
+        posoff = Array(posoff)
+        pix0 = _ring(m, _mul(m, oh.v * S, self.arow, aA, "dw_pixrow") + _mul(m, ow.v * S, self.pa, aA, "dw_pixcol"),
+                     aA, "dw_pix0")
+        out = _DwPorts()
+        for i in range(Y):
+            j_i = Signal(8, name=f"dw_j{i}")
+            g_i = Signal(8, name=f"dw_g{i}")
+            with m.Switch(seg):
+                for rv in p.ws_segments:
+                    with m.Case(rv):
+                        m.d.comb += [j_i.eq(i // rv), g_i.eq(i % rv)]
+            act_i = phase_str & (j_i < qb) & (g_i < gp)
+            gpos = Signal(EXTENT_BITS + 4, name=f"dw_gpos{i}")       # first position of the row's group
+            m.d.comb += gpos.eq((dwp.v + g_i) << log2pf)
+            lanes = Signal(5, name=f"dw_lanes{i}")
+            m.d.comb += lanes.eq(Mux(act_i, _min(kk - gpos, pfv), 0))
+            ch0 = Signal(EXTENT_BITS + 8, name=f"dw_ch0_{i}")
+            chbits = Signal(EXTENT_BITS + 12, name=f"dw_chbits{i}")
+            colsb = Signal(12, name=f"dw_colsbits{i}")
+            cols = _min(rem - j_i * X, X)
+            m.d.comb += [ch0.eq(mb.v + j_i * X),
+                         chbits.eq(Mux(self.a_mode == 0, ch0 << 1, Mux(self.a_mode == 1, ch0 << 2, ch0 << 3))),
+                         colsb.eq(Mux(self.a_mode == 0, cols << 1, Mux(self.a_mode == 1, cols << 2, cols << 3)))]
+            off = Signal(5, name=f"dw_off{i}")
+            nw = Signal(8, name=f"dw_nw{i}")
+            m.d.comb += [off.eq(chbits[:5]), nw.eq((off + colsb + 31) >> 5)]
+            wbase = _ring(m, pix0 + (chbits >> 5), aA, f"dw_wbase{i}")
+            lane_base = [_ring(m, wbase + posoff[gpos + l], aA, f"dw_lbase{i}_{l}") for l in range(16)]
+            ports = []
+            for k in range(NP):
+                addr = Signal(aA, name=f"dw_aaddr{i}_{k}")
+                en = Signal(name=f"dw_aen{i}_{k}")
+                with m.Switch(self.a_mode):
+                    for md, a in enumerate((2, 4, 8)):
+                        wa = dw_window_words(X, a)
+                        lane, wd = divmod(k, wa)
+                        if lane < 32 // a:
+                            with m.Case(md):
+                                m.d.comb += [addr.eq(lane_base[lane] + wd), en.eq(act_i & (lane < lanes) & (wd < nw))]
+                ports.append((addr, en))
+            out.rows.append(ports)
+            out.lanes.append(lanes)
+            out.off.append(off)
+        return out
+
+    def _dw_vector(self, m, i, x, off2):
+        """FU (i, x)'s act vector under the depthwise mapping (stage 2): lane l = element x of lane l's window of
+        row i (ports ``i*NP + l*WA ..``, WA words per lane at a bits), pf lanes of a bits packed LSB first."""
+        p = self.p
+        NP = p.n_act_ports // p.Y
+        opts = []
+        for a in (2, 4, 8):
+            wa = dw_window_words(p.X, a)
+            lanes = [window_lane(Cat(*(self.act_data[i * NP + l * wa + k] for k in range(wa))), off2, x, a)
+                     for l in range(32 // a)]
+            opts.append(Cat(*lanes))
+        return Mux(self.a_mode == 0, opts[0], Mux(self.a_mode == 1, opts[1], opts[2]))
 
     def elaborate(self, platform):
         m = Module()
@@ -186,32 +282,46 @@ class ComputeEngine(wiring.Component):
 
         if df == "WS":
             # dense: kh, kw, mb, vb (dwp one iteration); depthwise mapping (docs section 8): dwp over passes of Y
-            # kernel positions, mb over channel blocks (kh, kw, vb one iteration each)
+            # window groups, mb over channel blocks of q*X channels (kh, kw, vb one iteration each)
             dw = self.dw
-            dwp = _Loop("dwp", Y, Mux(dw, K * K, 1))
+            ng, dq = self.dw_ng, self.dw_q
+            dwp = _Loop("dwp", Y, Mux(dw, ng, 1))
             kh = _Loop("kh", 1, Mux(dw, 1, K))
             kw = _Loop("kw", 1, Mux(dw, 1, K))
-            mb = _Loop("mbase", X, self.m)
+            qx = Signal(EXTENT_BITS + 8, name="dw_qx")
+            m.d.comb += qx.eq(dq * X)
+            mb = _Loop("mbase", Mux(dw, qx, X), self.m)
             vb = _Loop("vbase", Y, Mux(dw, 1, self.cv))
-            t = _Loop("t", 1, 0, 8)     # limit set below (r)
+            t = _Loop("t", 1, 0, 14)     # limit set below (r)
             oh = _Loop("oh", 1, self.h)
             ow = _Loop("ow", 1, self.w)
             phase_str = Signal()
-            r = Signal(8)
+            rem = Signal(EXTENT_BITS + 1, name="ws_rem")      # channels of the tile from mb on
+            gp = Signal(8, name="dw_gp")                       # window groups in this pass
+            qb = Signal(8, name="dw_qb")                       # replicas in use in this channel block
+            r = Signal(14)
             cols = Signal(8)
-            m.d.comb += [r.eq(Mux(dw, _min(K * K - dwp.v, Y), _min(self.cv - vb.v, Y))),
-                         cols.eq(_min(self.m - mb.v, X))]
+            m.d.comb += [rem.eq(self.m - mb.v), cols.eq(_min(rem, X)), gp.eq(_min(ng - dwp.v, Y)),
+                         qb.eq(sum(((j < dq) & (j * X < rem)) for j in range(Y))),
+                         r.eq(Mux(dw, qb * gp, _min(self.cv - vb.v, Y)))]
             t.limit = r
             t.last = t.v + 1 >= r
+            # preload position (tj, tg): step t loads row r-1-t = replica qb-1-tj, group gp-1-tg of the pass
+            tj = Signal(8, name="dw_tj")
+            tg = Signal(8, name="dw_tg")
             nest = [dwp, kh, kw, mb, vb]
             with m.If(self.start):
-                m.d.sync += [lp.v.eq(0) for lp in nest + [t, oh, ow]] + [phase_str.eq(0)]
+                m.d.sync += [lp.v.eq(0) for lp in nest + [t, oh, ow]] + [phase_str.eq(0), tj.eq(0), tg.eq(0)]
             with m.Elif(running):
                 with m.If(~phase_str):
                     with m.If(t.last):
-                        m.d.sync += [phase_str.eq(1), t.v.eq(0)]
+                        m.d.sync += [phase_str.eq(1), t.v.eq(0), tj.eq(0), tg.eq(0)]
                     with m.Else():
                         m.d.sync += t.v.eq(t.v + 1)
+                        with m.If(tg + 1 >= gp):
+                            m.d.sync += [tg.eq(0), tj.eq(tj + 1)]
+                        with m.Else():
+                            m.d.sync += tg.eq(tg + 1)
                 with m.Else():
                     pix_last = _advance(m, [oh, ow])
                     with m.If(pix_last):
@@ -225,89 +335,60 @@ class ComputeEngine(wiring.Component):
             wbase = _ring(m, _mul(m, mb.v, self.wm, aW, "ws_mbwm") + _mul(m, kh.v * K + kw.v, self.pw, aW, "ws_kwoff")
                           + (vpre >> lw), aW, "ws_wbase")
             waddr = _series(m, wbase, _ring(m, self.wm, aW, "ws_wm"), X, aW, "ws_waddr")
-            # depthwise: column x reads weight (position dwp + r-1-t, channel mb + x) of the [K*K][m'] tile
-            dw_wpos = _mul(m, dwp.v + r - 1 - t.v, self.pw, aW, "dw_wpos")
-            dw_wsub1 = [Signal(4, name=f"dw_wsub1_{x}") for x in range(X)]
+            # depthwise: column x reads the window vector (group dwp + gp-1-tg, channel mb + (qb-1-tj)*X + x) of the
+            # [n_g][m'] vector runs: word group*pw + (channel >> lw), vector (channel mod 2^lw) of the word
+            pj = Signal(8, name="dw_pj")
+            m.d.comb += pj.eq(qb - 1 - tj)
+            dw_wpos = _mul(m, dwp.v + gp - 1 - tg, self.pw, aW, "dw_wpos")
+            pch = _ring(m, mb.v + pj * X, EXTENT_BITS + 8, "dw_pch")
             for x in range(X):
-                ch = Signal(EXTENT_BITS + 1, name=f"dw_wch_{x}")
+                ch = Signal(EXTENT_BITS + 8, name=f"dw_wch_{x}")
                 word = Signal(aW, name=f"dw_wword_{x}")
-                m.d.comb += ch.eq(mb.v + x)
-                with m.Switch(self.w_mode):  # 32/w weights per word
+                sub = Signal(2, name=f"dw_wsub_{x}")
+                m.d.comb += ch.eq(pch + x)
+                with m.Switch(lw):  # 2^lw vectors per word
                     for md in range(3):
                         with m.Case(md):
-                            le = 4 - md
-                            m.d.comb += [word.eq(ch >> le), dw_wsub1[x].eq(ch & ((1 << le) - 1))]
-                en = ~phase_str & (x < cols)
-                set_wgt(x, Mux(dw, _ring(m, dw_wpos + word, aW, f"dw_waddr_{x}"), waddr[x]), en, vpre & lw_mask)
+                            m.d.comb += [word.eq(ch >> md), sub.eq(ch & ((1 << md) - 1))]
+                en = ~phase_str & Mux(dw, (pj * X + x) < rem, x < cols)
+                set_wgt(x, Mux(dw, _ring(m, dw_wpos + word, aW, f"dw_waddr_{x}"), waddr[x]), en,
+                        Mux(dw, sub, vpre & lw_mask))
             # row i: pix + ((vb + i) >> la) = pix + (vb >> la) + ((vlo + i) >> la), vlo = vb mod 2^la
             pix = _ring(m, _mul(m, oh.v * S + kh.v, self.arow, aA, "ws_pixrow")
                         + _mul(m, ow.v * S + kw.v, self.pa, aA, "ws_pixcol") + (vb.v >> la), aA, "ws_pix")
             vlo = Signal(3, name="ws_vlo")
             m.d.comb += vlo.eq(vb.v & ((Const(1, 4) << la) - 1))
-            # depthwise: row i = kernel position dwp + i = (kh_i, kw_i) reads the words of channels
-            # [mb, mb + cols) of its input pixel; registers kh_i, kw_i follow the passes
-            NPW = dw_window_words(X)
-            kh_r = [Signal(12, name=f"dw_kh_{i}") for i in range(Y)]
-            kw_r = [Signal(p.kbits, name=f"dw_kw_{i}") for i in range(Y)]
-            pass_adv = running & phase_str & oh.last & ow.last & inner_last   # the next pass starts
-            kmax = p.max_layer.max_kernel
-            with m.If(self.start):
-                with m.Switch(K):
-                    for kv in range(1, kmax + 1):
-                        with m.Case(kv):
-                            m.d.sync += [s_ for i in range(Y) for s_ in (kh_r[i].eq(i // kv), kw_r[i].eq(i % kv))]
-            with m.Elif(pass_adv):
-                with m.Switch(K):
-                    for kv in range(1, kmax + 1):
-                        with m.Case(kv):
-                            q_, rm_ = divmod(Y, kv)
-                            for i in range(Y):
-                                nkw = kw_r[i] + rm_
-                                wrap = nkw >= kv
-                                m.d.sync += [kw_r[i].eq(Mux(wrap, nkw - kv, nkw)), kh_r[i].eq(kh_r[i] + q_ + wrap)]
-            chbits = Signal(EXTENT_BITS + 4, name="dw_chbits")     # mb * a: bit offset of the block in a pixel run
-            m.d.comb += chbits.eq(mb.v << (self.a_mode + 1))
-            off1 = Signal(5, name="dw_off")
-            nw = Signal(8, name="dw_nw")
-            m.d.comb += [off1.eq(chbits[:5]), nw.eq((off1 + (cols << (self.a_mode + 1)) + 31) >> 5)]
-            dw_pix = _ring(m, _mul(m, oh.v * S, self.arow, aA, "dw_pixrow")
-                           + _mul(m, ow.v * S, self.pa, aA, "dw_pixcol") + (chbits >> 5), aA, "dw_pix")
+            dw_ports = self._dw_stream(m, dwp, mb, gp, qb, rem, oh, ow, phase_str)
+            NP = p.n_act_ports // Y
             for i in range(Y):
                 lo_i = vlo + i
                 act_i = phase_str & (i < r)
-                base_i = _ring(m, dw_pix + _mul(m, kh_r[i], self.arow, aA, f"dw_rowoff{i}")
-                               + _mul(m, kw_r[i], self.pa, aA, f"dw_coloff{i}"), aA, f"dw_abase{i}")
-                for k in range(NPW):
-                    dw_en = act_i & (k < nw)
-                    if k == 0:
-                        set_act(i * NPW, Mux(dw, base_i, pix + (lo_i >> la)), Mux(dw, dw_en, act_i), lo_i & la_mask)
-                    else:
-                        set_act(i * NPW + k, _ring(m, base_i + k, aA, f"dw_aaddr{i}_{k}"), dw & dw_en, 0)
-                m.d.comb += row_lanes1[i].eq(Mux(act_i, Mux(dw, 1, lanes_of(vb.v + i)), 0))
-            # OBUF word of column x: (oh*w + ow)*po + mb + x
+                set_act(i * NP, Mux(dw, dw_ports[i][0][0], pix + (lo_i >> la)), Mux(dw, dw_ports[i][0][1], act_i),
+                        lo_i & la_mask)
+                for k in range(1, NP):
+                    set_act(i * NP + k, dw_ports[i][k][0], dw & dw_ports[i][k][1], 0)
+                m.d.comb += row_lanes1[i].eq(Mux(dw, dw_ports.lanes[i], Mux(act_i, lanes_of(vb.v + i), 0)))
+            # OBUF word of (replica k, column x): (oh*w + ow)*po + mb + k*X + x (dense: replica 0 only)
             ob1 = {"base": _ring(m, _mul(m, oh.v * self.w + ow.v, self.po, aO, "ws_opix") + mb.v, aO, "ws_obase"),
-                   "en": phase_str & step_valid, "cols": cols}
+                   "en": phase_str & step_valid, "rem": rem, "qb": Mux(dw, qb, 1)}
 
             def ob_ports(sh):
-                return ([sh["base"] + x for x in range(X)], [sh["en"] & (x < sh["cols"]) for x in range(X)])
+                return ([sh["base"] + k * X + x for k in range(Y) for x in range(X)],
+                        [sh["en"] & (k < sh["qb"]) & (k * X + x < sh["rem"]) for k in range(Y) for x in range(X)])
             m.d.comb += [overwrite1.eq(~self.acc & (dwp.v == 0) & (kh.v == 0) & (kw.v == 0) & (vb.v == 0)),
-                         fu_inc.eq(Mux(phase_str & step_valid, r * cols, 0))]
+                         fu_inc.eq(Mux(phase_str & step_valid, Mux(dw, gp * _min(rem, qx), r * cols), 0))]
             wshift2 = _delay(m, ~phase_str & step_valid, 1, "wshift")[0]
-            m.d.comb += arr.wgt_shift.eq(wshift2)
+            m.d.comb += [arr.wgt_shift.eq(wshift2), arr.dw.eq(dw), arr.seg.eq(Mux(dw, _min(ng, Y), Y))]
             for x in range(X):
                 sub2 = _delay(m, wgt_sub1[x], 1, f"wsub{x}")[0]
-                dsub2 = _delay(m, dw_wsub1[x], 1, f"dw_wsub{x}")[0]
-                m.d.comb += arr.col_wgt[x].eq(Mux(dw, select_element(self.wgt_data[x], dsub2, self.w_mode),
-                                                  select_vector(self.wgt_data[x], sub2, lw)))
-            off2 = _delay(m, off1, 1, "dw_off")[0]
-            m.d.comb += arr.dw.eq(dw)
+                m.d.comb += arr.col_wgt[x].eq(select_vector(self.wgt_data[x], sub2, lw))
             for i in range(Y):
-                sub2 = _delay(m, act_sub1[i * NPW], 1, f"asub{i}")[0]
-                m.d.comb += arr.row_act[i].eq(select_vector(self.act_data[i * NPW], sub2, la))
-                window = Cat(*(self.act_data[i * NPW + k] for k in range(NPW)))
+                sub2 = _delay(m, act_sub1[i * NP], 1, f"asub{i}")[0]
+                m.d.comb += arr.row_act[i].eq(select_vector(self.act_data[i * NP], sub2, la))
+                off2 = _delay(m, dw_ports.off[i], 1, f"dw_off{i}")[0]
                 for x in range(X):
-                    m.d.comb += arr.dw_act[i * X + x].eq(window_element(window, off2, x, self.a_mode))
-            res_value = [arr.res[x] for x in range(X)]
+                    m.d.comb += arr.dw_act[i * X + x].eq(self._dw_vector(m, i, x, off2))
+            res_value = [arr.res[idx] for idx in range(p.n_out_ports)]
 
         elif df == "OS":
             oh = _Loop("oh", 1, self.h)

@@ -137,7 +137,7 @@ class JaqAccelerator(wiring.Component):
         m.d.comb += [ob.lr_line.eq(dma.lr_line), ob.lr_en.eq(dma.lr_en), dma.lr_data.eq(ob.lr_data)]
         # compute engine
         m.d.comb += [eng.start.eq(ctl.eng_start), ctl.eng_last.eq(eng.last)]
-        for f in ("k", "s", "a_mode", "w_mode", "act_signed", "rs_r", "rs_q", "dw"):
+        for f in ("k", "s", "a_mode", "w_mode", "act_signed", "rs_r", "rs_q", "dw", "dw_ng", "dw_q"):
             m.d.comb += getattr(eng, f).eq(getattr(ctl, f))
         for f in _CMP_FIELDS:
             m.d.comb += getattr(eng, f).eq(ir_field(ir, "COMPUTE", f))

@@ -345,7 +345,7 @@ def simulate_layers(accel: Accelerator, cases: Sequence[LayerCase], *, build: Si
     for i, case in enumerate(cases):
         data = case.data if case.data is not None else random_layer_data(case.layer, rng=seed + i)
         rq = case_requant(case, seed + 2000 + i)
-        img = layer_job_image(data, case.tiling, rq, accel.dram_bits_per_cycle, seed=seed + 1000 + i)
+        img = layer_job_image(data, case.tiling, rq, accel, seed=seed + 1000 + i)
         prog = compile_layer(case.layer, accel, case.tiling, img.placement)
         wc = walk(prog)
         mc = estimate_one(case.layer, accel, case.tiling)

@@ -44,11 +44,11 @@ def act_image(layer: Layer, x: np.ndarray) -> np.ndarray:
     return x.reshape(-1)
 
 
-def wgt_image(layer: Layer, tiling: Tiling, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The weight region arranged per tile, and the tile bases (the compiler's own helper; one definition)."""
+def wgt_image(layer: Layer, tiling: Tiling, w: np.ndarray, dataflow: str) -> tuple[np.ndarray, np.ndarray]:
+    """The weight region arranged per tile for ``dataflow``, and the tile bases (the compiler's own helper)."""
     from jaq.hw.schedule import arrange_weights
 
-    flat, bases = arrange_weights(np.asarray(w, dtype=np.int64), layer, tiling)
+    flat, bases = arrange_weights(np.asarray(w, dtype=np.int64), layer, tiling, dataflow)
     return flat.astype(np.int64), bases
 
 
@@ -81,10 +81,10 @@ def scale_image(requant, layer: Layer, tiling: Tiling, bus_bits: int) -> np.ndar
     return arrange_scales(requant.mult, requant.bias, layer, tiling, bus_bits)
 
 
-def build_image(data: LayerData, tiling: Tiling, fill: str = "garbage", seed: int = 0) -> MemoryImage:
-    """All regions of one layer for ``tiling`` (the weight arrangement depends on the tile sizes)."""
+def build_image(data: LayerData, tiling: Tiling, dataflow: str, fill: str = "garbage", seed: int = 0) -> MemoryImage:
+    """All regions of one layer for ``tiling`` on a ``dataflow`` array (the weight arrangement depends on both)."""
     layer = data.layer
-    wgt, bases = wgt_image(layer, tiling, data.w)
+    wgt, bases = wgt_image(layer, tiling, data.w, dataflow)
     return MemoryImage(act=act_image(layer, data.x), wgt=wgt, out=out_image(layer, fill, seed),
                        expected_out=np.asarray(data.y, np.int64).reshape(-1), wgt_tile_bases=bases)
 
@@ -148,13 +148,14 @@ class LayerJobImage:
     expected_out: np.ndarray  #: [OH][OW][out_ch] the out region must hold
 
 
-def layer_job_image(data: LayerData, tiling: Tiling, requant, bus_bits: int, seed: int = 0) -> LayerJobImage:
+def layer_job_image(data: LayerData, tiling: Tiling, requant, accel, seed: int = 0) -> LayerJobImage:
     """The flat memory of one layer run on its own (:func:`jaq.hw.placement.single_layer`): padded input,
     weights arranged for ``tiling``, partial sums and out tensor full of garbage, the output unit's constants."""
     layer = data.layer
+    bus_bits = accel.dram_bits_per_cycle
     placement, regions = single_layer(layer, tiling, bus_bits)
     img = FlatImage(regions.values())
-    wgt, _ = wgt_image(layer, tiling, data.w)
+    wgt, _ = wgt_image(layer, tiling, data.w, accel.dataflow)
     rng = np.random.default_rng(seed)
     img.put(regions["act"], act_image(layer, data.x))
     img.put(regions["wgt"], wgt)

@@ -165,7 +165,7 @@ class NetworkPlan:
 def plan_network(inet, accel: Accelerator, tilings: Sequence[Tiling], in_size: tuple[int, int]) -> NetworkPlan:
     """Allocate every tensor of ``inet`` once: each stored with the largest padding its consumers read, each
     layer reading its input's view at its own padding and writing the interior of its consumer's tensor."""
-    from jaq.hw.placement import Allocator, Placement, scale_words
+    from jaq.hw.placement import Allocator, Placement, arranged_weight_count, scale_words
 
     W = accel.dram_bits_per_cycle
     alloc = Allocator()
@@ -193,7 +193,7 @@ def plan_network(inet, accel: Accelerator, tilings: Sequence[Tiling], in_size: t
     for j, (L, til) in enumerate(zip(inet.layers, tilings)):
         lay = L.layer
         a = None if on_chip(L) else alloc.alloc(f"acc{j}", lay.out_h, lay.out_w, lay.out_ch, 32)
-        wgt = alloc.alloc(f"wgt{j}", 1, 1, lay.weight_count, lay.wgt_bits)
+        wgt = alloc.alloc(f"wgt{j}", 1, 1, arranged_weight_count(lay), lay.wgt_bits)
         psum = alloc.alloc(f"psum{j}", lay.out_h, lay.out_w, lay.out_ch, 32)
         scale = alloc.alloc(f"scale{j}", 1, 1, scale_words(lay, til, W), 32)
         out = a.view() if a is not None else tensors[j + 1].view(pads[j + 1])
@@ -293,7 +293,7 @@ def run_integer_net(inet, accel: Accelerator, tilings: Sequence[Tiling], image, 
     for j, (L, til) in enumerate(zip(inet.layers, tilings)):
         lay, ex, rq = L.layer, plan.extra[j], unit_constants(L)
         w = L.weight.numpy().astype(np.int64).reshape(lay.out_ch, lay.in_ch_per_group, lay.kernel, lay.kernel)
-        img.put(ex["wgt"], arrange_weights(w, lay, til)[0])
+        img.put(ex["wgt"], arrange_weights(w, lay, til, accel.dataflow)[0])
         img.put(ex["psum"], rng.integers(-2**31, 2**31, size=ex["psum"].elems))
         img.put(ex["scale"], arrange_scales(rq.mult, rq.bias, lay, til, accel.dram_bits_per_cycle))
         if plan.acc[j] is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaq.hw.timing import uses_dw_mapping
 from sim.reference import conv_reference, wrap_acc
 
 
@@ -34,10 +35,13 @@ def execute(program, act: np.ndarray, wgt: np.ndarray, out: np.ndarray) -> np.nd
         if op == "LOAD_ACT":
             a_tile = _gather(act, ins.dram_base, ins.ih, ins.row_stride, ins.iw, ins.col_stride, ins.run_len)
         elif op == "LOAD_WGT":
-            w_tile = wgt[ins.dram_base: ins.dram_base + ins.m * K * K * ins.c]
-            # depthwise tiles are [kh][kw][m'] (docs/execution-model.md section 8), others [m'][kh][kw][c']
-            w_tile = w_tile.reshape(K, K, ins.m).transpose(2, 0, 1)[:, :, :, None] if layer.depthwise \
-                else w_tile.reshape(ins.m, K, K, ins.c)
+            w_tile = wgt[ins.dram_base: ins.dram_base + ins.n_runs * ins.run_len]
+            if uses_dw_mapping(program.accel.dataflow, layer.depthwise):
+                # window vectors [n_g][m'][pf] (docs/execution-model.md section 8) -> [m'][kh][kw][1]
+                w_tile = w_tile.reshape(ins.n_runs, ins.m, -1).transpose(1, 0, 2).reshape(ins.m, -1)
+                w_tile = w_tile[:, :K * K].reshape(ins.m, K, K, 1)
+            else:  # [m'][kh][kw][c']
+                w_tile = w_tile.reshape(ins.m, K, K, ins.c)
         elif op == "LOAD_PSUM":
             o_tile = _gather(out, ins.dram_base, ins.h, ins.row_stride, ins.w, ins.col_stride, ins.run_len)
         elif op == "COMPUTE":

@@ -19,41 +19,48 @@ from jaq.hw.records import Accelerator, Layer, Tiling
 from jaq.hw.schedule import compile_layer, walk
 
 
-def _enumerate_ws_dw(K: int, X: int, Y: int, a: int, m: int, h: int, w: int) -> dict[str, int]:
-    """The WS depthwise COMPUTE step by step, as the sequencer issues it (section 8)."""
+def _enumerate_ws_dw(K: int, X: int, Y: int, a: int, pf: int, m: int, h: int, w: int) -> dict[str, int]:
+    """The WS depthwise COMPUTE step by step, as the sequencer issues it (section 8): rows <- (channel replica,
+    window group of pf kernel positions), columns <- channels of the replica."""
     c = dict(steps=0, act_vectors=0, wgt_vectors=0, out_words=0, fu_active=0, macs=0)
-    for p0 in range(0, K * K, Y):
-        r = min(Y, K * K - p0)
-        for cb in range(0, m, X):
-            cols = min(X, m - cb)
-            c["steps"] += r                       # preload: one weight word per active column and step
-            c["wgt_vectors"] += r * cols
-            off = (cb * a) % 32
-            words = -(-(off + cols * a) // 32)    # words of the row's channel window
-            for _ in range(h * w):                # stream: one output pixel per step
+    ng = -(-K * K // pf)
+    q = Y // ng if ng <= Y else 1
+    for g0 in range(0, ng, Y):
+        gp = min(Y, ng - g0)
+        for cb in range(0, m, q * X):
+            reps = [(cb + j * X, min(X, m - cb - j * X)) for j in range(q) if cb + j * X < m]
+            c["steps"] += len(reps) * gp         # preload: one row per step, one word per active column
+            c["wgt_vectors"] += gp * sum(cols for _, cols in reps)
+            for _ in range(h * w):               # stream: one output pixel per step
                 c["steps"] += 1
-                c["act_vectors"] += r * words
-                c["out_words"] += cols
-                c["fu_active"] += r * cols
-                c["macs"] += r * cols
+                for ch0, cols in reps:
+                    words = -(-((ch0 * a) % 32 + cols * a) // 32)   # one lane's channel window
+                    for g in range(g0, g0 + gp):
+                        lanes = min(pf, K * K - g * pf)
+                        c["act_vectors"] += lanes * words
+                        c["fu_active"] += cols
+                        c["macs"] += lanes * cols
+                    c["out_words"] += cols
     return c
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(K=st.sampled_from([1, 3, 5, 7]), X=st.integers(3, 20), Y=st.integers(3, 20), a=st.sampled_from([2, 4, 8]),
-       m=st.integers(1, 70), h=st.integers(1, 5), w=st.integers(1, 5))
-def test_ws_dw_terms_equal_the_step_enumeration(K, X, Y, a, m, h, w):
-    p = T.ComputeParams(K, 1, X, Y, 1, a)
+       w_bits=st.sampled_from([2, 4, 8]), m=st.integers(1, 90), h=st.integers(1, 5), w=st.integers(1, 5))
+def test_ws_dw_terms_equal_the_step_enumeration(K, X, Y, a, w_bits, m, h, w):
+    pf = T.fusion_factor(a, w_bits)
+    p = T.ComputeParams(K, 1, X, Y, pf, a)
     got = {k: T.sum_terms(ts, 1, m, h, w) for k, ts in T.compute_terms("WS", p, depthwise=True).items()}
-    assert got == _enumerate_ws_dw(K, X, Y, a, m, h, w)
+    assert got == _enumerate_ws_dw(K, X, Y, a, pf, m, h, w)
 
 
-def test_row_words_fit_the_read_ports():
+def test_lane_windows_fit_the_row_ports():
     for X in range(3, 65):
         for a in (2, 4, 8):
             for cb in range(0, 1024, X):
                 off = (cb * a) % 32
-                assert -(-(off + X * a) // 32) <= T.dw_window_words(X)
+                assert -(-(off + X * a) // 32) <= T.dw_window_words(X, a)
+            assert (32 // a) * T.dw_window_words(X, a) <= T.dw_row_ports(X)
 
 
 def _dw(c=24, hw=6, K=3, S=1, bits=(4, 4)):
@@ -83,7 +90,8 @@ def test_act_runs_carry_all_channels_of_a_pixel():
     la = [i for i in prog if i.op == "LOAD_ACT"]
     assert len(la) == 1 and la[0].run_len == 32 and la[0].beats == 6 * 6 * 1   # 32 4-bit channels in one beat
     lw = [i for i in prog if i.op == "LOAD_WGT"]
-    assert lw[0].n_runs == 9 and lw[0].run_len == 32 and lw[0].beats == 9
+    # window vectors: 3 groups of pf = 4 positions (the 12th zero), 32 channels x 4 weights x 4 bits per group
+    assert lw[0].n_runs == 3 and lw[0].run_len == 128 and lw[0].beats == 3 * 4
 
 
 @pytest.mark.parametrize("seed", range(4))

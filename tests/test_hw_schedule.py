@@ -215,8 +215,8 @@ def test_program_computes_the_convolution(seed):
     wgt = nprng.integers(-(1 << (layer.wgt_bits - 1)), 1 << (layer.wgt_bits - 1),
                          size=(layer.out_ch, layer.in_ch_per_group, K, K))
     prog = compile_layer(layer, accel, tiling)
-    flat, bases = arrange_weights(wgt, layer, tiling)
-    assert np.array_equal(bases, weight_tile_bases(layer, tiling))
+    flat, bases = arrange_weights(wgt, layer, tiling, accel.dataflow)
+    assert np.array_equal(bases, weight_tile_bases(layer, tiling, accel.dataflow))
     out = _execute(prog, act.reshape(-1), flat)
     assert np.array_equal(out.reshape(layer.out_h, layer.out_w, layer.out_ch), _reference_conv(act, wgt, layer))
 

@@ -9,7 +9,7 @@ from amaranth import Module
 from amaranth.sim import Simulator
 
 from jaq.hw import timing as T
-from jaq.hw.packing import value_range
+from jaq.hw.packing import value_range, window_vectors
 from jaq.hw.records import Accelerator
 from rtl_gen.buffers import OutBuffer, VectorBuffer
 from rtl_gen.isa import compute_fields, set_layer_fields
@@ -37,7 +37,11 @@ def run_compute(df, X, Y, K, S, a, w, act_signed, c, m, h, wo, acc, W=64, seed=0
 
     accel = Accelerator(pe_x=X, pe_y=Y, dataflow=df, dram_bits_per_cycle=W)
     p = derive(accel, MaxLayer(max_kernel=max(K, 3), max_stride=max(S, 2), max_in_ch=64))
-    wtile = wgt[:, :, :, 0].transpose(1, 2, 0)[None] if dw else wgt   # dw: one run of m' per kernel position
+    if dw:  # window vectors: one run of m' pf-weight vectors per window group (section 8)
+        vec = window_vectors(wgt[:, :, :, 0], T.fusion_factor(a, w))
+        wtile = vec.reshape(vec.shape[0], 1, 1, -1)
+    else:
+        wtile = wgt
     aw, ww, ow = act_tile_words(act, a, W), wgt_tile_words(wtile, w, W), out_tile_words(old, W)
     EW = W // 32
     p = replace(p, act_words=len(aw) + EW, wgt_words=len(ww) + EW, out_words=len(ow) + EW,
@@ -45,7 +49,7 @@ def run_compute(df, X, Y, K, S, a, w, act_signed, c, m, h, wo, acc, W=64, seed=0
     # the output unit's and the residual's SET_LAYER fields are not the engine's
     unit = ("shift", "relu", "o_mode", "o_signed", "res", "r_mode", "r_signed", "res_mult", "st_rlog")
     fields = {**{k: v for k, v in set_layer_fields(K, S, a, w, act_signed, Y, dw=dw).items() if k not in unit},
-              **compute_fields(c, m, h, wo, acc, K, S, a, w, W, depthwise=dw)}
+              **compute_fields(c, m, h, wo, acc, K, S, a, w, W, dw_mapped=dw)}
 
     top = Module()
     top.submodules.eng = eng = ComputeEngine(p)
@@ -113,7 +117,9 @@ DW_CASES = [("WS", X, Y, K, S, a, w, (a + w + K) % 3 == 0, 1, m, h, wo, False)
                 (4, 3, 3, 2, 8, 2, 7, 2, 3), (4, 3, 5, 1, 4, 4, 13, 2, 3), (3, 4, 7, 2, 2, 8, 11, 2, 2),
                 (5, 3, 3, 1, 2, 2, 18, 3, 2), (3, 5, 3, 1, 8, 8, 9, 2, 2), (6, 4, 5, 2, 2, 4, 14, 2, 1),
                 (4, 4, 3, 1, 4, 2, 10, 1, 3), (3, 3, 7, 1, 4, 8, 5, 1, 2), (7, 3, 3, 2, 8, 4, 15, 2, 2),
-                (3, 4, 1, 1, 2, 8, 4, 2, 2))]
+                (3, 4, 1, 1, 2, 8, 4, 2, 2),
+                # channel replicas (q > 1) with edge blocks: 4/4 bits q=2, 2/2 bits K=5 q=3, 2/4 bits S=2 q=3
+                (3, 8, 3, 1, 4, 4, 14, 2, 2), (4, 6, 5, 1, 2, 2, 29, 1, 2), (5, 7, 3, 2, 2, 4, 33, 2, 2))]
 
 
 @pytest.mark.parametrize("case,dw", [(c, False) for c in CASES] + [(c, True) for c in DW_CASES],

@@ -51,7 +51,7 @@ def run_layer(layer, accel, tiling, seed=0, max_cycles=200000, stall=False):
         rlo, rhi = value_range(layer.res_bits, layer.res_signed)
         res = rng.integers(rlo, rhi + 1, size=(layer.out_h, layer.out_w, layer.out_ch))
     data = LayerData(layer, x, wt, conv_ref(x, wt, layer), res)
-    img = layer_job_image(data, tiling, rq, accel.dram_bits_per_cycle, seed=seed + 3)
+    img = layer_job_image(data, tiling, rq, accel, seed=seed + 3)
     prog = compile_layer(layer, accel, tiling, img.placement)
     words = isa.encode_program(prog, accel, rq)
     memory = FlatMemory(img.memory)

@@ -7,6 +7,7 @@ the program's descriptors against sim.reference before any RTL is involved.
 import numpy as np
 import pytest
 
+from jaq.hw.placement import arranged_weight_count
 from jaq.hw.records import Accelerator, Layer, Tiling
 from jaq.hw.schedule import compile_layer
 from sim.memory_image import build_image, extract_output, mismatch_summary
@@ -33,9 +34,9 @@ CASES = [
 @pytest.mark.parametrize("layer,tiling", CASES, ids=[f"{l.kind}-{t.t_ic}{t.t_oc}{t.t_oh}{t.t_ow}" for l, t in CASES])
 def test_program_on_images_equals_reference(layer, tiling):
     data = random_layer_data(layer, rng=5)
-    img = build_image(data, tiling, fill="garbage", seed=3)
+    img = build_image(data, tiling, ACC.dataflow, fill="garbage", seed=3)
     assert img.act.size == layer.in_h * layer.in_w * layer.in_ch
-    assert img.wgt.size == layer.weight_count
+    assert img.wgt.size == arranged_weight_count(layer) >= layer.weight_count
     prog = compile_layer(layer, ACC, tiling)
     out = execute(prog, img.act, img.wgt, img.out)
     assert not mismatch_summary(layer, out, img.expected_out)
@@ -45,7 +46,7 @@ def test_program_on_images_equals_reference(layer, tiling):
 def test_garbage_output_region_is_detected():
     layer, tiling = CASES[0]
     data = random_layer_data(layer, rng=1)
-    img = build_image(data, tiling, fill="garbage", seed=3)
+    img = build_image(data, tiling, ACC.dataflow, fill="garbage", seed=3)
     assert np.count_nonzero(img.out != img.expected_out) > 0.9 * img.out.size
     msgs = mismatch_summary(layer, img.out, img.expected_out, limit=2)
     assert len(msgs) == 2 and "expected" in msgs[0]

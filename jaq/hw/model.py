@@ -301,9 +301,11 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
                          dom.dsum("IC", lambda x: T.ceil_div(x, Pd.e_a)))
     c["act_load_beats"] = G * R["R_act"] * act_ch * \
         dom.dsum("OH", lambda h: T.in_extent(h, Pd.K, Pd.S)) * dom.dsum("OW", lambda x: T.in_extent(x, Pd.K, Pd.S))
-    wgt_ch = torch.where(dw, dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_w)),
-                         dom.dsum("IC", lambda x: T.ceil_div(x, Pd.e_w)) * dom.dsum("OC", T._ident))
-    c["wgt_load_beats"] = G * R["R_wgt"] * wgt_ch * (K * K)
+    dw_mapped = dw & torch.isin(df, torch.tensor([DATAFLOWS.index(d) for d in T.DW_MAPPED], device=df.device))
+    # window vectors under the depthwise mapping (section 8); elsewhere K^2 runs per (oc, ic tile)
+    c["wgt_load_beats"] = G * R["R_wgt"] * torch.where(
+        dw_mapped, T.dw_groups(K, P.pf) * dom.dsum("OC", lambda m: T.ceil_div(m * Pd.pf, Pd.e_w)),
+        dom.dsum("IC", lambda x: T.ceil_div(x, Pd.e_w)) * dom.dsum("OC", T._ident) * (K * K))
     # one final store per distinct out tile (through the output unit, preceded by LOAD_SCALE), R_out - 1 partial
     sum_hw = dom.dsum("OH", T._ident) * dom.dsum("OW", T._ident)
     c["final_store_lines"] = G * out_vol
@@ -329,13 +331,13 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
     c["res_load_beats"] = G * dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_r)) * sum_hw * has_res
     c["n_load_psum"] = psum_visits * n_o
     depth = T.pipeline_depth(df).to(dt)
-    dw_mapped = dw & torch.isin(df, torch.tensor([DATAFLOWS.index(d) for d in T.DW_MAPPED], device=df.device))
     avb, wvb = T.read_bits(P.a, P.w, dw_mapped)
     c.update(_act_vec_bits=avb, _wgt_vec_bits=wvb, _bus_bits=W, _latency=Lat, _depth=depth)
     derive_counters(c)
     # --- legality -----------------------------------------------------------------------------------------------
     with torch.no_grad():
-        fa, fw, fo = T.footprints(t["IC"], t["OC"], t["OH"], t["OW"], K, S, P.e_a, P.e_w, P.e_o, dw)
+        fa, fw, fo = T.footprints(t["IC"], t["OC"], t["OH"], t["OW"], K, S, P.e_a, P.e_w, P.e_o, dw, dw_mapped,
+                                  P.pf)
         legal = (fa <= T.buffer_lines(f(accels.act_buf_kb), W)) & (fw <= T.buffer_lines(f(accels.wgt_buf_kb), W)) \
             & (fo <= T.buffer_lines(f(accels.out_buf_kb), W))
         # without the depthwise mapping a depthwise layer runs one channel per tile (section 8)

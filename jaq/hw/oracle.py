@@ -77,8 +77,8 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
         "macs": G * comp["macs"],
         "act_load_beats": G * r_act * ds("OC" if dw else "IC", lambda x: T.ceil_div(x, e_a))
         * ds("OH", lambda h: T.in_extent(h, K, S)) * ds("OW", lambda x: T.in_extent(x, K, S)),
-        "wgt_load_beats": G * r_wgt * K * K * (ds("OC", lambda m: T.ceil_div(m, e_w)) if dw else
-                                               ds("IC", lambda x: T.ceil_div(x, e_w)) * ds("OC", lambda x: x)),
+        "wgt_load_beats": G * r_wgt * (T.dw_groups(K, pf) * ds("OC", lambda m: T.ceil_div(m * pf, e_w)) if dw_mapped
+                                       else K * K * ds("IC", lambda x: T.ceil_div(x, e_w)) * ds("OC", lambda x: x)),
         "store_beats": G * (r_out - 1) * out_vol + final_beats, "final_store_beats": final_beats,
         "final_store_lines": G * out_vol,
         "final_store_steps": G * ds("OC", lambda m: T.ceil_div(m, e_o * n_u)) * ds("OH", lambda x: x)
@@ -110,7 +110,8 @@ def scalar_legal(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: str
     W = accel.dram_bits_per_cycle
     e = [T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS)]
     fa, fw, fo = T.footprints(tiling.t_ic, tiling.t_oc, tiling.t_oh, tiling.t_ow, layer.kernel, layer.stride, *e,
-                              layer.depthwise)
+                              layer.depthwise, T.uses_dw_mapping(dataflow or accel.dataflow, layer.depthwise),
+                              T.fusion_factor(layer.act_bits, layer.wgt_bits))
     return (fa <= T.buffer_lines(accel.act_buf_kb, W) and fw <= T.buffer_lines(accel.wgt_buf_kb, W)
             and fo <= T.buffer_lines(accel.out_buf_kb, W))
 

@@ -213,6 +213,19 @@ def unpack_bytes(data, bits: int, count: int, signed: bool) -> np.ndarray:
     return from_unsigned(u, bits, signed)
 
 
+def window_vectors(weights: np.ndarray, pf_lanes: int) -> np.ndarray:
+    """Depthwise weights ``[m'][K][K]`` as window vectors ``[n_g][m'][pf]``: lane ``l`` of group ``g`` is kernel
+    position ``g*pf + l`` (row-major, ``n_g = ceil(K^2/pf)``), zero past ``K^2`` (docs/execution-model.md
+    section 8)."""
+    w = np.asarray(weights)
+    m = w.shape[0]
+    flat = w.reshape(m, -1)
+    ng = -(-flat.shape[1] // pf_lanes)
+    padded = np.zeros((m, ng * pf_lanes), dtype=w.dtype)
+    padded[:, :flat.shape[1]] = flat
+    return padded.reshape(m, ng, pf_lanes).transpose(1, 0, 2)
+
+
 def fused_dot(acts: Sequence[int], wgts: Sequence[int]) -> int:
     """Reference of one fusion-unit step: the integer sum of the lane products."""
     return int(sum(int(x) * int(y) for x, y in zip(acts, wgts)))
@@ -220,4 +233,4 @@ def fused_dot(acts: Sequence[int], wgts: Sequence[int]) -> int:
 
 __all__ = ["pf", "act_vector_bits", "wgt_vector_bits", "value_range", "pack_lanes", "unpack_lanes",
            "pack_lanes_np", "unpack_lanes_np", "pack_words", "unpack_words", "pack_bytes", "unpack_bytes", "to_unsigned", "from_unsigned",
-           "fused_dot", "ELEMENT_BITS"]
+           "window_vectors", "fused_dot", "ELEMENT_BITS"]

@@ -137,6 +137,17 @@ def scale_words(layer: Layer, tiling: Tiling, bus_bits: int) -> int:
     return layer.tile_groups * per_group * e_o
 
 
+def arranged_weight_count(layer: Layer) -> int:
+    """Elements of a layer's weight region: its weights, or for a depthwise layer ``n_g * pf * out_ch`` window-
+    vector elements when that is more (docs section 8; the region fits the arrangement of every dataflow)."""
+    from jaq.hw import timing as T
+
+    if not layer.depthwise:
+        return layer.weight_count
+    pf = T.fusion_factor(layer.act_bits, layer.wgt_bits)
+    return max(layer.weight_count, T.dw_groups(layer.kernel, pf) * pf * layer.out_ch)
+
+
 def layer_regions(alloc: Allocator, layer: Layer, tiling: Tiling, bus_bits: int, *, act: TensorRegion | None = None,
                   out: TensorRegion | None = None, out_pad: int = 0, prefix: str = "") -> tuple[Placement, dict]:
     """Allocate what one layer needs beside its input ``act`` and output ``out`` regions (allocated here when
@@ -144,7 +155,7 @@ def layer_regions(alloc: Allocator, layer: Layer, tiling: Tiling, bus_bits: int,
     (placement, {name: region})."""
     if act is None:
         act = alloc.alloc(prefix + "act", layer.in_h, layer.in_w, layer.in_ch, layer.act_bits, layer.act_signed)
-    wgt = alloc.alloc(prefix + "wgt", 1, 1, layer.weight_count, layer.wgt_bits)
+    wgt = alloc.alloc(prefix + "wgt", 1, 1, arranged_weight_count(layer), layer.wgt_bits)
     psum = alloc.alloc(prefix + "psum", layer.out_h, layer.out_w, layer.out_ch, 32)
     scale = alloc.alloc(prefix + "scale", 1, 1, scale_words(layer, tiling, bus_bits), 32)
     if out is None:
@@ -166,4 +177,5 @@ def single_layer(layer: Layer, tiling: Tiling, bus_bits: int) -> tuple[Placement
 
 
 __all__ = ["ALIGN_BITS", "ADDR_BITS", "TensorView", "TensorRegion", "Placement", "Allocator", "scale_words",
+           "arranged_weight_count",
            "layer_regions", "single_layer"]

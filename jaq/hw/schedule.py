@@ -25,7 +25,8 @@ total beats. Off-chip memory is element-addressed per tensor (docs section 2):
   at ``(y*OW + x)*out_ch + ch``;
 * output-unit constants: arranged per out tile by :func:`arrange_scales` (docs section 7.1);
 * weights: pre-arranged per tile by :func:`arrange_weights`: tiles in (g, oc-tile, ic-tile) order, each tile
-  ``[m'][K][K][c']`` contiguous; ``LoadWgt.dram_base`` is the tile's first element.
+  ``[m'][K][K][c']`` contiguous (window vectors under the depthwise mapping, docs section 8);
+  ``LoadWgt.dram_base`` is the tile's first element.
 
 A run covers ``run_len`` consecutive elements and costs ``beats_per_run = ceil(run_len / E_b)`` beats; runs are
 visited in row-major order of their 2-D index (act: input row, input column; out: output row, output column;
@@ -46,7 +47,8 @@ import numpy as np
 
 from jaq.errors import JaqError
 from jaq.hw import timing as T
-from jaq.hw.placement import Placement, single_layer
+from jaq.hw.packing import window_vectors
+from jaq.hw.placement import Placement, arranged_weight_count, single_layer
 from jaq.hw.records import Accelerator, Layer, Tiling
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -316,7 +318,8 @@ def check_tiling(layer: Layer, accel: Accelerator, tiling: Tiling) -> None:
     W = accel.dram_bits_per_cycle
     e_a, e_w, e_o = (T.elems_per_beat(W, b) for b in (layer.act_bits, layer.wgt_bits, T.OUT_BITS))
     act, wgt, out = T.footprints(tiling.t_ic, tiling.t_oc, tiling.t_oh, tiling.t_ow, layer.kernel, layer.stride,
-                                 e_a, e_w, e_o, layer.depthwise)
+                                 e_a, e_w, e_o, layer.depthwise, T.uses_dw_mapping(accel.dataflow, layer.depthwise),
+                                 T.fusion_factor(layer.act_bits, layer.wgt_bits))
     for name, need, kb in (("act", act, accel.act_buf_kb), ("wgt", wgt, accel.wgt_buf_kb),
                            ("out", out, accel.out_buf_kb)):
         have = T.buffer_lines(kb, W)
@@ -325,12 +328,21 @@ def check_tiling(layer: Layer, accel: Accelerator, tiling: Tiling) -> None:
                            f"({kb} KB); use smaller tiles or a larger buffer", f"tiling ({name}_buf_kb)")
 
 
-def weight_tile_bases(layer: Layer, tiling: Tiling) -> np.ndarray:
+def weight_tile_elems(layer: Layer, c: int, m: int, dataflow: str) -> int:
+    """Elements of one arranged weight tile of extents (c', m'): ``m' * K^2 * c'``, or under the depthwise
+    mapping ``n_g * m' * pf`` (window vectors, section 8)."""
+    if T.uses_dw_mapping(dataflow, layer.depthwise):
+        pf = T.fusion_factor(layer.act_bits, layer.wgt_bits)
+        return T.dw_groups(layer.kernel, pf) * m * pf
+    return m * layer.kernel * layer.kernel * c
+
+
+def weight_tile_bases(layer: Layer, tiling: Tiling, dataflow: str) -> np.ndarray:
     """Element address of each weight tile in the pre-arranged weight array, shape (G, n_oc, n_ic) with G the
     serial groups (:attr:`~jaq.hw.records.Layer.tile_groups`); tiles are stored in (g, oc-tile, ic-tile) order,
-    each ``m' * K * K * c'`` elements (c' = 1 for a depthwise layer)."""
+    each :func:`weight_tile_elems` long."""
     n = tiling.counts(layer)
-    G, K = layer.tile_groups, layer.kernel
+    G = layer.tile_groups
     Cg, Mg = layer.tile_dims["IC"], layer.tile_dims["OC"]
     bases = np.zeros((G, n["OC"], n["IC"]), dtype=np.int64)
     addr = 0
@@ -338,19 +350,18 @@ def weight_tile_bases(layer: Layer, tiling: Tiling) -> np.ndarray:
         for oc in range(n["OC"]):
             m = _extent(Mg, tiling.t_oc, oc)
             for ic in range(n["IC"]):
-                c = _extent(Cg, tiling.t_ic, ic)
                 bases[g, oc, ic] = addr
-                addr += m * K * K * c
+                addr += weight_tile_elems(layer, _extent(Cg, tiling.t_ic, ic), m, dataflow)
     return bases
 
 
-def arrange_weights(weights: np.ndarray, layer: Layer, tiling: Tiling) -> tuple[np.ndarray, np.ndarray]:
+def arrange_weights(weights: np.ndarray, layer: Layer, tiling: Tiling, dataflow: str) -> tuple[np.ndarray, np.ndarray]:
     """Lay out integer weights for off-chip memory, per tile (docs section 2).
 
     ``weights``: integer array ``[out_ch][in_ch/groups][K][K]`` (PyTorch's conv layout; fc: ``[out][in]`` or
-    ``[out][in][1][1]``). Returns ``(flat, bases)``: ``flat`` the 1-D array of ``out_ch*Cg*K*K`` elements (same
-    dtype), tiles in (g, oc-tile, ic-tile) order, each ``[m'][kh][kw][c']`` (a depthwise layer's tiles:
-    ``[kh][kw][m']``, one run of m' channels per kernel position, section 8); ``bases`` the (G, n_oc, n_ic) array
+    ``[out][in][1][1]``). Returns ``(flat, bases)``: ``flat`` the 1-D array of :func:`~jaq.hw.placement.arranged_weight_count`
+    elements (same dtype), tiles in (g, oc-tile, ic-tile) order, each ``[m'][kh][kw][c']`` (under the depthwise
+    mapping of ``dataflow``: ``[n_g][m'][pf]`` window vectors, section 8); ``bases`` the (G, n_oc, n_ic) array
     of each tile's first element (what ``LoadWgt.dram_base`` holds)."""
     w = np.asarray(weights)
     K, G = layer.kernel, layer.tile_groups
@@ -359,9 +370,11 @@ def arrange_weights(weights: np.ndarray, layer: Layer, tiling: Tiling) -> tuple[
         w = w.reshape(w.shape[0], w.shape[1], 1, 1)
     if w.shape != (layer.out_ch, Cg, K, K):
         raise JaqError(f"weights have shape {w.shape}, expected {(layer.out_ch, Cg, K, K)}", "weights")
-    bases = weight_tile_bases(layer, tiling)
+    bases = weight_tile_bases(layer, tiling, dataflow)
     n = tiling.counts(layer)
-    flat = np.empty(layer.out_ch * Cg * K * K, dtype=w.dtype)
+    dw_mapped = T.uses_dw_mapping(dataflow, layer.depthwise)
+    pf = T.fusion_factor(layer.act_bits, layer.wgt_bits)
+    flat = np.zeros(arranged_weight_count(layer), dtype=w.dtype)
     for g in range(G):
         for oc in range(n["OC"]):
             o0 = g * Mg + oc * tiling.t_oc
@@ -370,7 +383,7 @@ def arrange_weights(weights: np.ndarray, layer: Layer, tiling: Tiling) -> tuple[
                 c0 = ic * tiling.t_ic
                 c = _extent(Cg, tiling.t_ic, ic)
                 blk = w[o0:o0 + m, c0:c0 + c, :, :]
-                blk = blk[:, 0].transpose(1, 2, 0) if layer.depthwise else blk.transpose(0, 2, 3, 1)
+                blk = window_vectors(blk[:, 0], pf) if dw_mapped else blk.transpose(0, 2, 3, 1)
                 b = int(bases[g, oc, ic])
                 flat[b:b + blk.size] = blk.reshape(-1)
     return flat, bases
@@ -456,7 +469,8 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
         t_oh=tiling.t_oh, t_ow=tiling.t_ow, n_ic=n["IC"], n_oc=n["OC"], n_oh=n["OH"], n_ow=n["OW"],
         loop_order=tiling.loop_order, out_bits=layer.out_bits, out_signed=layer.out_signed, e_fin=e_f,
         store_lines=n_u))
-    wbases = weight_tile_bases(layer, tiling)
+    wbases = weight_tile_bases(layer, tiling, accel.dataflow)
+    dw_mapped = T.uses_dw_mapping(accel.dataflow, dw)
     sbases = scale_tile_bases(layer, tiling, W)
     order = tiling.loop_order
     ranges = [range(n[d]) for d in order]
@@ -517,10 +531,10 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
                                    beats_per_run=T.ceil_div(run, e_a),
                                    beats=T.act_tile_beats(run, h, w, K, S, e_a)))
             if wgt_key != prev_wgt:
-                run, n_runs = (m, K * K) if dw else (c, m * K * K)
+                run, n_runs = (m * pf, T.dw_groups(K, pf)) if dw_mapped else (c, m * K * K)
                 ins.append(LoadWgt(g=g, ic=ic, oc=oc, c=c, m=m, dram_base=int(wbases[g, oc, ic]), run_stride=run,
                                    run_len=run, n_runs=n_runs, beats_per_run=T.ceil_div(run, e_w),
-                                   beats=T.wgt_tile_beats(c, m, K, e_w, dw)))
+                                   beats=T.wgt_tile_beats(c, m, K, e_w, dw_mapped, pf)))
             if out_changed and ic > 0:
                 ins.append(out_instr(LoadPsum, out_key))
             steps = T.sum_terms(step_terms, c, m, h, w)

@@ -152,10 +152,11 @@ def act_tile_beats(c: Num, h: Num, w: Num, kernel: Num, stride: Num, e_act: Num)
     return in_extent(h, kernel, stride) * in_extent(w, kernel, stride) * ceil_div(c, e_act)
 
 
-def wgt_tile_beats(c: Num, m: Num, kernel: Num, e_wgt: Num, depthwise: Num = False) -> Num:
-    """LOAD_WGT beats: m' * K^2 runs (one per (oc, kh, kw)) of c' elements each; a depthwise layer's tile is
-    K^2 runs (one per kernel position) of m' elements (section 8)."""
-    return where(depthwise, kernel * kernel * ceil_div(m, e_wgt), m * kernel * kernel * ceil_div(c, e_wgt))
+def wgt_tile_beats(c: Num, m: Num, kernel: Num, e_wgt: Num, dw_mapped: Num = False, pf: Num = 1) -> Num:
+    """LOAD_WGT beats: m' * K^2 runs (one per (oc, kh, kw)) of c' elements each; under the depthwise mapping
+    ``n_g`` runs (one per window group) of the m' channels' ``pf``-weight window vectors (section 8)."""
+    return where(dw_mapped, dw_groups(kernel, pf) * ceil_div(m * pf, e_wgt),
+                 m * kernel * kernel * ceil_div(c, e_wgt))
 
 
 def out_tile_beats(m: Num, h: Num, w: Num, e_out: Num) -> Num:
@@ -383,30 +384,44 @@ def dw_row_words(m: Num, pe_x: Num, act_bits: Num) -> Num:
     return ceil_div(m * act_bits, 32) - 1 + nb - floor_div(nb - 1, per)
 
 
-def dw_window_words(pe_x: int) -> int:
-    """Read ports per array row of the depthwise mapping: the most words X consecutive 8-bit channels can span
-    from an offset of up to 24 bits into a word."""
-    return -(-(24 + 8 * pe_x) // 32)
+def dw_window_words(pe_x: int, act_bits: int) -> int:
+    """32-bit words that X consecutive ``act_bits``-bit channels can span from the largest offset into a word
+    (``32 - a`` bits): one lane's window under the depthwise mapping (section 8)."""
+    return -(-(32 - act_bits + act_bits * pe_x) // 32)
 
 
-def dw_passes(kernel: Num, pe_y: Num) -> Num:
-    """Depthwise mapping: passes of up to Y kernel positions over the K*K window (section 8)."""
-    return ceil_div(kernel * kernel, pe_y)
+def dw_row_ports(pe_x: int) -> int:
+    """Act read ports per array row of the depthwise mapping: its lanes' windows in the widest case over the
+    activation precisions, ``max over a of (32/a) * dw_window_words(X, a)`` (at most 32/a lanes at a bits)."""
+    return max((32 // a) * dw_window_words(pe_x, a) for a in (2, 4, 8))
+
+
+def dw_groups(kernel: Num, pf: Num) -> Num:
+    """Window groups per channel of the depthwise mapping: ``n_g = ceil(K^2/pf)`` (section 8)."""
+    return ceil_div(kernel * kernel, pf)
+
+
+def dw_geometry(kernel: Num, pf: Num, pe_y: Num) -> tuple[Num, Num, Num]:
+    """Depthwise mapping: (``n_g`` window groups, ``P = ceil(n_g/Y)`` passes, ``q`` channel replicas:
+    ``floor(Y/n_g)`` when the groups fit the rows, else 1) (section 8)."""
+    ng = dw_groups(kernel, pf)
+    return ng, ceil_div(ng, pe_y), maximum(1, floor_div(pe_y, ng))
 
 
 def ws_dw_terms(p: ComputeParams) -> dict[str, list[Term]]:
-    """Depthwise mapping on a WS array: rows <- kernel positions, columns <- channels (docs section 8).
-    ``steps = ceil(m'/X) * (K^2 + ceil(K^2/Y) * h' * w')``; c' is 1 and unused."""
+    """Depthwise mapping on a WS array: rows <- (channel replica, window group), columns <- channels, lanes
+    <- kernel positions (docs section 8). ``steps = n_g*ceil(m'/X) + P*ceil(m'/(qX))*h'*w'``; c' is 1, unused."""
     k2 = p.kernel * p.kernel
-    passes = dw_passes(p.kernel, p.pe_y)
+    ng, passes, q = dw_geometry(p.kernel, p.pf, p.pe_y)
     mx = lambda m: ceil_div(m, p.pe_x)  # noqa: E731
+    mqx = lambda m: ceil_div(m, q * p.pe_x)  # noqa: E731
     span = lambda m: dw_row_words(m, p.pe_x, p.act_bits)  # noqa: E731
     return {
-        "steps": [Term(k2, None, mx), Term(passes, None, mx, _ident, _ident)],
+        "steps": [Term(ng, None, mx), Term(passes, None, mqx, _ident, _ident)],
         "act_vectors": [Term(k2, None, span, _ident, _ident)],   # 32-bit word reads
-        "wgt_vectors": [Term(k2, None, _ident)],                 # 32-bit word reads
+        "wgt_vectors": [Term(ng, None, _ident)],                 # 32-bit word reads (one vector each)
         "out_words": [Term(passes, None, _ident, _ident, _ident)],
-        "fu_active": [Term(k2, None, _ident, _ident, _ident)],
+        "fu_active": [Term(ng, None, _ident, _ident, _ident)],
         "macs": [Term(k2, None, _ident, _ident, _ident)],
     }
 
@@ -463,10 +478,11 @@ def buffer_lines(capacity_kb: Num, bus_bits: Num) -> Num:
 
 
 def footprints(t_ic: Num, t_oc: Num, t_oh: Num, t_ow: Num, kernel: Num, stride: Num,
-               e_act: Num, e_wgt: Num, e_out: Num, depthwise: Num = False) -> tuple[Num, Num, Num]:
+               e_act: Num, e_wgt: Num, e_out: Num, depthwise: Num = False, dw_mapped: Num = False,
+               pf: Num = 1) -> tuple[Num, Num, Num]:
     """Buffer lines the full tiles need: (act, wgt, out) (docs sections 3 and 8: a depthwise layer's act runs
-    hold its t_oc channels)."""
+    hold its t_oc channels; under the depthwise mapping its weights are window vectors)."""
     act = act_tile_beats(where(depthwise, t_oc, t_ic), t_oh, t_ow, kernel, stride, e_act)
-    wgt = wgt_tile_beats(t_ic, t_oc, kernel, e_wgt, depthwise)
+    wgt = wgt_tile_beats(t_ic, t_oc, kernel, e_wgt, dw_mapped, pf)
     out = out_tile_beats(t_oc, t_oh, t_ow, e_out)
     return act, wgt, out
