@@ -8,6 +8,7 @@ from amaranth.hdl import Fragment
 
 from jaq.hw.records import Accelerator, Layer, Tiling
 from jaq.hw.schedule import compile_layer, walk
+from jaq.hw.timing import dw_row_ports
 from rtl_gen import isa
 from rtl_gen.params import derive
 from rtl_gen.top import JaqAccelerator
@@ -44,7 +45,9 @@ def base():
 def test_base_structure(base):
     assert base["fu_grid"] == (4, 3)
     assert base["depths"] == (64 * 256, 80 * 256, 96 * 256)   # KB -> 32-bit words
-    assert base["port_counts"] == (4 * 2, 3, 3)  # WS: act a 2-word window per row (section 8), wgt/out per column
+    # WS: act 16 lanes x a 2-word window per row (2-bit depthwise lanes, section 8), wgt per column, out per
+    # (replica, column)
+    assert base["port_counts"] == (4 * dw_row_ports(3), 3, 3 * 4) == (4 * 32, 3, 12)
     assert base["resp_width"] == 64
 
 
@@ -64,7 +67,7 @@ def test_dataflows_are_different_datapaths():
     assert "wgt_shift" in ws["array_ports"] and "row_act" in ws["array_ports"]
     assert "drain_row" in os_["array_ports"] and "col_act" in os_["array_ports"]
     assert "port_act" in rs["array_ports"] and "rs_seff" in rs["array_ports"]
-    assert ws["port_counts"] == (4 * 2, 3, 3) and os_["port_counts"] == (3, 4, 3)
+    assert ws["port_counts"] == (4 * dw_row_ports(3), 3, 3 * 4) and os_["port_counts"] == (3, 4, 3)
     p = derive(replace(BASE, dataflow="RS"))
     assert rs["port_counts"] == (3 * p.rmax, 4, 3 * 4)
 
