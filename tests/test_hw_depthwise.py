@@ -107,11 +107,13 @@ def test_batchtile_equals_exhaustive_on_depthwise_layers(seed):
         assert (f.tiling, f.dataflow, f.cost.cycles) == (r.tiling, r.dataflow, r.cost.cycles)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(c=st.integers(1, 200), hw=st.integers(1, 16), K=st.sampled_from([3, 5, 7]), x=st.integers(3, 63),
-       y=st.integers(3, 64), t_oc=st.sampled_from([1, 2, 8, 32, 128]))
-def test_more_columns_never_raise_depthwise_compute(c, hw, K, x, y, t_oc):
-    layer = _dw(c=c, hw=hw, K=K)
+       y=st.integers(3, 63), t_oc=st.sampled_from([1, 2, 8, 32, 128]), a=st.sampled_from([2, 4, 8]),
+       w=st.sampled_from([2, 4, 8]))
+def test_more_columns_or_rows_never_raise_depthwise_compute(c, hw, K, x, y, t_oc, a, w):
+    layer = _dw(c=c, hw=hw, K=K, bits=(a, w))
     t = Tiling(1, min(t_oc, c), hw, hw)
-    costs = [estimate_one(layer, Accelerator(pe_x=xx, pe_y=y, dataflow="WS"), t) for xx in (x, x + 1)]
-    assert costs[1].accesses["compute_steps"] <= costs[0].accesses["compute_steps"]
+    steps = {xy: estimate_one(layer, Accelerator(pe_x=xy[0], pe_y=xy[1], dataflow="WS"), t).accesses["compute_steps"]
+             for xy in ((x, y), (x + 1, y), (x, y + 1))}
+    assert steps[(x + 1, y)] <= steps[(x, y)] and steps[(x, y + 1)] <= steps[(x, y)]
