@@ -119,7 +119,7 @@ def sram_verilog(name: str, depth: int, n_w: int, transparent: list) -> str:
     return "\n".join(out)
 
 
-def popcount(bits) -> "Value":
+def popcount(bits):
     """Sum of the bits of a list of 1-bit values (adder tree)."""
     bits = list(bits)
     if not bits:

@@ -101,7 +101,6 @@ class PEColumn(wiring.Component):
                 m.d.comb += [fu.ctl.eq(self.ctl), fu.lanes.eq(self.row_lanes[i])]
             fus.append(fu)
             m.d.sync += prod[i].eq(fu.out)
-        self.fus = fus
 
         if df == "WS":
             wreg = [Signal(32, name=f"wreg_{i}") for i in range(Y)]
@@ -206,8 +205,8 @@ class PEArray(wiring.Component):
 
     @property
     def fu_grid(self) -> tuple[int, int]:
-        """(rows, columns) of fusion units instantiated (set by elaboration)."""
-        return self._fu_grid
+        """(rows, columns) of fusion units: Y x X."""
+        return self.p.Y, self.p.X
 
     def _column(self, m, j):
         """Column ``j``: a :class:`PEColumn` submodule, or an instance of the shared Verilog module."""
@@ -238,7 +237,6 @@ class PEArray(wiring.Component):
         ctl = Signal(CTL_BITS)
         build_decoder(m, self.a_mode, self.w_mode, self.act_signed, ctl)
         cols = [self._column(m, j) for j in range(X)]
-        self._fu_grid = (Y, len(cols))
         for j, col in enumerate(cols):
             m.d.comb += col.ctl.eq(ctl)
             m.d.comb += [col.row_lanes[i].eq(self.row_lanes[i]) for i in range(Y)]

@@ -23,6 +23,8 @@ from per-port address registers: in the 3 cycles after reset, while every OBUF p
 is its offset from the reset base 0 rather than 0.)
 """
 
+from types import SimpleNamespace
+
 from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -136,6 +138,12 @@ class ComputeEngine(wiring.Component):
             "cnt_fu_active": Out(CNT_BITS),
         }
         super().__init__(sig)
+        self._array = PEArray(p)
+
+    @property
+    def array(self) -> PEArray:
+        """The PE array this engine drives."""
+        return self._array
 
     def _dw_stream(self, m, dwp, mb, gp, qb, rem, oh, ow, phase_str) -> "_DwPorts":
         """Stage-1 act reads of a depthwise stream step (docs section 8): row i = (replica i div g_r, group
@@ -222,13 +230,305 @@ class ComputeEngine(wiring.Component):
             opts.append(Cat(*lanes))
         return Mux(self.a_mode == 0, opts[0], Mux(self.a_mode == 1, opts[1], opts[2]))
 
+    def _ws(self, c):
+        """WS steps (docs section 5; the depthwise mapping, section 8): loops, buffer reads, OBUF write-back and array inputs; returns (ob1, ob_ports, res values)."""
+        m, p, arr = c.m, self.p, c.arr
+        X, Y, K, S = p.X, p.Y, self.k, self.s
+        la, lw, la_mask, lw_mask = c.la, c.lw, c.la_mask, c.lw_mask
+        aA, aW, aO = p.act_abits, p.wgt_abits, p.out_abits
+        running, step_valid, steps_done, row_lanes1 = c.running, c.step_valid, c.steps_done, c.row_lanes1
+        overwrite1, fu_inc, act_sub1, wgt_sub1 = c.overwrite1, c.fu_inc, c.act_sub1, c.wgt_sub1
+        set_act, set_wgt, lanes_of = c.set_act, c.set_wgt, c.lanes_of
+        # dense: kh, kw, mb, vb (dwp one iteration); depthwise mapping (docs section 8): dwp over passes of Y
+        # window groups, mb over channel blocks of q*X channels (kh, kw, vb one iteration each)
+        dw = self.dw
+        ng, dq = self.dw_ng, self.dw_q
+        dwp = _Loop("dwp", Y, Mux(dw, ng, 1))
+        kh = _Loop("kh", 1, Mux(dw, 1, K))
+        kw = _Loop("kw", 1, Mux(dw, 1, K))
+        qx = Signal(EXTENT_BITS + 8, name="dw_qx")
+        m.d.comb += qx.eq(dq * X)
+        mb = _Loop("mbase", Mux(dw, qx, X), self.m)
+        vb = _Loop("vbase", Y, Mux(dw, 1, self.cv))
+        t = _Loop("t", 1, 0, 14)     # limit set below (r)
+        oh = _Loop("oh", 1, self.h)
+        ow = _Loop("ow", 1, self.w)
+        phase_str = Signal()
+        rem = Signal(EXTENT_BITS + 1, name="ws_rem")      # channels of the tile from mb on
+        gp = Signal(8, name="dw_gp")                       # window groups in this pass
+        qb = Signal(8, name="dw_qb")                       # replicas in use in this channel block
+        r = Signal(14)
+        cols = Signal(8)
+        m.d.comb += [rem.eq(self.m - mb.v), cols.eq(_min(rem, X)), gp.eq(_min(ng - dwp.v, Y)),
+                     qb.eq(sum(((j < dq) & (j * X < rem)) for j in range(Y))),
+                     r.eq(Mux(dw, qb * gp, _min(self.cv - vb.v, Y)))]
+        t.limit = r
+        t.last = t.v + 1 >= r
+        # preload position (tj, tg): step t loads row r-1-t = replica qb-1-tj, group gp-1-tg of the pass
+        tj = Signal(8, name="dw_tj")
+        tg = Signal(8, name="dw_tg")
+        nest = [dwp, kh, kw, mb, vb]
+        with m.If(self.start):
+            m.d.sync += [lp.v.eq(0) for lp in nest + [t, oh, ow]] + [phase_str.eq(0), tj.eq(0), tg.eq(0)]
+        with m.Elif(running):
+            with m.If(~phase_str):
+                with m.If(t.last):
+                    m.d.sync += [phase_str.eq(1), t.v.eq(0), tj.eq(0), tg.eq(0)]
+                with m.Else():
+                    m.d.sync += t.v.eq(t.v + 1)
+                    with m.If(tg + 1 >= gp):
+                        m.d.sync += [tg.eq(0), tj.eq(tj + 1)]
+                    with m.Else():
+                        m.d.sync += tg.eq(tg + 1)
+            with m.Else():
+                pix_last = _advance(m, [oh, ow])
+                with m.If(pix_last):
+                    m.d.sync += phase_str.eq(0)
+                    _advance(m, nest)
+        inner_last = kh.last & kw.last & mb.last & vb.last
+        all_last = dwp.last & inner_last
+        m.d.comb += steps_done.eq(phase_str & oh.last & ow.last & all_last)
+        # preload: column x reads the weight vector for row r-1-t: (mb + x)*wm + (kh*K + kw)*pw + (vpre >> lw)
+        vpre = vb.v + r - 1 - t.v
+        wbase = _ring(m, _mul(m, mb.v, self.wm, aW, "ws_mbwm") + _mul(m, kh.v * K + kw.v, self.pw, aW, "ws_kwoff")
+                      + (vpre >> lw), aW, "ws_wbase")
+        waddr = _series(m, wbase, _ring(m, self.wm, aW, "ws_wm"), X, aW, "ws_waddr")
+        # depthwise: column x reads the window vector (group dwp + gp-1-tg, channel mb + (qb-1-tj)*X + x) of the
+        # [n_g][m'] vector runs: word group*pw + (channel >> lw), vector (channel mod 2^lw) of the word
+        pj = Signal(8, name="dw_pj")
+        m.d.comb += pj.eq(qb - 1 - tj)
+        dw_wpos = _mul(m, dwp.v + gp - 1 - tg, self.pw, aW, "dw_wpos")
+        pch = _ring(m, mb.v + pj * X, EXTENT_BITS + 8, "dw_pch")
+        for x in range(X):
+            ch = Signal(EXTENT_BITS + 8, name=f"dw_wch_{x}")
+            word = Signal(aW, name=f"dw_wword_{x}")
+            sub = Signal(2, name=f"dw_wsub_{x}")
+            m.d.comb += ch.eq(pch + x)
+            with m.Switch(lw):  # 2^lw vectors per word
+                for md in range(3):
+                    with m.Case(md):
+                        m.d.comb += [word.eq(ch >> md), sub.eq(ch & ((1 << md) - 1))]
+            en = ~phase_str & Mux(dw, (pj * X + x) < rem, x < cols)
+            set_wgt(x, Mux(dw, _ring(m, dw_wpos + word, aW, f"dw_waddr_{x}"), waddr[x]), en,
+                    Mux(dw, sub, vpre & lw_mask))
+        # row i: pix + ((vb + i) >> la) = pix + (vb >> la) + ((vlo + i) >> la), vlo = vb mod 2^la
+        pix = _ring(m, _mul(m, oh.v * S + kh.v, self.arow, aA, "ws_pixrow")
+                    + _mul(m, ow.v * S + kw.v, self.pa, aA, "ws_pixcol") + (vb.v >> la), aA, "ws_pix")
+        vlo = Signal(3, name="ws_vlo")
+        m.d.comb += vlo.eq(vb.v & ((Const(1, 4) << la) - 1))
+        dw_ports = self._dw_stream(m, dwp, mb, gp, qb, rem, oh, ow, phase_str)
+        NP = p.n_act_ports // Y
+        for i in range(Y):
+            lo_i = vlo + i
+            act_i = phase_str & (i < r)
+            set_act(i * NP, Mux(dw, dw_ports[i][0][0], pix + (lo_i >> la)), Mux(dw, dw_ports[i][0][1], act_i),
+                    lo_i & la_mask)
+            for k in range(1, NP):
+                set_act(i * NP + k, dw_ports[i][k][0], dw & dw_ports[i][k][1], 0)
+            m.d.comb += row_lanes1[i].eq(Mux(dw, dw_ports.lanes[i], Mux(act_i, lanes_of(vb.v + i), 0)))
+        # OBUF word of (replica k, column x): (oh*w + ow)*po + mb + k*X + x (dense: replica 0 only)
+        ob1 = {"base": _ring(m, _mul(m, oh.v * self.w + ow.v, self.po, aO, "ws_opix") + mb.v, aO, "ws_obase"),
+               "en": phase_str & step_valid, "rem": rem, "qb": Mux(dw, qb, 1)}
+
+        def ob_ports(sh):
+            return ([sh["base"] + k * X + x for k in range(Y) for x in range(X)],
+                    [sh["en"] & (k < sh["qb"]) & (k * X + x < sh["rem"]) for k in range(Y) for x in range(X)])
+        m.d.comb += [overwrite1.eq(~self.acc & (dwp.v == 0) & (kh.v == 0) & (kw.v == 0) & (vb.v == 0)),
+                     fu_inc.eq(Mux(phase_str & step_valid, Mux(dw, gp * _min(rem, qx), r * cols), 0))]
+        wshift2 = _delay(m, ~phase_str & step_valid, 1, "wshift")[0]
+        m.d.comb += [arr.wgt_shift.eq(wshift2), arr.dw.eq(dw), arr.seg.eq(Mux(dw, _min(ng, Y), Y))]
+        for x in range(X):
+            sub2 = _delay(m, wgt_sub1[x], 1, f"wsub{x}")[0]
+            m.d.comb += arr.col_wgt[x].eq(select_vector(self.wgt_data[x], sub2, lw))
+        for i in range(Y):
+            sub2 = _delay(m, act_sub1[i * NP], 1, f"asub{i}")[0]
+            m.d.comb += arr.row_act[i].eq(select_vector(self.act_data[i * NP], sub2, la))
+            off2 = _delay(m, dw_ports.off[i], 1, f"dw_off{i}")[0]
+            for x in range(X):
+                m.d.comb += arr.dw_act[i * X + x].eq(self._dw_vector(m, i, x, off2))
+        res_value = [arr.res[idx] for idx in range(p.n_out_ports)]
+        return ob1, ob_ports, res_value
+
+    def _os(self, c):
+        """OS steps (docs section 5), as :meth:`_ws`."""
+        m, p, arr = c.m, self.p, c.arr
+        X, Y, K, S = p.X, p.Y, self.k, self.s
+        la, lw, la_mask, lw_mask = c.la, c.lw, c.la_mask, c.lw_mask
+        aA, aW, aO = p.act_abits, p.wgt_abits, p.out_abits
+        running, step_valid, steps_done, row_lanes1 = c.running, c.step_valid, c.steps_done, c.row_lanes1
+        overwrite1, fu_inc, act_sub1, wgt_sub1 = c.overwrite1, c.fu_inc, c.act_sub1, c.wgt_sub1
+        set_act, set_wgt, lanes_of = c.set_act, c.set_wgt, c.lanes_of
+        oh = _Loop("oh", 1, self.h)
+        ob = _Loop("obase", X, self.w)
+        mb = _Loop("mbase", Y, self.m)
+        kh = _Loop("kh", 1, K)
+        kw = _Loop("kw", 1, K)
+        v = _Loop("v", 1, self.cv)
+        t = _Loop("t", 1, 0, 8)
+        phase_drn = Signal()
+        rr = Signal(8)
+        cols = Signal(8)
+        m.d.comb += [rr.eq(_min(self.m - mb.v, Y)), cols.eq(_min(self.w - ob.v, X))]
+        t.last = t.v + 1 >= rr
+        with m.If(self.start):
+            m.d.sync += [lp.v.eq(0) for lp in (oh, ob, mb, kh, kw, v, t)] + [phase_drn.eq(0)]
+        with m.Elif(running):
+            with m.If(~phase_drn):
+                red_last = _advance(m, [kh, kw, v])
+                with m.If(red_last):
+                    m.d.sync += phase_drn.eq(1)
+            with m.Else():
+                with m.If(t.last):
+                    m.d.sync += [phase_drn.eq(0), t.v.eq(0)]
+                    _advance(m, [oh, ob, mb])
+                with m.Else():
+                    m.d.sync += t.v.eq(t.v + 1)
+        m.d.comb += steps_done.eq(phase_drn & t.last & oh.last & ob.last & mb.last)
+        strm = ~phase_drn
+        lanes = lanes_of(v.v)
+        # row i: (mb + i)*wm + (kh*K + kw)*pw + (v >> lw)
+        wbase = _ring(m, _mul(m, mb.v, self.wm, aW, "os_mbwm") + _mul(m, kh.v * K + kw.v, self.pw, aW, "os_kwoff")
+                      + (v.v >> lw), aW, "os_wbase")
+        waddr = _series(m, wbase, _ring(m, self.wm, aW, "os_wm"), Y, aW, "os_waddr")
+        for i in range(Y):
+            act_i = strm & (i < rr)
+            set_wgt(i, waddr[i], act_i, v.v & lw_mask)
+            m.d.comb += row_lanes1[i].eq(Mux(act_i, lanes, 0))
+        # column j: (oh*S + kh)*arow + ((ob + j)*S + kw)*pa + (v >> la) = base + j*(S*pa)
+        abase = _ring(m, _mul(m, oh.v * S + kh.v, self.arow, aA, "os_arowoff")
+                      + _mul(m, ob.v * S + kw.v, self.pa, aA, "os_acoloff") + (v.v >> la), aA, "os_abase")
+        aaddr = _series(m, abase, _mul(m, S, self.pa, aA, "os_spa"), X, aA, "os_aaddr")
+        for j in range(X):
+            set_act(j, aaddr[j], strm & (j < cols), v.v & la_mask)
+        # OBUF word of column j: (oh*w + ob)*po + mb + t + j*po
+        ob1 = {"base": _ring(m, _mul(m, oh.v * self.w + ob.v, self.po, aO, "os_opix") + mb.v + t.v, aO, "os_obase"),
+               "stride": _ring(m, self.po, aO, "os_po"), "en": phase_drn & step_valid, "cols": cols}
+
+        def ob_ports(sh):
+            addr = _series(m, sh["base"], sh["stride"], X, aO, f"os_oaddr_{sh['tag']}_")
+            return addr, [sh["en"] & (j < sh["cols"]) for j in range(X)]
+        m.d.comb += [overwrite1.eq(~self.acc), fu_inc.eq(Mux(strm & step_valid, rr * cols, 0))]
+        acc_en1 = strm & step_valid
+        acc_clear1 = (kh.v == 0) & (kw.v == 0) & (v.v == 0)
+        acc_en3 = _delay(m, acc_en1, 2, "acc_en")[1]
+        acc_clear3 = _delay(m, acc_clear1, 2, "acc_clear")[1]
+        drain_row4 = _delay(m, t.v, 3, "drain_row")[2]
+        m.d.comb += [arr.acc_en.eq(acc_en3), arr.acc_clear.eq(acc_clear3), arr.drain_row.eq(drain_row4)]
+        for i in range(Y):
+            sub2 = _delay(m, wgt_sub1[i], 1, f"wsub{i}")[0]
+            m.d.comb += arr.row_wgt[i].eq(select_vector(self.wgt_data[i], sub2, lw))
+        for j in range(X):
+            sub2 = _delay(m, act_sub1[j], 1, f"asub{j}")[0]
+            m.d.comb += arr.col_act[j].eq(select_vector(self.act_data[j], sub2, la))
+        res_value = [arr.res[j] for j in range(X)]
+        return ob1, ob_ports, res_value
+
+    def _rs(self, c):
+        """RS steps (docs section 5), as :meth:`_ws`."""
+        m, p, arr = c.m, self.p, c.arr
+        X, Y, K, S = p.X, p.Y, self.k, self.s
+        la, lw, la_mask, lw_mask = c.la, c.lw, c.la_mask, c.lw_mask
+        aA, aW, aO = p.act_abits, p.wgt_abits, p.out_abits
+        running, step_valid, steps_done, row_lanes1 = c.running, c.step_valid, c.steps_done, c.row_lanes1
+        overwrite1, fu_inc, act_sub1, wgt_sub1 = c.overwrite1, c.fu_inc, c.act_sub1, c.wgt_sub1
+        set_act, set_wgt, lanes_of = c.set_act, c.set_wgt, c.lanes_of
+        R, q = self.rs_r, self.rs_q
+        kh0 = _Loop("kh0", R, K)
+        mb = _Loop("mbase", q, self.m)
+        hb = _Loop("hbase", X, self.h)
+        ow = _Loop("ow", 1, self.w)
+        kw = _Loop("kw", 1, K)
+        v = _Loop("v", 1, self.cv)
+        nest = [kh0, mb, hb, ow, kw, v]
+        with m.If(self.start):
+            m.d.sync += [lp.v.eq(0) for lp in nest]
+        with m.Elif(running):
+            _advance(m, nest)
+        m.d.comb += steps_done.eq(kh0.last & mb.last & hb.last & ow.last & kw.last & v.last)
+        rows_k = Signal(8)
+        reps = Signal(8)
+        cols = Signal(8)
+        seff = Signal(8)
+        n_in = Signal(16)
+        m.d.comb += [rows_k.eq(_min(K - kh0.v, R)), reps.eq(_min(self.m - mb.v, q)),
+                     cols.eq(_min(self.h - hb.v, X)), seff.eq(_min(S, rows_k)),
+                     n_in.eq(Mux(S <= rows_k, (cols - 1) * S + rows_k, rows_k * cols))]
+        lanes = lanes_of(v.v)
+        Rm = p.rmax
+        # row i = (replica rep_i, kernel row kr_i): (mb + rep_i)*wm + ((kh0 + kr_i)*K + kw)*pw + (v >> lw)
+        # = base + rep_i*wm + kr_i*(K*pw); rep_i = kr_i = 255 if R is not 1..Rm
+        wbase = _ring(m, _mul(m, mb.v, self.wm, aW, "rs_mbwm") + _mul(m, kh0.v * K + kw.v, self.pw, aW, "rs_kwoff")
+                      + (v.v >> lw), aW, "rs_wbase")
+        wm_w = _ring(m, self.wm, aW, "rs_wm")
+        kpw = _mul(m, K, self.pw, aW, "rs_kpw")
+        rep_wm = _series(m, Const(0, aW), wm_w, Y, aW, "rs_repwm")
+        kr_kpw = _series(m, Const(0, aW), kpw, Rm, aW, "rs_krkpw")
+        rep_wm_x = _ring(m, (wm_w << 8) - wm_w, aW, "rs_repwm255")
+        kr_kpw_x = _ring(m, (kpw << 8) - kpw, aW, "rs_krkpw255")
+        for i in range(Y):
+            rep_i = Signal(8, name=f"rep_{i}")
+            kr_i = Signal(8, name=f"kr_{i}")
+            roff = Signal(aW, name=f"rs_wrep_{i}")
+            koff = Signal(aW, name=f"rs_wkr_{i}")
+            with m.Switch(R):
+                for rv in range(1, Rm + 1):
+                    with m.Case(rv):
+                        m.d.comb += [rep_i.eq(i // rv), kr_i.eq(i % rv),
+                                     roff.eq(rep_wm[i // rv]), koff.eq(kr_kpw[i % rv])]
+                with m.Default():
+                    m.d.comb += [rep_i.eq(255), kr_i.eq(255), roff.eq(rep_wm_x), koff.eq(kr_kpw_x)]
+            act_i = (kr_i < rows_k) & (rep_i < reps)
+            set_wgt(i, wbase + roff + koff, act_i, v.v & lw_mask)
+            m.d.comb += row_lanes1[i].eq(Mux(act_i, lanes, 0))
+        # port d reads input row rowbase + (d // seff)*S + d % seff (offset 0 if seff is not 1..Rm):
+        # (rowbase*arow + (ow*S + kw)*pa + (v >> la)) + (d // seff)*(S*arow) + (d % seff)*arow
+        nA = p.n_act_ports
+        abase = _ring(m, _mul(m, hb.v * S + kh0.v, self.arow, aA, "rs_arowoff")
+                      + _mul(m, ow.v * S + kw.v, self.pa, aA, "rs_acoloff") + (v.v >> la), aA, "rs_abase")
+        grp = _series(m, Const(0, aA), _mul(m, S, self.arow, aA, "rs_sarow"), nA, aA, "rs_agrp")
+        sub = _series(m, Const(0, aA), _ring(m, self.arow, aA, "rs_arow"), Rm, aA, "rs_asub")
+        for d in range(nA):
+            goff = Signal(aA, name=f"rs_agoff_{d}")
+            soff = Signal(aA, name=f"rs_asoff_{d}")
+            with m.Switch(seff):
+                for sv in range(1, Rm + 1):
+                    with m.Case(sv):
+                        m.d.comb += [goff.eq(grp[d // sv]), soff.eq(sub[d % sv])]
+            set_act(d, abase + goff + soff, d < n_in, v.v & la_mask)
+        # OBUF word of (column j, replica k): ((hb + j)*w + ow)*po + mb + k = base + j*(w*po) + k
+        col_end = kw.last & v.last
+        ob1 = {"base": _ring(m, _mul(m, hb.v * self.w + ow.v, self.po, aO, "rs_opix") + mb.v, aO, "rs_obase"),
+               "stride": _mul(m, self.w, self.po, aO, "rs_wpo"), "en": col_end & step_valid, "cols": cols,
+               "reps": reps}
+
+        def ob_ports(sh):
+            colbase = _series(m, sh["base"], sh["stride"], X, aO, f"rs_ocol_{sh['tag']}_")
+            col_en = [sh["en"] & (j < sh["cols"]) for j in range(X)]
+            rep_ok = [k < sh["reps"] for k in range(Y)]
+            return ([colbase[j] + k for j in range(X) for k in range(Y)],
+                    [col_en[j] & rep_ok[k] for j in range(X) for k in range(Y)])
+        m.d.comb += [overwrite1.eq(~self.acc & (kh0.v == 0)),
+                     fu_inc.eq(Mux(step_valid, reps * rows_k * cols, 0))]
+        acc_en3 = _delay(m, step_valid, 2, "acc_en")[1]
+        acc_clear3 = _delay(m, (kw.v == 0) & (v.v == 0), 2, "acc_clear")[1]
+        seff2 = _delay(m, seff, 1, "seff")[0]
+        m.d.comb += [arr.acc_en.eq(acc_en3), arr.acc_clear.eq(acc_clear3), arr.rs_r.eq(R),
+                     arr.rs_seff.eq(seff2)]
+        for i in range(Y):
+            sub2 = _delay(m, wgt_sub1[i], 1, f"wsub{i}")[0]
+            m.d.comb += arr.row_wgt[i].eq(select_vector(self.wgt_data[i], sub2, lw))
+        sub2 = _delay(m, act_sub1[0], 1, "asub")[0]   # every port reads the same vector index v
+        for d in range(p.n_act_ports):
+            m.d.comb += arr.port_act[d].eq(select_vector(self.act_data[d], sub2, la))
+        res_value = [arr.res[idx] for idx in range(p.n_out_ports)]
+        return ob1, ob_ports, res_value
+
     def elaborate(self, platform):
         m = Module()
         p = self.p
-        X, Y, df = p.X, p.Y, p.dataflow
+        Y, df = p.Y, p.dataflow
         D = pipeline_depth(df)
-        m.submodules.array = arr = PEArray(p)
-        self.array = arr
+        m.submodules.array = arr = self._array
         m.d.comb += [arr.a_mode.eq(self.a_mode), arr.w_mode.eq(self.w_mode), arr.act_signed.eq(self.act_signed)]
 
         running = Signal()      # issuing steps
@@ -246,7 +546,6 @@ class ComputeEngine(wiring.Component):
             m.d.sync += draining.eq(draining - 1)
         m.d.comb += self.last.eq(draining == 1)
 
-        K, S = self.k, self.s
         la, lw = self.w_mode, self.a_mode
         log2pf = Signal(3)
         m.d.comb += log2pf.eq(4 - self.a_mode - self.w_mode)
@@ -262,7 +561,6 @@ class ComputeEngine(wiring.Component):
 
         # per-step S1 outputs (registered into the pipeline below)
         row_lanes1 = [Signal(5, name=f"row_lanes1_{i}") for i in range(Y)]
-        aA, aW, aO = p.act_abits, p.wgt_abits, p.out_abits
         # OBUF write-back: each dataflow sets ``ob1`` (S1 values of the shared signals: base address, stride, enable
         # conditions), delayed to S3 and S4, where ``ob_ports(shared)`` forms the per-port addresses and enables.
         overwrite1 = Signal()
@@ -280,271 +578,11 @@ class ComputeEngine(wiring.Component):
         lw_mask = Signal(2)
         m.d.comb += [la_mask.eq((Const(1, 3) << la) - 1), lw_mask.eq((Const(1, 3) << lw) - 1)]
 
-        if df == "WS":
-            # dense: kh, kw, mb, vb (dwp one iteration); depthwise mapping (docs section 8): dwp over passes of Y
-            # window groups, mb over channel blocks of q*X channels (kh, kw, vb one iteration each)
-            dw = self.dw
-            ng, dq = self.dw_ng, self.dw_q
-            dwp = _Loop("dwp", Y, Mux(dw, ng, 1))
-            kh = _Loop("kh", 1, Mux(dw, 1, K))
-            kw = _Loop("kw", 1, Mux(dw, 1, K))
-            qx = Signal(EXTENT_BITS + 8, name="dw_qx")
-            m.d.comb += qx.eq(dq * X)
-            mb = _Loop("mbase", Mux(dw, qx, X), self.m)
-            vb = _Loop("vbase", Y, Mux(dw, 1, self.cv))
-            t = _Loop("t", 1, 0, 14)     # limit set below (r)
-            oh = _Loop("oh", 1, self.h)
-            ow = _Loop("ow", 1, self.w)
-            phase_str = Signal()
-            rem = Signal(EXTENT_BITS + 1, name="ws_rem")      # channels of the tile from mb on
-            gp = Signal(8, name="dw_gp")                       # window groups in this pass
-            qb = Signal(8, name="dw_qb")                       # replicas in use in this channel block
-            r = Signal(14)
-            cols = Signal(8)
-            m.d.comb += [rem.eq(self.m - mb.v), cols.eq(_min(rem, X)), gp.eq(_min(ng - dwp.v, Y)),
-                         qb.eq(sum(((j < dq) & (j * X < rem)) for j in range(Y))),
-                         r.eq(Mux(dw, qb * gp, _min(self.cv - vb.v, Y)))]
-            t.limit = r
-            t.last = t.v + 1 >= r
-            # preload position (tj, tg): step t loads row r-1-t = replica qb-1-tj, group gp-1-tg of the pass
-            tj = Signal(8, name="dw_tj")
-            tg = Signal(8, name="dw_tg")
-            nest = [dwp, kh, kw, mb, vb]
-            with m.If(self.start):
-                m.d.sync += [lp.v.eq(0) for lp in nest + [t, oh, ow]] + [phase_str.eq(0), tj.eq(0), tg.eq(0)]
-            with m.Elif(running):
-                with m.If(~phase_str):
-                    with m.If(t.last):
-                        m.d.sync += [phase_str.eq(1), t.v.eq(0), tj.eq(0), tg.eq(0)]
-                    with m.Else():
-                        m.d.sync += t.v.eq(t.v + 1)
-                        with m.If(tg + 1 >= gp):
-                            m.d.sync += [tg.eq(0), tj.eq(tj + 1)]
-                        with m.Else():
-                            m.d.sync += tg.eq(tg + 1)
-                with m.Else():
-                    pix_last = _advance(m, [oh, ow])
-                    with m.If(pix_last):
-                        m.d.sync += phase_str.eq(0)
-                        _advance(m, nest)
-            inner_last = kh.last & kw.last & mb.last & vb.last
-            all_last = dwp.last & inner_last
-            m.d.comb += steps_done.eq(phase_str & oh.last & ow.last & all_last)
-            # preload: column x reads the weight vector for row r-1-t: (mb + x)*wm + (kh*K + kw)*pw + (vpre >> lw)
-            vpre = vb.v + r - 1 - t.v
-            wbase = _ring(m, _mul(m, mb.v, self.wm, aW, "ws_mbwm") + _mul(m, kh.v * K + kw.v, self.pw, aW, "ws_kwoff")
-                          + (vpre >> lw), aW, "ws_wbase")
-            waddr = _series(m, wbase, _ring(m, self.wm, aW, "ws_wm"), X, aW, "ws_waddr")
-            # depthwise: column x reads the window vector (group dwp + gp-1-tg, channel mb + (qb-1-tj)*X + x) of the
-            # [n_g][m'] vector runs: word group*pw + (channel >> lw), vector (channel mod 2^lw) of the word
-            pj = Signal(8, name="dw_pj")
-            m.d.comb += pj.eq(qb - 1 - tj)
-            dw_wpos = _mul(m, dwp.v + gp - 1 - tg, self.pw, aW, "dw_wpos")
-            pch = _ring(m, mb.v + pj * X, EXTENT_BITS + 8, "dw_pch")
-            for x in range(X):
-                ch = Signal(EXTENT_BITS + 8, name=f"dw_wch_{x}")
-                word = Signal(aW, name=f"dw_wword_{x}")
-                sub = Signal(2, name=f"dw_wsub_{x}")
-                m.d.comb += ch.eq(pch + x)
-                with m.Switch(lw):  # 2^lw vectors per word
-                    for md in range(3):
-                        with m.Case(md):
-                            m.d.comb += [word.eq(ch >> md), sub.eq(ch & ((1 << md) - 1))]
-                en = ~phase_str & Mux(dw, (pj * X + x) < rem, x < cols)
-                set_wgt(x, Mux(dw, _ring(m, dw_wpos + word, aW, f"dw_waddr_{x}"), waddr[x]), en,
-                        Mux(dw, sub, vpre & lw_mask))
-            # row i: pix + ((vb + i) >> la) = pix + (vb >> la) + ((vlo + i) >> la), vlo = vb mod 2^la
-            pix = _ring(m, _mul(m, oh.v * S + kh.v, self.arow, aA, "ws_pixrow")
-                        + _mul(m, ow.v * S + kw.v, self.pa, aA, "ws_pixcol") + (vb.v >> la), aA, "ws_pix")
-            vlo = Signal(3, name="ws_vlo")
-            m.d.comb += vlo.eq(vb.v & ((Const(1, 4) << la) - 1))
-            dw_ports = self._dw_stream(m, dwp, mb, gp, qb, rem, oh, ow, phase_str)
-            NP = p.n_act_ports // Y
-            for i in range(Y):
-                lo_i = vlo + i
-                act_i = phase_str & (i < r)
-                set_act(i * NP, Mux(dw, dw_ports[i][0][0], pix + (lo_i >> la)), Mux(dw, dw_ports[i][0][1], act_i),
-                        lo_i & la_mask)
-                for k in range(1, NP):
-                    set_act(i * NP + k, dw_ports[i][k][0], dw & dw_ports[i][k][1], 0)
-                m.d.comb += row_lanes1[i].eq(Mux(dw, dw_ports.lanes[i], Mux(act_i, lanes_of(vb.v + i), 0)))
-            # OBUF word of (replica k, column x): (oh*w + ow)*po + mb + k*X + x (dense: replica 0 only)
-            ob1 = {"base": _ring(m, _mul(m, oh.v * self.w + ow.v, self.po, aO, "ws_opix") + mb.v, aO, "ws_obase"),
-                   "en": phase_str & step_valid, "rem": rem, "qb": Mux(dw, qb, 1)}
-
-            def ob_ports(sh):
-                return ([sh["base"] + k * X + x for k in range(Y) for x in range(X)],
-                        [sh["en"] & (k < sh["qb"]) & (k * X + x < sh["rem"]) for k in range(Y) for x in range(X)])
-            m.d.comb += [overwrite1.eq(~self.acc & (dwp.v == 0) & (kh.v == 0) & (kw.v == 0) & (vb.v == 0)),
-                         fu_inc.eq(Mux(phase_str & step_valid, Mux(dw, gp * _min(rem, qx), r * cols), 0))]
-            wshift2 = _delay(m, ~phase_str & step_valid, 1, "wshift")[0]
-            m.d.comb += [arr.wgt_shift.eq(wshift2), arr.dw.eq(dw), arr.seg.eq(Mux(dw, _min(ng, Y), Y))]
-            for x in range(X):
-                sub2 = _delay(m, wgt_sub1[x], 1, f"wsub{x}")[0]
-                m.d.comb += arr.col_wgt[x].eq(select_vector(self.wgt_data[x], sub2, lw))
-            for i in range(Y):
-                sub2 = _delay(m, act_sub1[i * NP], 1, f"asub{i}")[0]
-                m.d.comb += arr.row_act[i].eq(select_vector(self.act_data[i * NP], sub2, la))
-                off2 = _delay(m, dw_ports.off[i], 1, f"dw_off{i}")[0]
-                for x in range(X):
-                    m.d.comb += arr.dw_act[i * X + x].eq(self._dw_vector(m, i, x, off2))
-            res_value = [arr.res[idx] for idx in range(p.n_out_ports)]
-
-        elif df == "OS":
-            oh = _Loop("oh", 1, self.h)
-            ob = _Loop("obase", X, self.w)
-            mb = _Loop("mbase", Y, self.m)
-            kh = _Loop("kh", 1, K)
-            kw = _Loop("kw", 1, K)
-            v = _Loop("v", 1, self.cv)
-            t = _Loop("t", 1, 0, 8)
-            phase_drn = Signal()
-            rr = Signal(8)
-            cols = Signal(8)
-            m.d.comb += [rr.eq(_min(self.m - mb.v, Y)), cols.eq(_min(self.w - ob.v, X))]
-            t.last = t.v + 1 >= rr
-            with m.If(self.start):
-                m.d.sync += [lp.v.eq(0) for lp in (oh, ob, mb, kh, kw, v, t)] + [phase_drn.eq(0)]
-            with m.Elif(running):
-                with m.If(~phase_drn):
-                    red_last = _advance(m, [kh, kw, v])
-                    with m.If(red_last):
-                        m.d.sync += phase_drn.eq(1)
-                with m.Else():
-                    with m.If(t.last):
-                        m.d.sync += [phase_drn.eq(0), t.v.eq(0)]
-                        _advance(m, [oh, ob, mb])
-                    with m.Else():
-                        m.d.sync += t.v.eq(t.v + 1)
-            m.d.comb += steps_done.eq(phase_drn & t.last & oh.last & ob.last & mb.last)
-            strm = ~phase_drn
-            lanes = lanes_of(v.v)
-            # row i: (mb + i)*wm + (kh*K + kw)*pw + (v >> lw)
-            wbase = _ring(m, _mul(m, mb.v, self.wm, aW, "os_mbwm") + _mul(m, kh.v * K + kw.v, self.pw, aW, "os_kwoff")
-                          + (v.v >> lw), aW, "os_wbase")
-            waddr = _series(m, wbase, _ring(m, self.wm, aW, "os_wm"), Y, aW, "os_waddr")
-            for i in range(Y):
-                act_i = strm & (i < rr)
-                set_wgt(i, waddr[i], act_i, v.v & lw_mask)
-                m.d.comb += row_lanes1[i].eq(Mux(act_i, lanes, 0))
-            # column j: (oh*S + kh)*arow + ((ob + j)*S + kw)*pa + (v >> la) = base + j*(S*pa)
-            abase = _ring(m, _mul(m, oh.v * S + kh.v, self.arow, aA, "os_arowoff")
-                          + _mul(m, ob.v * S + kw.v, self.pa, aA, "os_acoloff") + (v.v >> la), aA, "os_abase")
-            aaddr = _series(m, abase, _mul(m, S, self.pa, aA, "os_spa"), X, aA, "os_aaddr")
-            for j in range(X):
-                set_act(j, aaddr[j], strm & (j < cols), v.v & la_mask)
-            # OBUF word of column j: (oh*w + ob)*po + mb + t + j*po
-            ob1 = {"base": _ring(m, _mul(m, oh.v * self.w + ob.v, self.po, aO, "os_opix") + mb.v + t.v, aO, "os_obase"),
-                   "stride": _ring(m, self.po, aO, "os_po"), "en": phase_drn & step_valid, "cols": cols}
-
-            def ob_ports(sh):
-                addr = _series(m, sh["base"], sh["stride"], X, aO, f"os_oaddr_{sh['tag']}_")
-                return addr, [sh["en"] & (j < sh["cols"]) for j in range(X)]
-            m.d.comb += [overwrite1.eq(~self.acc), fu_inc.eq(Mux(strm & step_valid, rr * cols, 0))]
-            acc_en1 = strm & step_valid
-            acc_clear1 = (kh.v == 0) & (kw.v == 0) & (v.v == 0)
-            acc_en3 = _delay(m, acc_en1, 2, "acc_en")[1]
-            acc_clear3 = _delay(m, acc_clear1, 2, "acc_clear")[1]
-            drain_row4 = _delay(m, t.v, 3, "drain_row")[2]
-            m.d.comb += [arr.acc_en.eq(acc_en3), arr.acc_clear.eq(acc_clear3), arr.drain_row.eq(drain_row4)]
-            for i in range(Y):
-                sub2 = _delay(m, wgt_sub1[i], 1, f"wsub{i}")[0]
-                m.d.comb += arr.row_wgt[i].eq(select_vector(self.wgt_data[i], sub2, lw))
-            for j in range(X):
-                sub2 = _delay(m, act_sub1[j], 1, f"asub{j}")[0]
-                m.d.comb += arr.col_act[j].eq(select_vector(self.act_data[j], sub2, la))
-            res_value = [arr.res[j] for j in range(X)]
-
-        else:  # RS
-            R, q = self.rs_r, self.rs_q
-            kh0 = _Loop("kh0", R, K)
-            mb = _Loop("mbase", q, self.m)
-            hb = _Loop("hbase", X, self.h)
-            ow = _Loop("ow", 1, self.w)
-            kw = _Loop("kw", 1, K)
-            v = _Loop("v", 1, self.cv)
-            nest = [kh0, mb, hb, ow, kw, v]
-            with m.If(self.start):
-                m.d.sync += [lp.v.eq(0) for lp in nest]
-            with m.Elif(running):
-                _advance(m, nest)
-            m.d.comb += steps_done.eq(kh0.last & mb.last & hb.last & ow.last & kw.last & v.last)
-            rows_k = Signal(8)
-            reps = Signal(8)
-            cols = Signal(8)
-            seff = Signal(8)
-            n_in = Signal(16)
-            m.d.comb += [rows_k.eq(_min(K - kh0.v, R)), reps.eq(_min(self.m - mb.v, q)),
-                         cols.eq(_min(self.h - hb.v, X)), seff.eq(_min(S, rows_k)),
-                         n_in.eq(Mux(S <= rows_k, (cols - 1) * S + rows_k, rows_k * cols))]
-            lanes = lanes_of(v.v)
-            Rm = p.rmax
-            # row i = (replica rep_i, kernel row kr_i): (mb + rep_i)*wm + ((kh0 + kr_i)*K + kw)*pw + (v >> lw)
-            # = base + rep_i*wm + kr_i*(K*pw); rep_i = kr_i = 255 if R is not 1..Rm
-            wbase = _ring(m, _mul(m, mb.v, self.wm, aW, "rs_mbwm") + _mul(m, kh0.v * K + kw.v, self.pw, aW, "rs_kwoff")
-                          + (v.v >> lw), aW, "rs_wbase")
-            wm_w = _ring(m, self.wm, aW, "rs_wm")
-            kpw = _mul(m, K, self.pw, aW, "rs_kpw")
-            rep_wm = _series(m, Const(0, aW), wm_w, Y, aW, "rs_repwm")
-            kr_kpw = _series(m, Const(0, aW), kpw, Rm, aW, "rs_krkpw")
-            rep_wm_x = _ring(m, (wm_w << 8) - wm_w, aW, "rs_repwm255")
-            kr_kpw_x = _ring(m, (kpw << 8) - kpw, aW, "rs_krkpw255")
-            for i in range(Y):
-                rep_i = Signal(8, name=f"rep_{i}")
-                kr_i = Signal(8, name=f"kr_{i}")
-                roff = Signal(aW, name=f"rs_wrep_{i}")
-                koff = Signal(aW, name=f"rs_wkr_{i}")
-                with m.Switch(R):
-                    for rv in range(1, Rm + 1):
-                        with m.Case(rv):
-                            m.d.comb += [rep_i.eq(i // rv), kr_i.eq(i % rv),
-                                         roff.eq(rep_wm[i // rv]), koff.eq(kr_kpw[i % rv])]
-                    with m.Default():
-                        m.d.comb += [rep_i.eq(255), kr_i.eq(255), roff.eq(rep_wm_x), koff.eq(kr_kpw_x)]
-                act_i = (kr_i < rows_k) & (rep_i < reps)
-                set_wgt(i, wbase + roff + koff, act_i, v.v & lw_mask)
-                m.d.comb += row_lanes1[i].eq(Mux(act_i, lanes, 0))
-            # port d reads input row rowbase + (d // seff)*S + d % seff (offset 0 if seff is not 1..Rm):
-            # (rowbase*arow + (ow*S + kw)*pa + (v >> la)) + (d // seff)*(S*arow) + (d % seff)*arow
-            nA = p.n_act_ports
-            abase = _ring(m, _mul(m, hb.v * S + kh0.v, self.arow, aA, "rs_arowoff")
-                          + _mul(m, ow.v * S + kw.v, self.pa, aA, "rs_acoloff") + (v.v >> la), aA, "rs_abase")
-            grp = _series(m, Const(0, aA), _mul(m, S, self.arow, aA, "rs_sarow"), nA, aA, "rs_agrp")
-            sub = _series(m, Const(0, aA), _ring(m, self.arow, aA, "rs_arow"), Rm, aA, "rs_asub")
-            for d in range(nA):
-                goff = Signal(aA, name=f"rs_agoff_{d}")
-                soff = Signal(aA, name=f"rs_asoff_{d}")
-                with m.Switch(seff):
-                    for sv in range(1, Rm + 1):
-                        with m.Case(sv):
-                            m.d.comb += [goff.eq(grp[d // sv]), soff.eq(sub[d % sv])]
-                set_act(d, abase + goff + soff, d < n_in, v.v & la_mask)
-            # OBUF word of (column j, replica k): ((hb + j)*w + ow)*po + mb + k = base + j*(w*po) + k
-            col_end = kw.last & v.last
-            ob1 = {"base": _ring(m, _mul(m, hb.v * self.w + ow.v, self.po, aO, "rs_opix") + mb.v, aO, "rs_obase"),
-                   "stride": _mul(m, self.w, self.po, aO, "rs_wpo"), "en": col_end & step_valid, "cols": cols,
-                   "reps": reps}
-
-            def ob_ports(sh):
-                colbase = _series(m, sh["base"], sh["stride"], X, aO, f"rs_ocol_{sh['tag']}_")
-                col_en = [sh["en"] & (j < sh["cols"]) for j in range(X)]
-                rep_ok = [k < sh["reps"] for k in range(Y)]
-                return ([colbase[j] + k for j in range(X) for k in range(Y)],
-                        [col_en[j] & rep_ok[k] for j in range(X) for k in range(Y)])
-            m.d.comb += [overwrite1.eq(~self.acc & (kh0.v == 0)),
-                         fu_inc.eq(Mux(step_valid, reps * rows_k * cols, 0))]
-            acc_en3 = _delay(m, step_valid, 2, "acc_en")[1]
-            acc_clear3 = _delay(m, (kw.v == 0) & (v.v == 0), 2, "acc_clear")[1]
-            seff2 = _delay(m, seff, 1, "seff")[0]
-            m.d.comb += [arr.acc_en.eq(acc_en3), arr.acc_clear.eq(acc_clear3), arr.rs_r.eq(R),
-                         arr.rs_seff.eq(seff2)]
-            for i in range(Y):
-                sub2 = _delay(m, wgt_sub1[i], 1, f"wsub{i}")[0]
-                m.d.comb += arr.row_wgt[i].eq(select_vector(self.wgt_data[i], sub2, lw))
-            sub2 = _delay(m, act_sub1[0], 1, "asub")[0]   # every port reads the same vector index v
-            for d in range(p.n_act_ports):
-                m.d.comb += arr.port_act[d].eq(select_vector(self.act_data[d], sub2, la))
-            res_value = [arr.res[idx] for idx in range(p.n_out_ports)]
+        c = SimpleNamespace(m=m, arr=arr, running=running, step_valid=step_valid, steps_done=steps_done,
+                            row_lanes1=row_lanes1, overwrite1=overwrite1, fu_inc=fu_inc, act_sub1=act_sub1,
+                            wgt_sub1=wgt_sub1, set_act=set_act, set_wgt=set_wgt, lanes_of=lanes_of, la=la, lw=lw,
+                            la_mask=la_mask, lw_mask=lw_mask)
+        ob1, ob_ports, res_value = {"WS": self._ws, "OS": self._os, "RS": self._rs}[df](c)
 
         # lanes to the array at S2
         for i in range(Y):

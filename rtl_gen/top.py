@@ -63,33 +63,50 @@ class JaqAccelerator(wiring.Component):
         }
         sig.update({n: Out(CNT_BITS) for n in COUNTERS})
         super().__init__(sig)
+        p = self.p
+        bb = p.extra.get("blackbox", False)
+        self._ctl = Controller(p)
+        self._dma = DMA(W, clog2(max(p.act_lines, p.wgt_lines, p.out_lines)), count_bits(W), clog2(p.scale_lines),
+                        res_depth=residual_fifo_depth(accel.dram_latency_cycles), store_lines=p.store_lines)
+        self._engine = ComputeEngine(p)
+        self._buffers = (VectorBuffer(p.act_lines, W, p.n_act_ports, blackbox=bb, module_name="jaq_sram_act"),
+                         VectorBuffer(p.wgt_lines, W, p.n_wgt_ports, blackbox=bb, module_name="jaq_sram_wgt"),
+                         OutBuffer(p.out_lines, W, p.n_out_ports, blackbox=bb, module_name="jaq_sram_out",
+                                   read_lines=p.store_lines))
+        self._scales = ScaleMemory(p.scale_lines, W, blackbox=bb, read_lines=p.store_lines)
+
+    @property
+    def engine(self) -> ComputeEngine:
+        """The compute engine (sequencer + PE array + OBUF write-back)."""
+        return self._engine
+
+    @property
+    def buffers(self) -> tuple:
+        """(act, wgt, out) buffers."""
+        return self._buffers
+
+    @property
+    def macros(self) -> tuple:
+        """One RAM per macro module: act, wgt, out buffers and the scale memories (which share one)."""
+        ab, wb, ob = self._buffers
+        return ab.ram, wb.ram, ob.ram, self._scales.mems[0].ram
 
     def elaborate(self, platform):
         m = Module()
         p = self.p
         W = p.W
-        m.submodules.ctl = ctl = Controller(p)
-        m.submodules.dma = dma = DMA(W, clog2(max(p.act_lines, p.wgt_lines, p.out_lines)), count_bits(W),
-                                     clog2(p.scale_lines),
-                                     res_depth=residual_fifo_depth(self.accel.dram_latency_cycles),
-                                     store_lines=p.store_lines)
-        m.submodules.eng = eng = ComputeEngine(p)
-        self.engine = eng
-        bb = p.extra.get("blackbox", False)
-        m.submodules.abuf = ab = VectorBuffer(p.act_lines, W, p.n_act_ports, blackbox=bb, module_name="jaq_sram_act")
-        m.submodules.wbuf = wb = VectorBuffer(p.wgt_lines, W, p.n_wgt_ports, blackbox=bb, module_name="jaq_sram_wgt")
-        m.submodules.obuf = ob = OutBuffer(p.out_lines, W, p.n_out_ports, blackbox=bb, module_name="jaq_sram_out",
-                                           read_lines=p.store_lines)
-        m.submodules.sbuf = sb = ScaleMemory(p.scale_lines, W, blackbox=bb, read_lines=p.store_lines)
-        self.buffers = (ab, wb, ob)
-        self.macros = (ab.ram, wb.ram, ob.ram, sb.mems[0].ram)  # one per macro module (the scale memories share one)
+        m.submodules.ctl = ctl = self._ctl
+        m.submodules.dma = dma = self._dma
+        m.submodules.eng = eng = self._engine
+        ab, wb, ob = self._buffers
+        m.submodules.abuf, m.submodules.wbuf, m.submodules.obuf = ab, wb, ob
+        m.submodules.sbuf = sb = self._scales
         ir = ctl.ir
         op = ctl.opcode
         OPC = isa.OPCODES
         m.d.comb += [ctl.instr_valid.eq(self.instr_valid), self.instr_ready.eq(ctl.instr_ready),
                      ctl.instr_data.eq(self.instr_data), self.busy.eq(ctl.busy), self.done.eq(ctl.done)]
         # DMA
-        is_store = ir[:isa.OPCODE_BITS] == OPC["STORE_OUT"]
         # the opcode of the instruction being issued (the DMA samples it with `start`)
         op_in = self.instr_data[:isa.OPCODE_BITS]
         elems = Signal(count_bits(W) + 1)
