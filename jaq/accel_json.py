@@ -20,7 +20,7 @@ Schema ``jaq.accel/1`` (one JSON object; YAML with the same structure is accepte
           scales: path or data               # optional: requantization scales of a retrained run
     layers: [...]                            # shortcut for network.layers (hand-written files)
     accelerator: {pe_x, pe_y, act_buf_kb, wgt_buf_kb, out_buf_kb, dataflow, loop_order, clock_mhz,
-                  dram_bits_per_cycle, dram_latency_cycles, out_unit_lines}   # = jaq.hw.Accelerator fields
+                  dram_bits_per_cycle, dram_latency_cycles, out_unit_lines, double_buffer}  # = jaq.hw.Accelerator
     bitfusion: {rows, cols, wbuf_bytes, ibuf_bytes, obuf_bytes, if_width, clock_mhz}
                                              # optional BitFusion-simulator configuration (compatibility mode;
                                              # may lie outside the accelerator search space)

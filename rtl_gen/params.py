@@ -118,6 +118,10 @@ class HWParams:
 def derive(accel: Accelerator, max_layer: MaxLayer | None = None) -> HWParams:
     """Derive :class:`HWParams` from an accelerator (buffer KB -> lines of W bits -> words)."""
     max_layer = max_layer or MaxLayer()
+    if accel.double_buffer:
+        raise JaqError("the generator does not build double-buffered accelerators yet (the cost model and the "
+                       "walker do, docs/execution-model.md section 9); set double_buffer: false",
+                       "accelerator.double_buffer")
     W = accel.dram_bits_per_cycle
     EW = W // 32
 

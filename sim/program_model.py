@@ -29,28 +29,29 @@ def execute(program, act: np.ndarray, wgt: np.ndarray, out: np.ndarray) -> np.nd
     out = np.array(out, dtype=np.int64, copy=True)
     layer = program.layer
     K, S = layer.kernel, layer.stride
-    a_tile = w_tile = o_tile = None
+    a_tile, w_tile, o_tile = {}, {}, {}  # per buffer half (double-buffered programs, docs section 9)
     for ins in program.instructions:
         op = ins.op
         if op == "LOAD_ACT":
-            a_tile = _gather(act, ins.dram_base, ins.ih, ins.row_stride, ins.iw, ins.col_stride, ins.run_len)
+            a_tile[ins.half] = _gather(act, ins.dram_base, ins.ih, ins.row_stride, ins.iw, ins.col_stride, ins.run_len)
         elif op == "LOAD_WGT":
-            w_tile = wgt[ins.dram_base: ins.dram_base + ins.n_runs * ins.run_len]
+            w = wgt[ins.dram_base: ins.dram_base + ins.n_runs * ins.run_len]
             if uses_dw_mapping(program.accel.dataflow, layer.depthwise):
                 # window vectors [n_g][m'][pf] (docs/execution-model.md section 8) -> [m'][kh][kw][1]
-                w_tile = w_tile.reshape(ins.n_runs, ins.m, -1).transpose(1, 0, 2).reshape(ins.m, -1)
-                w_tile = w_tile[:, :K * K].reshape(ins.m, K, K, 1)
+                w = w.reshape(ins.n_runs, ins.m, -1).transpose(1, 0, 2).reshape(ins.m, -1)
+                w_tile[ins.half] = w[:, :K * K].reshape(ins.m, K, K, 1)
             else:  # [m'][kh][kw][c']
-                w_tile = w_tile.reshape(ins.m, K, K, ins.c)
+                w_tile[ins.half] = w.reshape(ins.m, K, K, ins.c)
         elif op == "LOAD_PSUM":
-            o_tile = _gather(out, ins.dram_base, ins.h, ins.row_stride, ins.w, ins.col_stride, ins.run_len)
+            o_tile[ins.half] = _gather(out, ins.dram_base, ins.h, ins.row_stride, ins.w, ins.col_stride, ins.run_len)
         elif op == "COMPUTE":
             ih, iw = (ins.h - 1) * S + K, (ins.w - 1) * S + K
+            a, w = a_tile[ins.act_half], w_tile[ins.wgt_half].transpose(0, 3, 1, 2)
             if layer.depthwise:  # the act tile holds the m' channels of the channel tile
-                y = conv_reference(a_tile[:ih, :iw, :ins.m], w_tile.transpose(0, 3, 1, 2), S, ins.m)
+                y = conv_reference(a[:ih, :iw, :ins.m], w, S, ins.m)
             else:
-                y = conv_reference(a_tile[:ih, :iw, :ins.c], w_tile.transpose(0, 3, 1, 2), S, 1)
-            o_tile = wrap_acc(y + o_tile) if ins.acc else wrap_acc(y)
+                y = conv_reference(a[:ih, :iw, :ins.c], w, S, 1)
+            o_tile[ins.out_half] = wrap_acc(y + o_tile[ins.out_half]) if ins.acc else wrap_acc(y)
         elif op == "STORE_OUT":  # the 32-bit accumulators, in the partial-sum layout (the output unit is not modelled)
             t = program.tiling
             M, OW = layer.out_ch, layer.out_w
@@ -58,7 +59,7 @@ def execute(program, act: np.ndarray, wgt: np.ndarray, out: np.ndarray) -> np.nd
             o = np.arange(ins.h)[:, None, None] * (OW * M)
             i = np.arange(ins.w)[None, :, None] * M
             e = np.arange(ins.m)[None, None, :]
-            out[base + o + i + e] = o_tile
+            out[base + o + i + e] = o_tile[ins.half]
     return out
 
 

@@ -29,7 +29,7 @@ BASE = {  # a hand-off document (schema_version): every hardware field given
     ]},
     "accelerator": {"pe_x": 8, "pe_y": 8, "act_buf_kb": 64, "wgt_buf_kb": 64, "out_buf_kb": 64, "dataflow": "WS",
                     "loop_order": ["B", "OC", "OH", "OW", "IC"], "clock_mhz": 500.0, "dram_bits_per_cycle": 128,
-                    "dram_latency_cycles": 20, "out_unit_lines": 4},
+                    "dram_latency_cycles": 20, "out_unit_lines": 4, "double_buffer": False},
 }
 
 

@@ -42,7 +42,8 @@ def _random_case(rng: random.Random, pow2: bool):
     accel = Accelerator(pe_x=rng.randint(3, 12), pe_y=rng.randint(3, 12), dataflow=rng.choice(DATAFLOWS),
                         act_buf_kb=528, wgt_buf_kb=528, out_buf_kb=528,
                         dram_bits_per_cycle=rng.choice([32, 64, 96, 128, 256]),
-                        dram_latency_cycles=rng.randint(1, 40), out_unit_lines=rng.choice([1, 2, 4, 8, 16]))
+                        dram_latency_cycles=rng.randint(1, 40), out_unit_lines=rng.choice([1, 2, 4, 8, 16]),
+                        double_buffer=rng.random() < 0.5)
     u = rng.random()
     if kind in ("conv", "pointwise") and u < 0.2:  # a pooled head: its out tile covers every pixel
         layer = replace(layer, pool=True)

@@ -19,7 +19,7 @@ SPEC = {
     ]},
     "accelerator": {"pe_x": 3, "pe_y": 3, "act_buf_kb": 64, "wgt_buf_kb": 64, "out_buf_kb": 64, "dataflow": "OS",
                     "loop_order": ["B", "OC", "OH", "OW", "IC"], "clock_mhz": 500.0, "dram_bits_per_cycle": 64,
-                    "dram_latency_cycles": 4, "out_unit_lines": 4},
+                    "dram_latency_cycles": 4, "out_unit_lines": 4, "double_buffer": False},
 }
 
 

@@ -10,7 +10,8 @@ from jaq.search import model_api as api
 from jaq.search.hwcost import HWCost
 from jaq.search.hwgen import BUF_GRID, HEADS, PE_GRID, HWGenerator, encode_layers, sample_heads
 
-FIXED = {"clock_mhz": 500.0, "dram_bits_per_cycle": 128, "dram_latency_cycles": 20, "out_unit_lines": 4}
+FIXED = {"clock_mhz": 500.0, "dram_bits_per_cycle": 128, "dram_latency_cycles": 20, "out_unit_lines": 4,
+         "double_buffer": False}
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ SPEC = {
     "schema_version": "jaq.accel/1",
     "accelerator": {"pe_x": 4, "pe_y": 3, "act_buf_kb": 64, "wgt_buf_kb": 64, "out_buf_kb": 64, "dataflow": "WS",
                     "loop_order": "B,OC,OH,OW,IC", "clock_mhz": 500, "dram_bits_per_cycle": 64,
-                    "dram_latency_cycles": 3, "out_unit_lines": 4},
+                    "dram_latency_cycles": 3, "out_unit_lines": 4, "double_buffer": False},
     "network": {"layers": [
         {"kind": "conv", "in_ch": 5, "out_ch": 4, "out_h": 3, "out_w": 3, "kernel": 3, "stride": 1, "act_bits": 8,
          "wgt_bits": 4, "name": "c0", "tiling": {"t_ic": 4, "t_oc": 2, "t_oh": 2, "t_ow": 2,

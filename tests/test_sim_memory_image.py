@@ -4,6 +4,8 @@ This pins the off-chip layouts (activations, per-tile weights from jaq.hw.schedu
 the program's descriptors against sim.reference before any RTL is involved.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -31,13 +33,17 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("double", [False, True], ids=["single", "double"])
 @pytest.mark.parametrize("layer,tiling", CASES, ids=[f"{l.kind}-{t.t_ic}{t.t_oc}{t.t_oh}{t.t_ow}" for l, t in CASES])
-def test_program_on_images_equals_reference(layer, tiling):
+def test_program_on_images_equals_reference(layer, tiling, double):
+    """The program's data flow through the buffer halves (double: docs/execution-model.md section 9) gives the
+    integer reference's outputs."""
     data = random_layer_data(layer, rng=5)
     img = build_image(data, tiling, ACC.dataflow, fill="garbage", seed=3)
     assert img.act.size == layer.in_h * layer.in_w * layer.in_ch
     assert img.wgt.size == arranged_weight_count(layer) >= layer.weight_count
-    prog = compile_layer(layer, ACC, tiling)
+    prog = compile_layer(layer, replace(ACC, double_buffer=double), tiling)
+    assert (prog.counts_by_op()["SYNC"] > 0) == double
     out = execute(prog, img.act, img.wgt, img.out)
     assert not mismatch_summary(layer, out, img.expected_out)
     np.testing.assert_array_equal(extract_output(layer, out), data.y)

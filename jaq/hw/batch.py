@@ -87,6 +87,11 @@ class AccelBatch(_Batch):
     dram_bits_per_cycle: torch.Tensor
     dram_latency_cycles: torch.Tensor
     out_unit_lines: torch.Tensor
+    double_buffer: torch.Tensor | None = None  # 1.0 where the buffers are double (section 9); None: all single
+
+    def __post_init__(self) -> None:
+        if self.double_buffer is None:
+            self.double_buffer = torch.zeros_like(self.pe_x)
 
     @classmethod
     def from_accels(cls, accels: Sequence[Accelerator], device=None) -> "AccelBatch":

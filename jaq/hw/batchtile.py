@@ -298,13 +298,16 @@ def batch_tile(layers: Sequence[Layer], accel: Accelerator, weights=DEFAULT_WEIG
 
 def _search(layers, accel, weights, mode, lo_ids, df_ids) -> list[TileChoice | None]:
     e = _enumerate(layers, lo_ids, df_ids)
-    if mode == "native":
-        cb = estimate(e.layers, AccelBatch.from_accels([accel]), e.tiles, mode=mode, grid=e.grid)
+    if mode == "native" and accel.double_buffer:
+        cb, obj = _search_overlapped(e, accel, weights, len(layers))
     else:
-        lb, tb, df = e.row_batches()
-        cb = estimate(lb, _accel_rows(accel, df if len(df_ids) > 1 else None), tb, mode=mode)
-    obj = objective_value(cb.energy_total_pj, cb.cycles, cb.clock_mhz, cb.area_mm2, weights)
-    obj = torch.where(cb.legal, obj, torch.full_like(obj, math.inf))
+        if mode == "native":
+            cb = estimate(e.layers, AccelBatch.from_accels([accel]), e.tiles, mode=mode, grid=e.grid)
+        else:
+            lb, tb, df = e.row_batches()
+            cb = estimate(lb, _accel_rows(accel, df if len(df_ids) > 1 else None), tb, mode=mode)
+        obj = objective_value(cb.energy_total_pj, cb.cycles, cb.clock_mhz, cb.area_mm2, weights)
+        obj = torch.where(cb.legal, obj, torch.full_like(obj, math.inf))
     best = _segment_best(obj, cb.cycles, e.seg, len(layers))
     ok = best >= 0
     out: list[TileChoice | None] = [None] * len(layers)
@@ -314,6 +317,33 @@ def _search(layers, accel, weights, mode, lo_ids, df_ids) -> list[TileChoice | N
         for j, ch in zip(good.tolist(), _choices_from(cb, rows, obj, e.row_info(rows))):
             out[j] = ch
     return out
+
+
+def _search_overlapped(e: _Enumerated, accel: Accelerator, weights, n_layers: int):
+    """A double-buffered accelerator's candidates (docs/execution-model.md section 9), exact by bounds: a row's sum
+    of instruction cycles bounds its overlapped cycles from above, ``SET_LAYER + END + SYNCs + max(engine busy,
+    DMA busy)`` from below; only rows whose lower-bound objective does not exceed their layer's best upper-bound
+    objective can be optimal, and only those get their exact overlapped cycles (:func:`jaq.hw.model.overlap_cycles`).
+    Returns the CostBatch (exact cycles on those rows) and the objective (infinite on the others)."""
+    from jaq.hw.model import estimate_native, overlap_cycles
+    cb = estimate_native(e.layers, AccelBatch.from_accels([accel]), e.tiles, grid=e.grid, overlap=False)
+    a = cb.accesses
+    dma = sum(a[f"cycles_{k}"] for k in ("load_act", "load_wgt", "load_psum", "load_scale", "set_res", "store_out"))
+    lower = a["cycles_set_layer"] + a["cycles_end"] + a["cycles_sync"] + torch.maximum(a["cycles_compute"], dma)
+    inf = torch.full_like(cb.cycles, math.inf)
+    ob = lambda cyc: objective_value(cb.energy_total_pj, cyc, cb.clock_mhz, cb.area_mm2, weights)  # noqa: E731
+    ub, lb = torch.where(cb.legal, ob(cb.cycles), inf), torch.where(cb.legal, ob(lower), inf)
+    best_ub = torch.full((n_layers,), math.inf, dtype=ub.dtype).scatter_reduce(0, e.seg, ub, "amin")
+    rows = torch.nonzero(torch.isfinite(lb) & (lb <= best_ub[e.seg])).squeeze(1)
+    info = e.row_info(rows)
+    tiles = TileBatch(info[:, 0], info[:, 1], info[:, 2], info[:, 3], info[:, 4].long())
+    exact = overlap_cycles(e.layers.index(rows // e.grid.inner), AccelBatch.from_accels([accel]), tiles,
+                           info[:, 4].long(), info[:, 5].long(), cb.cycles.dtype)
+    cb.cycles = cb.cycles.clone()
+    cb.cycles[rows] = exact
+    obj = inf.clone()
+    obj[rows] = ob(cb.cycles)[rows]
+    return cb, obj
 
 
 def evaluate_tilings(layers: Sequence[Layer], accel: Accelerator, tilings: Sequence[Tiling],

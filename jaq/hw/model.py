@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 import torch
 
 from jaq.hw import constants as C
+from jaq.hw import overlap as OV
 from jaq.hw import timing as T
 from jaq.errors import JaqError
 from jaq.hw.batch import DTYPE, LAYER_FIELDS as _LAYER_FIELDS, AccelBatch, CostBatch, LayerBatch, TileBatch
@@ -221,8 +222,12 @@ def _dtype_of(*batches) -> torch.dtype:
     return DTYPE
 
 
-def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid=None) -> tuple[dict, torch.Tensor]:
+def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid=None,
+                  overlap: bool = True) -> tuple[dict, torch.Tensor]:
     """Every counter of :data:`jaq.hw.schedule.COUNTERS` per row (tensors) and the legality mask.
+
+    ``overlap`` False: double-buffered rows keep the sum of their instructions' cycles (an upper bound of their
+    overlapped cycles, section 9; BatchTile's first pass) instead of the exact overlapped cycles.
 
     ``grid`` (BatchTile's fast path, see :class:`TileGrid`): the rows are per-layer Cartesian grids of candidate
     tiles; per-dimension sums are then computed on the small candidate tables and gathered."""
@@ -330,16 +335,23 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
     c["n_store_res"] = c["n_set_res"]
     c["res_load_beats"] = G * dom.dsum("OC", lambda m: T.ceil_div(m, Pd.e_r)) * sum_hw * has_res
     c["n_load_psum"] = psum_visits * n_o
+    db = accels.double_buffer.to(dt)
+    c["n_sync"] = G * db  # one per group's pipeline (section 9)
     depth = T.pipeline_depth(df).to(dt)
     avb, wvb = T.read_bits(P.a, P.w, dw_mapped)
     c.update(_act_vec_bits=avb, _wgt_vec_bits=wvb, _bus_bits=W, _latency=Lat, _depth=depth)
     derive_counters(c)
+    if overlap and bool((db > 0).any()):  # double-buffered rows: overlapped cycles (section 9)
+        lo = tiles.loop_order if grid is None else torch.tensor(grid.lo_ids).reshape(1, -1, 1)
+        over = overlap_cycles(layers, accels, tiles, lo, df, dt)
+        c["cycles"] = torch.where(db > 0, over, c["cycles"])
     # --- legality -----------------------------------------------------------------------------------------------
     with torch.no_grad():
         fa, fw, fo = T.footprints(t["IC"], t["OC"], t["OH"], t["OW"], K, S, P.e_a, P.e_w, P.e_o, dw, dw_mapped,
                                   P.pf)
-        legal = (fa <= T.buffer_lines(f(accels.act_buf_kb), W)) & (fw <= T.buffer_lines(f(accels.wgt_buf_kb), W)) \
-            & (fo <= T.buffer_lines(f(accels.out_buf_kb), W))
+        db = accels.double_buffer > 0
+        have = {k: T.usable_lines(T.buffer_lines(f(getattr(accels, f"{k}_buf_kb")), W), db) for k in ("act", "wgt", "out")}
+        legal = (fa <= have["act"]) & (fw <= have["wgt"]) & (fo <= have["out"])
         # without the depthwise mapping a depthwise layer runs one channel per tile (section 8)
         legal = legal & ~(dw & ~dw_mapped & (t["OC"] > 1))
         if grid is None:  # grid candidates are within their dimensions (a pooled layer's cover it) by construction
@@ -347,6 +359,73 @@ def native_counts(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, grid
                 legal = legal & (t[d] <= P.dims[d]) & (t[d] >= 1)
             legal = legal & ((P.pool == 0) | ((t["OH"] >= P.dims["OH"]) & (t["OW"] >= P.dims["OW"])))
     return c, legal
+
+
+#: Rows evaluated at once by :func:`overlap_cycles` (each carries a trailing axis of 6^4 class combinations).
+OVERLAP_ROWS_PER_CHUNK = 1024
+
+
+def overlap_cycles(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, loop_order: torch.Tensor,
+                   dataflow: torch.Tensor, dt=DTYPE) -> torch.Tensor:
+    """Cycles of each row's double-buffered program (:mod:`jaq.hw.overlap`, docs section 9). ``layers``/``tiles``
+    are N rows (``tiles.loop_order`` unused), ``accels`` 1 or N rows; ``loop_order`` and ``dataflow`` index tensors
+    that broadcast against (N, 1, 1): per row, or along axis 1 (loop orders) and 2 (dataflows) as in BatchTile's
+    grid. Returns the broadcast shape, squeezed to (N,) for per-row indices."""
+    N = _broadcast_len(layers, tiles)
+    layers = layers if len(layers) == N else layers.expand_to(N)
+    tiles = tiles if len(tiles) == N else tiles.expand_to(N)
+    lo = loop_order.long().reshape(-1, 1, 1) if loop_order.dim() <= 1 else loop_order.long()
+    df = dataflow.long().reshape(-1, 1, 1) if dataflow.dim() <= 1 else dataflow.long()
+    shape = torch.broadcast_shapes((N, 1, 1), lo.shape, df.shape)
+    lo_b, df_b = lo.expand(shape), df.expand(shape)
+    out = torch.zeros(shape, dtype=dt)
+    pairs = torch.unique(torch.stack([lo_b.reshape(-1), df_b.reshape(-1)], dim=1), dim=0).tolist()
+    one_accel = len(accels) == 1
+    for lo_id, df_id in pairs:
+        at = torch.nonzero((lo_b == lo_id) & (df_b == df_id))  # (k, 3): the positions of this pair
+        for s in range(0, at.shape[0], OVERLAP_ROWS_PER_CHUNK):
+            pos = at[s:s + OVERLAP_ROWS_PER_CHUNK]
+            r = pos[:, 0]
+            out[pos[:, 0], pos[:, 1], pos[:, 2]] = _overlap_rows(
+                layers.index(r), accels if one_accel else accels.index(r), tiles.index(r), LOOP_ORDERS[lo_id],
+                DATAFLOWS[df_id], dt)
+    return out.reshape(-1) if loop_order.dim() <= 1 and dataflow.dim() <= 1 else out
+
+
+def _overlap_rows(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, order, dataflow: str, dt) -> torch.Tensor:
+    """:func:`overlap_cycles` of rows sharing one loop order and dataflow: (n,)."""
+    f = lambda x: _as_float(x, dt).unsqueeze(-1)  # noqa: E731  (the trailing axis of class combinations)
+    X, Y, W, Lat = f(accels.pe_x), f(accels.pe_y), f(accels.dram_bits_per_cycle), f(accels.dram_latency_cycles)
+    P = _Params(layers, X, Y, W, f(accels.out_unit_lines), f)
+    flat = lambda x: _as_float(x, dt)  # noqa: E731
+    t = {"IC": flat(tiles.t_ic), "OC": flat(tiles.t_oc), "OH": flat(tiles.t_oh), "OW": flat(tiles.t_ow)}
+    dims = {d: v.squeeze(-1) for d, v in P.dims.items()}
+    n = {d: T.ceil_div(dims[d], t[d]) for d in t}
+    last = {d: dims[d] - (n[d] - 1) * t[d] for d in t}
+    dw = P.dw
+    dw_mapped = dw & T.uses_dw_mapping(dataflow, True)
+    terms = T.compute_terms(dataflow, P.compute)["steps"]
+    dw_terms = T.compute_terms(dataflow, P.compute, depthwise=True)["steps"]
+    depth = T.pipeline_depth(dataflow)
+    has_res = (P.res > 0).to(dt)
+
+    def compute(c, m, h, w):
+        return torch.where(dw, T.sum_terms(dw_terms, c, m, h, w), T.sum_terms(terms, c, m, h, w)) + depth
+
+    def store(m, h, w, final):
+        if not final:
+            return T.store_cycles(T.out_tile_beats(m, h, w, P.e_o))
+        return T.load_cycles(T.scale_tile_beats(m, P.e_o), Lat) + has_res * (T.ISSUE_CYCLES + T.residual_wait_cycles(Lat)) \
+            + T.final_store_cycles(T.final_store_steps(m, h, w, P.e_o, P.n_u))
+
+    costs = OV.StageCosts(
+        compute=compute,
+        load_act=lambda c, m, h, w: T.load_cycles(T.act_tile_beats(torch.where(dw, m, c), h, w, P.K, P.S, P.e_a), Lat),
+        load_wgt=lambda c, m: T.load_cycles(T.wgt_tile_beats(c, m, P.K, P.e_w, dw_mapped, P.pf), Lat),
+        load_psum=lambda m, h, w: T.load_cycles(T.out_tile_beats(m, h, w, P.e_o), Lat),
+        store=store)
+    group = OV.group_cycles(order, n, t, last, dw.squeeze(-1), costs)
+    return T.set_layer_cycles() + P.G.squeeze(-1) * group + T.end_cycles()
 
 
 def energy_terms(accels: AccelBatch, dt=None) -> tuple[dict[str, list[tuple[str, object]]], object]:
@@ -399,9 +478,9 @@ def estimate(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch, mode: str
 
 
 def estimate_native(layers: LayerBatch, accels: AccelBatch, tiles: TileBatch,
-                    grid: TileGrid | None = None) -> CostBatch:
-    """The native model's :class:`CostBatch` (:func:`native_counts`, energy and area)."""
-    c, legal = native_counts(layers, accels, tiles, grid)
+                    grid: TileGrid | None = None, overlap: bool = True) -> CostBatch:
+    """The native model's :class:`CostBatch` (:func:`native_counts`, energy and area; ``overlap`` as there)."""
+    c, legal = native_counts(layers, accels, tiles, grid, overlap)
     dt = c["cycles"].dtype
     energy, area = energy_area(c, accels, dt)
     if grid is None:

@@ -6,6 +6,7 @@ costs."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import torch
@@ -18,7 +19,7 @@ from jaq.hw.batchtile import TileChoice, _dataflow_ids, _loop_order_ids
 from jaq.hw.model import ENERGY_COMPONENTS, energy_terms
 from jaq.hw.objective import DEFAULT_WEIGHTS, check_weights, objective_value
 from jaq.hw.records import DATAFLOWS, LOOP_ORDERS, Accelerator, Cost, Layer, Tiling
-from jaq.hw.schedule import derive_counters
+from jaq.hw.schedule import compile_layer, derive_counters, walk
 
 
 def _dim_sum(dim: int, tile: int, fn) -> int:
@@ -88,7 +89,7 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
         "n_set_res": G * n_out if layer.res_bits else 0, "n_store_res": G * n_out if layer.res_bits else 0,
         "res_load_beats": G * ds("OC", lambda m: T.ceil_div(m, T.elems_per_beat(W, layer.res_bits)))
         * ds("OH", lambda x: x) * ds("OW", lambda x: x) if layer.res_bits else 0,
-        "n_set_layer": 1, "n_end": 1, "n_compute": G * n["IC"] * n_out,
+        "n_set_layer": 1, "n_end": 1, "n_compute": G * n["IC"] * n_out, "n_sync": G if accel.double_buffer else 0,
         "n_load_act": G * r_act * n["OC" if dw else "IC"] * n["OH"] * n["OW"],
         "n_load_wgt": G * r_wgt * n["IC"] * n["OC"],
         "n_store_out": G * r_out * n_out, "n_load_psum": G * r_psum * (n["IC"] - 1) * n_out,
@@ -96,7 +97,10 @@ def scalar_counts(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: st
         "_wgt_vec_bits": T.read_bits(layer.act_bits, layer.wgt_bits, dw_mapped)[1], "_bus_bits": W,
         "_latency": accel.dram_latency_cycles, "_depth": T.pipeline_depth(df),
     }
-    return derive_counters(c)
+    derive_counters(c)
+    if accel.double_buffer:  # overlapped cycles (section 9): the stages as the walker times them
+        c["cycles"] = walk(compile_layer(layer, replace(accel, dataflow=df), tiling))["cycles"]
+    return c
 
 
 def scalar_legal(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: str | None = None) -> bool:
@@ -112,8 +116,9 @@ def scalar_legal(layer: Layer, accel: Accelerator, tiling: Tiling, dataflow: str
     fa, fw, fo = T.footprints(tiling.t_ic, tiling.t_oc, tiling.t_oh, tiling.t_ow, layer.kernel, layer.stride, *e,
                               layer.depthwise, T.uses_dw_mapping(dataflow or accel.dataflow, layer.depthwise),
                               T.fusion_factor(layer.act_bits, layer.wgt_bits))
-    return (fa <= T.buffer_lines(accel.act_buf_kb, W) and fw <= T.buffer_lines(accel.wgt_buf_kb, W)
-            and fo <= T.buffer_lines(accel.out_buf_kb, W))
+    have = [T.usable_lines(T.buffer_lines(kb, W), accel.double_buffer)
+            for kb in (accel.act_buf_kb, accel.wgt_buf_kb, accel.out_buf_kb)]
+    return fa <= have[0] and fw <= have[1] and fo <= have[2]
 
 
 class _ScalarEnergy:

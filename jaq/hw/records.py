@@ -256,6 +256,8 @@ class Accelerator:
     clock_mhz: core clock in MHz. dram_bits_per_cycle: off-chip bandwidth in bits per core cycle (multiple of 32).
     dram_latency_cycles: cycles from a read request to its data, 1..100000 (reads are pipelined, one beat per
     cycle).
+    out_unit_lines: OBUF lines the output unit finishes per cycle (docs/execution-model.md section 7.4).
+    double_buffer: every buffer holds two tiles, so loads, compute and stores overlap (section 9).
     """
 
     pe_x: int = 16
@@ -269,6 +271,7 @@ class Accelerator:
     dram_bits_per_cycle: int = 128
     dram_latency_cycles: int = 20
     out_unit_lines: int = 4
+    double_buffer: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loop_order", parse_loop_order(self.loop_order, "accelerator.loop_order"))
@@ -303,6 +306,8 @@ class Accelerator:
         if type(self.out_unit_lines) is not int or self.out_unit_lines not in OUT_UNIT_LINES:
             raise JaqError(f"{self.out_unit_lines!r} must be one of {', '.join(map(str, OUT_UNIT_LINES))}",
                            f"{where}out_unit_lines")
+        if type(self.double_buffer) is not bool:
+            raise JaqError(f"{self.double_buffer!r} must be true or false", f"{where}double_buffer")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

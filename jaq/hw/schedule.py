@@ -102,6 +102,7 @@ class SetLayer:
     out_signed: bool = True
     e_fin: int = 0  # final outputs per beat, W / out_bits
     store_lines: int = 1  # n_u: OBUF lines per output-unit step of the final stores (section 7.4)
+    overlap: bool = False  # double-buffered: DMA instructions run beside COMPUTE (section 9)
     op: str = "SET_LAYER"
 
 
@@ -126,6 +127,7 @@ class LoadAct:
     n_runs: int
     beats_per_run: int
     beats: int
+    half: int = 0  #: buffer half written (double buffering, section 9)
     op: str = "LOAD_ACT"
 
 
@@ -145,6 +147,7 @@ class LoadWgt:
     n_runs: int
     beats_per_run: int
     beats: int
+    half: int = 0  #: buffer half written (double buffering, section 9)
     op: str = "LOAD_WGT"
 
 
@@ -167,6 +170,7 @@ class _OutTileTransfer:
     n_runs: int
     beats_per_run: int
     beats: int
+    half: int = 0  #: OBUF half (double buffering, section 9)
 
 
 @dataclass(frozen=True)
@@ -238,7 +242,17 @@ class Compute:
     cv: int
     acc: bool
     steps: int
+    act_half: int = 0  #: buffer halves read and accumulated into (double buffering, section 9)
+    wgt_half: int = 0
+    out_half: int = 0
     op: str = "COMPUTE"
+
+
+@dataclass(frozen=True)
+class Sync:
+    """Wait until the engine and the DMA are idle (double-buffered programs, before the epilogue; section 9)."""
+
+    op: str = "SYNC"
 
 
 @dataclass(frozen=True)
@@ -246,9 +260,12 @@ class End:
     op: str = "END"
 
 
-Instruction = SetLayer | LoadAct | LoadWgt | LoadPsum | LoadScale | SetRes | StoreOut | Compute | End
+Instruction = SetLayer | LoadAct | LoadWgt | LoadPsum | LoadScale | SetRes | StoreOut | Compute | Sync | End
 OPS: tuple[str, ...] = ("SET_LAYER", "LOAD_ACT", "LOAD_WGT", "LOAD_PSUM", "LOAD_SCALE", "SET_RES", "STORE_OUT",
-                        "COMPUTE", "END")
+                        "COMPUTE", "SYNC", "END")
+#: Instructions the DMA executes (one at a time, in program order); the others are barriers in a double-buffered
+#: program (section 9).
+DMA_OPS: frozenset[str] = frozenset({"LOAD_ACT", "LOAD_WGT", "LOAD_PSUM", "LOAD_SCALE", "SET_RES", "STORE_OUT"})
 
 
 @dataclass
@@ -322,9 +339,10 @@ def check_tiling(layer: Layer, accel: Accelerator, tiling: Tiling) -> None:
                                  T.fusion_factor(layer.act_bits, layer.wgt_bits))
     for name, need, kb in (("act", act, accel.act_buf_kb), ("wgt", wgt, accel.wgt_buf_kb),
                            ("out", out, accel.out_buf_kb)):
-        have = T.buffer_lines(kb, W)
+        have = T.usable_lines(T.buffer_lines(kb, W), accel.double_buffer)
         if need > have:
-            raise JaqError(f"the {name} tile needs {need} lines of {W} bits but the {name} buffer has {have} "
+            what = f"half of the {name} buffer has" if accel.double_buffer else f"the {name} buffer has"
+            raise JaqError(f"the {name} tile needs {need} lines of {W} bits but {what} {have} "
                            f"({kb} KB); use smaller tiles or a larger buffer", f"tiling ({name}_buf_kb)")
 
 
@@ -432,6 +450,24 @@ def _signed32(u: np.ndarray) -> np.ndarray:
     return np.where(u >= 1 << 31, u - (1 << 32), u)
 
 
+class _Iteration:
+    """One tile iteration of the loop nest: indices, extents, which operand tiles differ from the previous
+    iteration's (``*_new``) and the buffer halves it uses."""
+
+    __slots__ = ("g", "ic", "oc", "oh", "ow", "c", "m", "h", "w", "act_key", "wgt_key", "out_key", "act_new",
+                 "wgt_new", "out_new", "act_half", "wgt_half", "out_half", "prev")
+
+    def __init__(self, g, ic, oc, oh, ow, c, m, h, w, dw: bool, prev: "_Iteration | None"):
+        self.g, self.ic, self.oc, self.oh, self.ow, self.c, self.m, self.h, self.w = g, ic, oc, oh, ow, c, m, h, w
+        self.act_key = (g, oc, oh, ow) if dw else (g, ic, oh, ow)  # section 8: a depthwise act tile follows oc
+        self.wgt_key, self.out_key = (g, ic, oc), (g, oc, oh, ow)
+        self.prev = prev
+        self.act_new = prev is None or self.act_key != prev.act_key
+        self.wgt_new = prev is None or self.wgt_key != prev.wgt_key
+        self.out_new = prev is None or self.out_key != prev.out_key
+        self.act_half = self.wgt_half = self.out_half = 0
+
+
 def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: Placement | None = None) -> Program:
     """Compile one layer into its instruction program (raises :class:`JaqError` for an illegal tiling).
 
@@ -468,7 +504,7 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
         rs_passes=passes, rs_q=q, rs_last_rows=last_rows, t_ic=tiling.t_ic, t_oc=tiling.t_oc,
         t_oh=tiling.t_oh, t_ow=tiling.t_ow, n_ic=n["IC"], n_oc=n["OC"], n_oh=n["OH"], n_ow=n["OW"],
         loop_order=tiling.loop_order, out_bits=layer.out_bits, out_signed=layer.out_signed, e_fin=e_f,
-        store_lines=n_u))
+        store_lines=n_u, overlap=accel.double_buffer))
     wbases = weight_tile_bases(layer, tiling, accel.dataflow)
     dw_mapped = T.uses_dw_mapping(accel.dataflow, dw)
     sbases = scale_tile_bases(layer, tiling, W)
@@ -494,7 +530,10 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
                    col_stride=layer.out_ch, run_len=m, n_runs=h * w, beats_per_run=T.ceil_div(m, e),
                    beats=T.out_tile_beats(m, h, w, e), **extra)
 
-    def store(key, final: bool) -> None:
+    halves = {"act": 0, "wgt": 0, "out": 0}  # loads (visits) of each operand so far; the half is their parity
+
+    def store(it, half: int) -> None:
+        key, final = it.out_key, it.ic == n["IC"] - 1
         if final:
             g, oc = key[0], key[1]
             m = _extent(Mg, tiling.t_oc, oc)
@@ -505,44 +544,72 @@ def compile_layer(layer: Layer, accel: Accelerator, tiling: Tiling, placement: P
                 ins.append(SetRes(g=g, oc=oc, oh=oh, ow=ow, dram_base=oh * tiling.t_oh * res_row + ow * tiling.t_ow
                                   * layer.out_ch + g * Mg + oc * tiling.t_oc, row_stride=res_row,
                                   col_stride=layer.out_ch))
-        ins.append(out_instr(StoreOut, key, final=final))
+        ins.append(out_instr(StoreOut, key, final=final, half=half))
 
-    prev_act = prev_wgt = prev_out = None
-    prev_out_final = False
+    def load_act(it) -> None:
+        oh, ow, h, w = it.oh, it.ow, it.h, it.w
+        ih, iw = T.in_extent(h, K, S), T.in_extent(w, K, S)
+        ch0, run = (it.oc * tiling.t_oc, it.m) if dw else (it.g * Cg + it.ic * tiling.t_ic, it.c)
+        base = oh * tiling.t_oh * S * act_row + ow * tiling.t_ow * S * layer.in_ch + ch0
+        ins.append(LoadAct(g=it.g, ic=it.ic, oh=oh, ow=ow, c=run, h=h, w=w, ih=ih, iw=iw, dram_base=base,
+                           row_stride=act_row, col_stride=layer.in_ch, run_len=run, n_runs=ih * iw,
+                           beats_per_run=T.ceil_div(run, e_a), beats=T.act_tile_beats(run, h, w, K, S, e_a),
+                           half=it.act_half))
+
+    def load_wgt(it) -> None:
+        run, n_runs = (it.m * pf, T.dw_groups(K, pf)) if dw_mapped else (it.c, it.m * K * K)
+        ins.append(LoadWgt(g=it.g, ic=it.ic, oc=it.oc, c=it.c, m=it.m, dram_base=int(wbases[it.g, it.oc, it.ic]),
+                           run_stride=run, run_len=run, n_runs=n_runs, beats_per_run=T.ceil_div(run, e_w),
+                           beats=T.wgt_tile_beats(it.c, it.m, K, e_w, dw_mapped, pf), half=it.wgt_half))
+
+    def loads(it) -> None:
+        if it.act_new:
+            load_act(it)
+        if it.wgt_new:
+            load_wgt(it)
+        if it.out_new and it.ic > 0:
+            ins.append(out_instr(LoadPsum, it.out_key, half=it.out_half))
+
+    def compute(it) -> None:
+        ins.append(Compute(g=it.g, ic=it.ic, oc=it.oc, oh=it.oh, ow=it.ow, c=it.c, m=it.m, h=it.h, w=it.w,
+                           cv=T.ceil_div(it.c, pf), acc=it.ic > 0, steps=T.sum_terms(step_terms, it.c, it.m, it.h,
+                                                                                    it.w),
+                           act_half=it.act_half, wgt_half=it.wgt_half, out_half=it.out_half))
+
+    prev = None
     for g in range(G):
+        group = []
         for idx in itertools.product(*ranges):
             pos = dict(zip(order, idx))
-            ic, oc, oh, ow = pos["IC"], pos["OC"], pos["OH"], pos["OW"]
-            c = _extent(Cg, tiling.t_ic, ic)
-            m = _extent(Mg, tiling.t_oc, oc)
-            h = _extent(layer.out_h, tiling.t_oh, oh)
-            w = _extent(OW, tiling.t_ow, ow)
-            act_key = (g, oc, oh, ow) if dw else (g, ic, oh, ow)
-            wgt_key, out_key = (g, ic, oc), (g, oc, oh, ow)
-            out_changed = out_key != prev_out
-            if out_changed and prev_out is not None:
-                store(prev_out, prev_out_final)
-            if act_key != prev_act:
-                ih, iw = T.in_extent(h, K, S), T.in_extent(w, K, S)
-                ch0, run = (oc * tiling.t_oc, m) if dw else (g * Cg + ic * tiling.t_ic, c)
-                base = oh * tiling.t_oh * S * act_row + ow * tiling.t_ow * S * layer.in_ch + ch0
-                ins.append(LoadAct(g=g, ic=ic, oh=oh, ow=ow, c=run, h=h, w=w, ih=ih, iw=iw, dram_base=base,
-                                   row_stride=act_row, col_stride=layer.in_ch, run_len=run, n_runs=ih * iw,
-                                   beats_per_run=T.ceil_div(run, e_a),
-                                   beats=T.act_tile_beats(run, h, w, K, S, e_a)))
-            if wgt_key != prev_wgt:
-                run, n_runs = (m * pf, T.dw_groups(K, pf)) if dw_mapped else (c, m * K * K)
-                ins.append(LoadWgt(g=g, ic=ic, oc=oc, c=c, m=m, dram_base=int(wbases[g, oc, ic]), run_stride=run,
-                                   run_len=run, n_runs=n_runs, beats_per_run=T.ceil_div(run, e_w),
-                                   beats=T.wgt_tile_beats(c, m, K, e_w, dw_mapped, pf)))
-            if out_changed and ic > 0:
-                ins.append(out_instr(LoadPsum, out_key))
-            steps = T.sum_terms(step_terms, c, m, h, w)
-            ins.append(Compute(g=g, ic=ic, oc=oc, oh=oh, ow=ow, c=c, m=m, h=h, w=w, cv=T.ceil_div(c, pf),
-                               acc=ic > 0, steps=steps))
-            prev_act, prev_wgt, prev_out = act_key, wgt_key, out_key
-            prev_out_final = ic == n["IC"] - 1
-    store(prev_out, prev_out_final)
+            it = _Iteration(g, pos["IC"], pos["OC"], pos["OH"], pos["OW"], _extent(Cg, tiling.t_ic, pos["IC"]),
+                            _extent(Mg, tiling.t_oc, pos["OC"]), _extent(layer.out_h, tiling.t_oh, pos["OH"]),
+                            _extent(OW, tiling.t_ow, pos["OW"]), dw, prev)
+            for k in ("act", "wgt", "out"):
+                halves[k] += getattr(it, f"{k}_new")
+            it.act_half, it.wgt_half, it.out_half = ((halves[k] - 1) % 2 if accel.double_buffer else 0
+                                                     for k in ("act", "wgt", "out"))
+            group.append(it)
+            prev = it
+        if not accel.double_buffer:  # section 4: store the previous out tile, load what changed, compute
+            for i, it in enumerate(group):
+                if it.out_new and it.prev is not None:
+                    store(it.prev, it.prev.out_half)
+                loads(it)
+                compute(it)
+            continue
+        # section 9: each group a pipeline of stages, its own prologue and epilogue
+        loads(group[0])
+        for i, it in enumerate(group):
+            compute(it)
+            if i > 0 and it.out_new:
+                store(group[i - 1], group[i - 1].out_half)
+            if i + 1 < len(group):
+                loads(group[i + 1])
+        ins.append(Sync())
+        store(group[-1], group[-1].out_half)
+        prev = None  # the next group starts a new pipeline: its first tiles are all loaded
+    if not accel.double_buffer:
+        store(prev, prev.out_half)
     ins.append(End())
     return prog
 
@@ -564,9 +631,9 @@ COUNTERS: tuple[str, ...] = (
     "final_store_beats", "final_store_lines", "final_store_steps", "scale_buf_wr_lines", "scale_buf_rd_lines",
     "out_unit_lanes", "res_load_beats",
     "n_set_layer", "n_load_act", "n_load_wgt", "n_load_psum", "n_load_scale", "n_store_out", "n_store_final",
-    "n_set_res", "n_store_res", "n_compute", "n_end",
+    "n_set_res", "n_store_res", "n_compute", "n_sync", "n_end",
     "cycles_set_layer", "cycles_load_act", "cycles_load_wgt", "cycles_load_psum", "cycles_load_scale",
-    "cycles_set_res", "cycles_store_out", "cycles_compute", "cycles_end",
+    "cycles_set_res", "cycles_store_out", "cycles_compute", "cycles_sync", "cycles_end",
 )
 
 
@@ -608,9 +675,12 @@ def derive_counters(c: dict) -> dict:
                              + c["n_store_final"] * T.final_store_cycles(0) + c["final_store_steps"]
                              + c["n_store_res"] * T.residual_wait_cycles(L))
     c["cycles_compute"] = c["n_compute"] * T.compute_cycles(0, D) + c["compute_steps"]
+    c["cycles_sync"] = c["n_sync"] * T.sync_cycles()
+    # the sum of every instruction's issue + body: the wall clock of a single-buffered program (section 5); a
+    # double-buffered one's producer replaces it by its overlapped cycles (section 9)
     c["cycles"] = (c["cycles_set_layer"] + c["cycles_load_act"] + c["cycles_load_wgt"] + c["cycles_load_psum"]
                    + c["cycles_load_scale"] + c["cycles_set_res"] + c["cycles_store_out"] + c["cycles_compute"]
-                   + c["cycles_end"])
+                   + c["cycles_sync"] + c["cycles_end"])
     return c
 
 
@@ -625,34 +695,37 @@ def walk(program: Program, layer: Layer | None = None, accel: Accelerator | None
     params = T.ComputeParams(layer.kernel, layer.stride, accel.pe_x, accel.pe_y, pf, layer.act_bits)
     terms = T.compute_terms(accel.dataflow, params, layer.depthwise)
     c = {k: 0 for k in COUNTERS}
-    cyc = 0
+    clock = _Controller(program.instructions[0].overlap if program.instructions else False)
     for ins in program.instructions:
         op = ins.op
         if op == "SET_LAYER":
             c["n_set_layer"] += 1
-            cyc += T.set_layer_cycles()
+            cost = T.set_layer_cycles()
         elif op == "END":
             c["n_end"] += 1
-            cyc += T.end_cycles()
+            cost = T.end_cycles()
+        elif op == "SYNC":
+            c["n_sync"] += 1
+            cost = T.sync_cycles()
         elif op == "LOAD_ACT":
             c["n_load_act"] += 1
             c["act_load_beats"] += ins.beats
-            cyc += T.load_cycles(ins.beats, L)
+            cost = T.load_cycles(ins.beats, L)
         elif op == "LOAD_WGT":
             c["n_load_wgt"] += 1
             c["wgt_load_beats"] += ins.beats
-            cyc += T.load_cycles(ins.beats, L)
+            cost = T.load_cycles(ins.beats, L)
         elif op == "LOAD_PSUM":
             c["n_load_psum"] += 1
             c["psum_load_beats"] += ins.beats
-            cyc += T.load_cycles(ins.beats, L)
+            cost = T.load_cycles(ins.beats, L)
         elif op == "LOAD_SCALE":
             c["n_load_scale"] += 1
             c["scale_load_beats"] += ins.beats
-            cyc += T.load_cycles(ins.beats, L)
+            cost = T.load_cycles(ins.beats, L)
         elif op == "SET_RES":
             c["n_set_res"] += 1
-            cyc += T.ISSUE_CYCLES
+            cost = T.ISSUE_CYCLES
         elif op == "STORE_OUT":
             c["n_store_out"] += 1
             c["store_beats"] += ins.beats
@@ -661,13 +734,13 @@ def walk(program: Program, layer: Layer | None = None, accel: Accelerator | None
                 c["final_store_beats"] += ins.beats
                 c["final_store_lines"] += ins.lines
                 c["final_store_steps"] += ins.steps
-                cyc += T.final_store_cycles(ins.steps)
+                cost = T.final_store_cycles(ins.steps)
                 if ins.res_beats:
                     c["n_store_res"] += 1
                     c["res_load_beats"] += ins.res_beats
-                    cyc += T.residual_wait_cycles(L)
+                    cost += T.residual_wait_cycles(L)
             else:
-                cyc += T.store_cycles(ins.beats)
+                cost = T.store_cycles(ins.beats)
         elif op == "COMPUTE":
             c["n_compute"] += 1
             k = {name: T.sum_terms(ts, ins.c, ins.m, ins.h, ins.w) for name, ts in terms.items()}
@@ -679,14 +752,45 @@ def walk(program: Program, layer: Layer | None = None, accel: Accelerator | None
             c["out_buf_wr_words"] += k["out_words"]
             c["fu_active_cycles"] += k["fu_active"]
             c["macs"] += k["macs"]
-            cyc += T.compute_cycles(k["steps"], D)
+            cost = T.compute_cycles(k["steps"], D)
         else:  # pragma: no cover
             raise ValueError(f"unknown instruction {op}")
+        clock.issue(op, cost)
     avb, wvb = T.read_bits(layer.act_bits, layer.wgt_bits, T.uses_dw_mapping(accel.dataflow, layer.depthwise))
     c.update(_act_vec_bits=avb, _wgt_vec_bits=wvb, _bus_bits=W, _latency=L, _depth=D)
     derive_counters(c)
-    assert c["cycles"] == cyc, (c["cycles"], cyc)
+    if clock.overlap:
+        c["cycles"] = clock.now
+    assert c["cycles"] == clock.now, (c["cycles"], clock.now)
     return c
+
+
+class _Controller:
+    """The controller's issue rule (docs/execution-model.md sections 5 and 9), in cycles. Single-buffered: every
+    instruction waits until the previous one is done. Double-buffered (``overlap``): a DMA instruction waits for the
+    DMA only; COMPUTE, SYNC, SET_LAYER and END wait for the engine and the DMA."""
+
+    def __init__(self, overlap: bool):
+        self.overlap = bool(overlap)
+        self.now = 0  # the next cycle the controller can issue in
+        self.engine_free = 0
+        self.dma_free = 0
+
+    def issue(self, op: str, cost: int) -> None:
+        if not self.overlap:
+            self.now += cost
+            return
+        if op in DMA_OPS:
+            start = max(self.now, self.dma_free)
+            self.dma_free = start + cost
+        else:
+            start = max(self.now, self.engine_free, self.dma_free)
+            if op == "COMPUTE":
+                self.engine_free = start + cost
+            else:
+                self.now = start + cost
+                return
+        self.now = start + T.ISSUE_CYCLES
 
 
 def walk_layers(layers: Sequence[Layer], accel: Accelerator, tilings: Sequence[Tiling]) -> list[dict[str, int]]:

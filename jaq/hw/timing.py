@@ -226,6 +226,18 @@ def residual_fifo_depth(latency: int) -> int:
     return latency + 4
 
 
+def sync_cycles() -> int:
+    """SYNC (double-buffered programs): issue only, once the engine and the DMA are idle (section 9)."""
+    return ISSUE_CYCLES
+
+
+def stage_cycles(compute_body: Num, dma_cycles: Num) -> Num:
+    """One stage of a double-buffered program: COMPUTE's issue cycle, then its body (``steps + D``) beside the
+    stage's DMA instructions (``dma_cycles``: their issue + body, one after another); the next COMPUTE waits for
+    both (section 9)."""
+    return ISSUE_CYCLES + maximum(compute_body, dma_cycles)
+
+
 def pipeline_depth(dataflow: Any) -> Num:
     """Fill/drain cycles D of one COMPUTE. ``dataflow``: "WS"/"OS"/"RS", an index 0..2, or a tensor of indices."""
     if isinstance(dataflow, torch.Tensor):
@@ -475,6 +487,11 @@ def sum_terms(terms: list[Term], c: Num, m: Num, h: Num, w: Num) -> Num:
 def buffer_lines(capacity_kb: Num, bus_bits: Num) -> Num:
     """Lines of ``W`` bits in a buffer of ``capacity_kb`` KB (1 KB = 1024 B): capacity*8192/W, floored."""
     return floor_div(capacity_kb * 8192, bus_bits)
+
+
+def usable_lines(lines: Num, double_buffer: Num) -> Num:
+    """Lines one tile may use: the whole buffer, or one half of a double buffer (sections 3 and 9)."""
+    return where(double_buffer, floor_div(lines, 2), lines)
 
 
 def footprints(t_ic: Num, t_oc: Num, t_oh: Num, t_ow: Num, kernel: Num, stride: Num,

@@ -78,6 +78,8 @@ DEFAULTS: dict[str, Any] = {
         "dram_bits_per_cycle": 128,
         "dram_latency_cycles": 20,
         "out_unit_lines": 4,        # OBUF lines the output unit finishes per cycle: 1, 2, 4, 8 or 16
+        "double_buffer": False,     # two tiles per buffer, loads/compute/stores overlapped (cost model only:
+                                    # jaq emit-rtl does not build it yet; docs/execution-model.md section 9)
         "generator_hidden": 64,     # width of the generator's residual blocks
         "generator_blocks": 5,      # residual blocks (paper: 5)
         "loop_order_candidates": 8,  # loop orders evaluated per step for the loop-order head's gradient
@@ -119,7 +121,7 @@ _TYPES: dict[str, tuple] = {
     "search.lambda_l": (float, int), "search.lambda_a": (float, int),    "search.warmup_epochs": (int,), "search.max_steps_per_epoch": (int, type(None)),
     "search.grad_clip": (float, int, type(None)), "search.log_every_steps": (int,),
     "hardware.clock_mhz": (float, int), "hardware.dram_bits_per_cycle": (int,),
-    "hardware.dram_latency_cycles": (int,), "hardware.out_unit_lines": (int,), "hardware.generator_hidden": (int,),
+    "hardware.dram_latency_cycles": (int,), "hardware.out_unit_lines": (int,), "hardware.double_buffer": (bool,), "hardware.generator_hidden": (int,),
     "hardware.generator_blocks": (int,), "hardware.loop_order_candidates": (int,),
     "hardware.candidate_tiling": (str,),
     "retrain.epochs": (int,), "retrain.batch_size": (int,), "retrain.lr": (float, int),

@@ -39,7 +39,7 @@ HEADS: tuple[tuple[str, int], ...] = (
 )
 NUMERIC_HEADS = ("pe_x", "pe_y", "act_buf_kb", "wgt_buf_kb", "out_buf_kb")
 #: Accelerator fields the search holds fixed (config section ``hardware``).
-FIXED_FIELDS = ("clock_mhz", "dram_bits_per_cycle", "dram_latency_cycles", "out_unit_lines")
+FIXED_FIELDS = ("clock_mhz", "dram_bits_per_cycle", "dram_latency_cycles", "out_unit_lines", "double_buffer")
 N_FEATURES = 8
 
 
