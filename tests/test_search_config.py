@@ -110,6 +110,7 @@ def test_every_number_has_a_finite_range(dotted, value):
     ({"hardware": {"dram_latency_cycles": 0}}, "hardware.dram_latency_cycles", "1..100000"),
     ({"hardware": {"out_unit_lines": 3}}, "hardware.out_unit_lines", "1, 2, 4, 8, 16"),
     ({"hardware": {"out_unit_lines": 32}}, "hardware.out_unit_lines", "1..16"),
+    ({"hardware": {"double_buffer": 1}}, "hardware.double_buffer", "bool"),
     ({"space": "tinyy"}, "space", "unknown preset"),
     ({"space": {"preset": "tinyy"}}, "space.preset", "unknown preset"),
     ({"space": {"preset": "tiny", "stem": {"channels": 0}}}, "space.stem.channels", "out of range"),
