@@ -21,7 +21,7 @@ from typing import Iterable
 from jaq.errors import JaqError
 from jaq.hw.records import Accelerator, Layer
 from jaq.hw.constants import SCALE_MEMORY_WORDS
-from jaq.hw.timing import buffer_lines, dw_groups, dw_row_ports
+from jaq.hw.timing import buffer_lines, dw_groups, dw_row_ports, usable_lines
 
 from rtl_gen.fusion_unit import SUM_BITS
 
@@ -86,6 +86,7 @@ class HWParams:
     n_wgt_ports: int            # wgt vector read ports
     n_out_ports: int            # OBUF read-modify-write word ports
     store_lines: int = 1        # N_u: OBUF (and scale) lines the output unit reads per cycle (section 7.4)
+    double_buffer: bool = False  # act, wgt and out buffers are two halves each (section 9)
     kbits: int = 5
     sbits: int = 5
     extra: dict = field(default_factory=dict)
@@ -101,6 +102,11 @@ class HWParams:
         geometry up to the largest kernel (:func:`jaq.hw.timing.dw_groups`, docs section 8)."""
         ks = range(1, self.max_layer.max_kernel + 1)
         return tuple(sorted({self.Y} | {min(dw_groups(k, pf), self.Y) for k in ks for pf in (1, 2, 4, 8, 16)}))
+
+    def half_base(self, lines: int) -> int:
+        """First line of the second half of a buffer of ``lines`` lines (section 9: a half is
+        :func:`jaq.hw.timing.usable_lines`); 0 when the buffers are not double-buffered."""
+        return usable_lines(lines, True) if self.double_buffer else 0
 
     @property
     def act_abits(self) -> int:
@@ -118,10 +124,6 @@ class HWParams:
 def derive(accel: Accelerator, max_layer: MaxLayer | None = None) -> HWParams:
     """Derive :class:`HWParams` from an accelerator (buffer KB -> lines of W bits -> words)."""
     max_layer = max_layer or MaxLayer()
-    if accel.double_buffer:
-        raise JaqError("the generator does not build double-buffered accelerators yet (the cost model and the "
-                       "walker do, docs/execution-model.md section 9); set double_buffer: false",
-                       "accelerator.double_buffer")
     W = accel.dram_bits_per_cycle
     EW = W // 32
 
@@ -145,5 +147,5 @@ def derive(accel: Accelerator, max_layer: MaxLayer | None = None) -> HWParams:
                     act_words=act_lines * EW, wgt_words=wgt_lines * EW, out_words=out_lines * EW,
                     act_lines=act_lines, wgt_lines=wgt_lines, out_lines=out_lines, acc_bits=acc_bits,
                     rmax=rmax, n_act_ports=ports[0], n_wgt_ports=ports[1], n_out_ports=ports[2],
-                    store_lines=accel.out_unit_lines,
+                    store_lines=accel.out_unit_lines, double_buffer=accel.double_buffer,
                     kbits=clog2(max_layer.max_kernel + 1), sbits=clog2(max_layer.max_stride + 1))

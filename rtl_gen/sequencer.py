@@ -115,8 +115,9 @@ class ComputeEngine(wiring.Component):
     """Sequencer + array + OBUF write-back of one dataflow.
 
     Inputs: ``start`` (issue cycle of a COMPUTE), layer fields (``k``, ``s``, ``a_mode``, ``w_mode``,
-    ``act_signed``, ``rs_r``, ``rs_q``, ``dw``, ``dw_ng``, ``dw_q``) and COMPUTE fields (``c, m, h, w, cv, acc, iw, pa, pw, po, wm, arow``),
-    which must stay stable during the body. Outputs: ``busy``, ``last``; buffer ports (act/wgt read ports,
+    ``act_signed``, ``rs_r``, ``rs_q``, ``dw``, ``dw_ng``, ``dw_q``) and COMPUTE fields (``c, m, h, w, cv, acc,
+    iw, pa, pw, po, wm, arow``, and the buffer halves ``act_half, wgt_half, out_half`` of a double-buffered
+    design: its addresses start at a half's first word, docs section 9), which must stay stable during the body. Outputs: ``busy``, ``last``; buffer ports (act/wgt read ports,
     OBUF read-modify-write ports; connect to :class:`rtl_gen.buffers.VectorBuffer` / ``OutBuffer``);
     ``cnt_fu_active`` (FU-active cycles: active rows x active columns per compute step).
     """
@@ -130,7 +131,7 @@ class ComputeEngine(wiring.Component):
             "rs_r": In(7), "rs_q": In(7), "dw": In(1), "dw_ng": In(10), "dw_q": In(7),
             "c": In(EXTENT_BITS), "m": In(EXTENT_BITS), "h": In(EXTENT_BITS), "w": In(EXTENT_BITS),
             "cv": In(EXTENT_BITS), "acc": In(1), "iw": In(16), "pa": In(16), "pw": In(16), "po": In(16),
-            "wm": In(20), "arow": In(20),
+            "wm": In(20), "arow": In(20), "act_half": In(1), "wgt_half": In(1), "out_half": In(1),
             "act_addr": Out(p.act_abits).array(nA), "act_en": Out(1).array(nA), "act_data": In(32).array(nA),
             "wgt_addr": Out(p.wgt_abits).array(nW), "wgt_en": Out(1).array(nW), "wgt_data": In(32).array(nW),
             "out_raddr": Out(p.out_abits).array(nO), "out_ren": Out(1).array(nO), "out_rdata": In(32).array(nO),
@@ -144,6 +145,15 @@ class ComputeEngine(wiring.Component):
     def array(self) -> PEArray:
         """The PE array this engine drives."""
         return self._array
+
+    def _half_offset(self, m, half, lines: int, name: str):
+        """First word of buffer half ``half`` (0 when the design is not double-buffered, docs section 9)."""
+        base = self.p.half_base(lines) * self.p.EW
+        if not base:
+            return Const(0, 1)
+        off = Signal(range(base + 1), name=f"{name}_half_off")
+        m.d.comb += off.eq(Mux(half, base, 0))
+        return off
 
     def _dw_stream(self, m, dwp, mb, gp, qb, rem, oh, ow, phase_str) -> "_DwPorts":
         """Stage-1 act reads of a depthwise stream step (docs section 8): row i = (replica i div g_r, group
@@ -568,11 +578,17 @@ class ComputeEngine(wiring.Component):
         act_sub1 = [Signal(2, name=f"act_sub1_{i}") for i in range(p.n_act_ports)]
         wgt_sub1 = [Signal(2, name=f"wgt_sub1_{i}") for i in range(p.n_wgt_ports)]
 
+        act_off, wgt_off, out_off = (self._half_offset(m, half, lines, name) for half, lines, name in (
+            (self.act_half, p.act_lines, "act"), (self.wgt_half, p.wgt_lines, "wgt"),
+            (self.out_half, p.out_lines, "out")))
+
         def set_act(i, addr, en, sub):
-            m.d.comb += [self.act_addr[i].eq(addr), self.act_en[i].eq(en & step_valid), act_sub1[i].eq(sub)]
+            m.d.comb += [self.act_addr[i].eq(addr + act_off), self.act_en[i].eq(en & step_valid),
+                         act_sub1[i].eq(sub)]
 
         def set_wgt(i, addr, en, sub):
-            m.d.comb += [self.wgt_addr[i].eq(addr), self.wgt_en[i].eq(en & step_valid), wgt_sub1[i].eq(sub)]
+            m.d.comb += [self.wgt_addr[i].eq(addr + wgt_off), self.wgt_en[i].eq(en & step_valid),
+                         wgt_sub1[i].eq(sub)]
 
         la_mask = Signal(2)
         lw_mask = Signal(2)
@@ -583,6 +599,7 @@ class ComputeEngine(wiring.Component):
                             wgt_sub1=wgt_sub1, set_act=set_act, set_wgt=set_wgt, lanes_of=lanes_of, la=la, lw=lw,
                             la_mask=la_mask, lw_mask=lw_mask)
         ob1, ob_ports, res_value = {"WS": self._ws, "OS": self._os, "RS": self._rs}[df](c)
+        ob1["base"] = _ring(m, ob1["base"] + out_off, p.out_abits, "ob_base_half")
 
         # lanes to the array at S2
         for i in range(Y):

@@ -37,12 +37,29 @@ from rtl_gen.sequencer import ComputeEngine
 
 
 _DMA_FIELDS = ("base", "n_outer", "ostride", "n_inner", "istride", "run_len")
-_CMP_FIELDS = ("c", "m", "h", "w", "cv", "acc", "iw", "pa", "pw", "po", "wm", "arow")
+_CMP_FIELDS = ("c", "m", "h", "w", "cv", "acc", "iw", "pa", "pw", "po", "wm", "arow", "act_half", "wgt_half",
+               "out_half")
 
 
 def count_bits(W: int) -> int:
     """Width of the DMA's element counts: enough for ``W/2`` elements (2-bit operands), at least 8."""
     return max(8, clog2(W // 2 + 1))
+
+
+def accelerator_signature(p: HWParams) -> wiring.Signature:
+    """The top-level ports of the accelerator with parameters ``p`` (module docstring)."""
+    W = p.W
+    bb = beat_bits(W)
+    sig = {
+        "instr_valid": In(1), "instr_ready": Out(1), "instr_data": In(isa.INSTR_BITS),
+        "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_tensor": Out(TENSOR_ID_BITS),
+        "rd_req_addr": Out(ADDR_BITS), "rd_req_bits": Out(bb), "rd_resp_valid": In(1), "rd_resp_data": In(W),
+        "wr_valid": Out(1), "wr_ready": In(1), "wr_tensor": Out(TENSOR_ID_BITS), "wr_addr": Out(ADDR_BITS),
+        "wr_bits": Out(bb), "wr_data": Out(W),
+        "busy": Out(1), "done": Out(1),
+    }
+    sig.update({n: Out(CNT_BITS) for n in COUNTERS})
+    return wiring.Signature(sig)
 
 
 class JaqAccelerator(wiring.Component):
@@ -51,19 +68,9 @@ class JaqAccelerator(wiring.Component):
     def __init__(self, accel: Accelerator, max_layer: MaxLayer | None = None, params: HWParams | None = None):
         self.accel = accel
         self.p = params or derive(accel, max_layer)
-        W = self.p.W
-        bb = beat_bits(W)
-        sig = {
-            "instr_valid": In(1), "instr_ready": Out(1), "instr_data": In(isa.INSTR_BITS),
-            "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_tensor": Out(TENSOR_ID_BITS),
-            "rd_req_addr": Out(ADDR_BITS), "rd_req_bits": Out(bb), "rd_resp_valid": In(1), "rd_resp_data": In(W),
-            "wr_valid": Out(1), "wr_ready": In(1), "wr_tensor": Out(TENSOR_ID_BITS), "wr_addr": Out(ADDR_BITS),
-            "wr_bits": Out(bb), "wr_data": Out(W),
-            "busy": Out(1), "done": Out(1),
-        }
-        sig.update({n: Out(CNT_BITS) for n in COUNTERS})
-        super().__init__(sig)
+        super().__init__(accelerator_signature(self.p))
         p = self.p
+        W = p.W
         bb = p.extra.get("blackbox", False)
         self._ctl = Controller(p)
         self._dma = DMA(W, clog2(max(p.act_lines, p.wgt_lines, p.out_lines)), count_bits(W), clog2(p.scale_lines),
@@ -101,8 +108,7 @@ class JaqAccelerator(wiring.Component):
         ab, wb, ob = self._buffers
         m.submodules.abuf, m.submodules.wbuf, m.submodules.obuf = ab, wb, ob
         m.submodules.sbuf = sb = self._scales
-        ir = ctl.ir
-        op = ctl.opcode
+        ir, op = ctl.dma_ir, ctl.dma_op   # the DMA's instruction (the engine's is ctl.eng_ir)
         OPC = isa.OPCODES
         m.d.comb += [ctl.instr_valid.eq(self.instr_valid), self.instr_ready.eq(ctl.instr_ready),
                      ctl.instr_data.eq(self.instr_data), self.busy.eq(ctl.busy), self.done.eq(ctl.done)]
@@ -147,17 +153,19 @@ class JaqAccelerator(wiring.Component):
                      self.wr_valid.eq(dma.wr_valid), dma.wr_ready.eq(self.wr_ready), self.wr_addr.eq(dma.wr_addr),
                      self.wr_tensor.eq(dma.wr_tensor),
                      self.wr_bits.eq(dma.wr_bits), self.wr_data.eq(dma.wr_data)]
-        # buffers <- DMA
+        # buffers <- DMA, lines from the first of the instruction's buffer half (section 9)
+        half = ir_field(ir, "LOAD_ACT", "half")
         for buf, code in ((ab, OPC["LOAD_ACT"]), (wb, OPC["LOAD_WGT"]), (ob, OPC["LOAD_PSUM"])):
-            m.d.comb += [buf.wr_line.eq(dma.line), buf.wr_data.eq(dma.line_data),
-                         buf.wr_en.eq(dma.line_wr_en & (op == code))]
-        m.d.comb += [ob.lr_line.eq(dma.lr_line), ob.lr_en.eq(dma.lr_en), dma.lr_data.eq(ob.lr_data)]
+            m.d.comb += [buf.wr_line.eq(_in_half(dma.line, half, p.half_base(buf.lines))),
+                         buf.wr_data.eq(dma.line_data), buf.wr_en.eq(dma.line_wr_en & (op == code))]
+        m.d.comb += [ob.lr_line.eq(_in_half(dma.lr_line, half, p.half_base(ob.lines))), ob.lr_en.eq(dma.lr_en),
+                     dma.lr_data.eq(ob.lr_data)]
         # compute engine
         m.d.comb += [eng.start.eq(ctl.eng_start), ctl.eng_last.eq(eng.last)]
         for f in ("k", "s", "a_mode", "w_mode", "act_signed", "rs_r", "rs_q", "dw", "dw_ng", "dw_q"):
             m.d.comb += getattr(eng, f).eq(getattr(ctl, f))
         for f in _CMP_FIELDS:
-            m.d.comb += getattr(eng, f).eq(ir_field(ir, "COMPUTE", f))
+            m.d.comb += getattr(eng, f).eq(ir_field(ctl.eng_ir, "COMPUTE", f))
         for i in range(p.n_act_ports):
             m.d.comb += [ab.rd_addr[i].eq(eng.act_addr[i]), ab.rd_en[i].eq(eng.act_en[i]),
                          eng.act_data[i].eq(ab.rd_data[i])]
@@ -188,6 +196,11 @@ class JaqAccelerator(wiring.Component):
                      dma.o_mode.eq(ctl.o_mode), dma.shift.eq(ctl.shift), dma.relu.eq(ctl.relu),
                      dma.st_rlog.eq(ctl.st_rlog),
                      dma.lo.eq(lo), dma.hi.eq(hi)]
+
+
+def _in_half(line, half, base: int):
+    """Buffer line ``line`` of buffer half ``half`` (whose second half starts at line ``base``; 0: one half)."""
+    return line + Mux(half, base, 0) if base else line
 
 
 def saturation_bounds(o_mode, o_signed, relu) -> tuple:

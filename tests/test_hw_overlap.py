@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from jaq.errors import JaqError
 from jaq.hw import overlap as OV
 from jaq.hw import space
+from jaq.hw import timing as T
 from jaq.hw.batch import AccelBatch, LayerBatch, TileBatch
 from jaq.hw.batchtile import batch_tile
 from jaq.hw.model import estimate, estimate_one
@@ -198,9 +199,12 @@ def test_batch_tile_equals_exhaustive_on_a_double_buffered_accelerator():
         assert g.objective == pytest.approx(w.objective, rel=1e-12)
 
 
-def test_the_generator_refuses_double_buffering_for_now():
+def test_the_generator_builds_double_buffered_accelerators():
+    """derive() sizes the second halves from the buffer lines (jaq.hw.timing.usable_lines); a bad field value is
+    still a one-line error."""
     from rtl_gen.params import derive
-    with pytest.raises(JaqError, match="double_buffer"):
-        derive(Accelerator(double_buffer=True))
+    p = derive(Accelerator(double_buffer=True))
+    assert p.double_buffer and p.half_base(p.act_lines) == T.usable_lines(p.act_lines, True) == p.act_lines // 2
+    assert derive(Accelerator()).half_base(p.act_lines) == 0
     with pytest.raises(JaqError, match="double_buffer"):
         Accelerator(double_buffer=1)

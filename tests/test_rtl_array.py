@@ -18,9 +18,10 @@ from rtl_gen.params import MaxLayer, derive
 from rtl_gen.sequencer import ComputeEngine
 
 
-def run_compute(df, X, Y, K, S, a, w, act_signed, c, m, h, wo, acc, W=64, seed=0, dw=False):
+def run_compute(df, X, Y, K, S, a, w, act_signed, c, m, h, wo, acc, W=64, seed=0, dw=False, second_half=False):
     """One COMPUTE on resident tiles; ``dw``: the depthwise mapping (docs/execution-model.md section 8: act
-    ``[ih][iw][m']``, weights ``[K][K][m']``, c' = 1)."""
+    ``[ih][iw][m']``, weights ``[K][K][m']``, c' = 1); ``second_half``: a double-buffered engine whose tiles sit
+    in the second half of every buffer (section 9)."""
     rng = np.random.default_rng(seed)
     ih, iw = (h - 1) * S + K, (wo - 1) * S + K
     alo, ahi = value_range(a, act_signed)
@@ -44,12 +45,17 @@ def run_compute(df, X, Y, K, S, a, w, act_signed, c, m, h, wo, acc, W=64, seed=0
         wtile = wgt
     aw, ww, ow = act_tile_words(act, a, W), wgt_tile_words(wtile, w, W), out_tile_words(old, W)
     EW = W // 32
-    p = replace(p, act_words=len(aw) + EW, wgt_words=len(ww) + EW, out_words=len(ow) + EW,
-                act_lines=len(aw) // EW + 1, wgt_lines=len(ww) // EW + 1, out_lines=len(ow) // EW + 1)
+    n_half = 2 if second_half else 1
+    la, lw, lo = len(aw) // EW + 1, len(ww) // EW + 1, len(ow) // EW + 1
+    p = replace(p, act_words=n_half * la * EW, wgt_words=n_half * lw * EW, out_words=n_half * lo * EW,
+                act_lines=n_half * la, wgt_lines=n_half * lw, out_lines=n_half * lo, double_buffer=second_half)
+    o0 = lo * EW if second_half else 0   # first word of the out tile
+    if second_half:
+        aw, ww, ow = [0] * (la * EW) + aw, [0] * (lw * EW) + ww, [0] * o0 + ow
     # the output unit's and the residual's SET_LAYER fields are not the engine's
-    unit = ("shift", "relu", "o_mode", "o_signed", "res", "r_mode", "r_signed", "res_mult", "st_rlog")
+    unit = ("shift", "relu", "o_mode", "o_signed", "res", "r_mode", "r_signed", "res_mult", "st_rlog", "overlap")
     fields = {**{k: v for k, v in set_layer_fields(K, S, a, w, act_signed, Y, dw=dw).items() if k not in unit},
-              **compute_fields(c, m, h, wo, acc, K, S, a, w, W, dw_mapped=dw)}
+              **compute_fields(c, m, h, wo, acc, K, S, a, w, W, dw_mapped=dw, halves=(n_half - 1,) * 3)}
 
     top = Module()
     top.submodules.eng = eng = ComputeEngine(p)
@@ -81,7 +87,7 @@ def run_compute(df, X, Y, K, S, a, w, act_signed, c, m, h, wo, acc, W=64, seed=0
             assert n < 100000
         await ctx.tick()
         result["body"] = n
-        result["words"] = [ctx.get(ob.mem.data[i]) for i in range(len(ow))]
+        result["words"] = [ctx.get(ob.mem.data[i]) for i in range(o0, len(ow))]
         result.update(act_rd=ctx.get(ab.cnt_rd), wgt_rd=ctx.get(wb.cnt_rd), out_rd=ctx.get(ob.cnt_rd),
                       out_wr=ctx.get(ob.cnt_wr), fu=ctx.get(eng.cnt_fu_active))
 
@@ -133,3 +139,16 @@ def test_compute_engine(case, dw):
     assert res["wgt_rd"] == want["wgt_vectors"]
     assert res["out_rd"] == res["out_wr"] == want["out_words"]
     assert res["fu"] == want["fu_active"]
+
+
+@pytest.mark.parametrize("case,dw", [(CASES[1], False), (CASES[3], False), (CASES[7], False), (DW_CASES[11], True)],
+                         ids=["WS", "OS", "RS", "dw"])
+def test_compute_engine_reads_the_second_buffer_halves(case, dw):
+    """A double-buffered engine (docs section 9) with ``act_half = wgt_half = out_half = 1`` reads and accumulates
+    the tiles in the second halves: the same results and accesses."""
+    df, X, Y, K, S, a, w, sg, c, m, h, wo, acc = case
+    got, ref, res, want = run_compute(df, X, Y, K, S, a, w, sg, c, m, h, wo, acc, dw=dw, second_half=True)
+    assert (got == ref).all(), (got, ref)
+    assert res["body"] == want["steps"] + T.pipeline_depth(df)
+    assert res["act_rd"] == want["act_vectors"] and res["wgt_rd"] == want["wgt_vectors"]
+    assert res["out_rd"] == res["out_wr"] == want["out_words"]

@@ -169,3 +169,18 @@ def test_output_unit_lines_per_cycle(unit_lines, case):
     assert golden["final_store_steps"] <= golden["final_store_lines"] <= n_u * golden["final_store_steps"]
     if case in (3, 4, 7):  # tiles of more than one line per pixel: the steps are fewer than the lines
         assert golden["final_store_steps"] < golden["final_store_lines"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-o{c[1].out_bits}" for c in CASES])
+def test_double_buffered_program_end_to_end(case):
+    """Double buffering (docs/execution-model.md section 9): DMA instructions issue beside COMPUTE into the other
+    buffer halves; outputs bit-exact and every counter, the overlapped cycles included, equal to the walk."""
+    df, layer, tiling = case
+    accel = Accelerator(pe_x=3, pe_y=3, act_buf_kb=64, wgt_buf_kb=64, out_buf_kb=64, dataflow=df,
+                        dram_bits_per_cycle=64, dram_latency_cycles=3, double_buffer=True)
+    got, ref, cnt, golden = run_layer(layer, accel, tiling, seed=2)
+    assert (got == ref).all()
+    for port, name in COUNTER_WALK_NAMES.items():
+        assert cnt[port] == golden[name], (port, cnt[port], golden[name])
+    serial = walk(compile_layer(layer, replace(accel, double_buffer=False), tiling))
+    assert golden["cycles"] < serial["cycles"]

@@ -8,6 +8,8 @@ jaq.hw.schedule.walk, the testbench's memory monitor == walk, the closed-form mo
 memory run (outputs still bit-exact) and the counter map agreeing with rtl_gen's.
 """
 
+from dataclasses import replace
+
 import pytest
 
 from jaq.hw.records import Accelerator, Layer, Tiling
@@ -87,6 +89,31 @@ def test_stalling_memory_still_bit_exact():
     for l in rep.layers:
         assert l.bit_exact and l.finished, l.first_mismatches
         # counters that do not depend on time still equal the walk; cycles grow under backpressure
+        assert l.counters_ok, l.counter_diffs
+        assert l.counters_rtl["cnt_cycles"] >= l.walk_cycles
+
+
+DOUBLE = replace(ACC, double_buffer=True)
+
+
+@pytest.fixture(scope="module")
+def report_double():
+    return simulate_layers(DOUBLE, PRECISION + SHAPES, seed=12)
+
+
+def test_double_buffered_every_case(report, report_double):
+    """Double buffering (docs/execution-model.md section 9) on every case of the single-buffered suite: bit-exact,
+    every counter (the overlapped cycles included) equal to the walk and the closed form, and fewer cycles."""
+    _check(report_double, [c.name for c in PRECISION + SHAPES])
+    serial = sum(l.walk_cycles for l in report.layers)
+    assert sum(l.walk_cycles for l in report_double.layers) < 0.9 * serial
+
+
+def test_double_buffered_stalling_memory_still_bit_exact():
+    rep = simulate_layers(DOUBLE, [PRECISION[7], SHAPES[2], SHAPES[6]], stall=True, seed=4)
+    assert not rep.errors, rep.errors
+    for l in rep.layers:
+        assert l.bit_exact and l.finished, l.first_mismatches
         assert l.counters_ok, l.counter_diffs
         assert l.counters_rtl["cnt_cycles"] >= l.walk_cycles
 

@@ -90,12 +90,12 @@ def _pin_tilings(spec) -> list:
     return tilings
 
 
-def _ports(dut) -> list[tuple[str, str, int]]:
+def _ports(signature) -> list[tuple[str, str, int]]:
     from amaranth import Shape
     from amaranth.lib.wiring import Flow
 
     out = [("clk", "in", 1), ("rst", "in", 1)]
-    for name, member in dut.signature.members.items():
+    for name, member in signature.members.items():
         out.append((name, "in" if member.flow == Flow.In else "out", Shape.cast(member.shape).width))
     return out
 
@@ -169,10 +169,11 @@ def _write_build(out: Path, spec, tilings, args):
     from jaq import __version__
     from jaq.accel_json import save
     from jaq.hw.schedule import compile_layer, walk
+    from jaq.hw.timing import pipeline_depth
     from jaq.io import atomic_write_json, atomic_write_text
     from rtl_gen import isa
     from rtl_gen.params import MaxLayer, derive
-    from rtl_gen.top import COUNTER_WALK_NAMES, JaqAccelerator, emit_verilog
+    from rtl_gen.top import COUNTER_WALK_NAMES, accelerator_signature, emit_verilog
 
     accel, layers = spec.accelerator, spec.layers
     floor = MaxLayer() if args.max_kernel is None else MaxLayer(max_kernel=args.max_kernel)
@@ -213,13 +214,11 @@ def _write_build(out: Path, spec, tilings, args):
     put(vfile, vtext)
     save(spec, out / "accel.json")
     written.append("accel.json")
-    dut = JaqAccelerator(accel, params=p)
-    dut._MustUse__silence = True  # only its signature is used here
-    ports = _ports(dut)
+    ports = _ports(accelerator_signature(p))
     config = {
         "top": args.top, "instr_bits": isa.INSTR_BITS, "accelerator": accel.to_dict(),
         "max_layer": {"max_kernel": ml.max_kernel, "max_stride": ml.max_stride, "max_in_ch": ml.max_in_ch},
-        "array": {"pe_x": p.X, "pe_y": p.Y, "dataflow": p.dataflow, "pipeline_depth": 4,
+        "array": {"pe_x": p.X, "pe_y": p.Y, "dataflow": p.dataflow, "pipeline_depth": pipeline_depth(p.dataflow),
                   "act_ports": p.n_act_ports, "wgt_ports": p.n_wgt_ports, "out_rmw_ports": p.n_out_ports,
                   "acc_bits": p.acc_bits},
         "buffers": {n: {"kb": getattr(accel, f"{n}_buf_kb"), "lines": getattr(p, f"{n}_lines"), "line_bits": p.W,
